@@ -1,0 +1,94 @@
+//! Password hashing: argon2id with OWASP parameters, on the blocking pool behind a semaphore so
+//! hashing never stalls the async workers and memory stays bounded (19 MiB per hash in flight).
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+
+pub const MIN_LENGTH: usize = 8;
+pub const MAX_LENGTH: usize = 128;
+
+/// OWASP: m = 19456 KiB, t = 2, p = 1.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Checks a new password against the policy, before any hashing. Length is counted in
+/// Unicode code points; the password is used exactly as given (no trimming).
+pub fn check_policy(password: &str) -> Result<()> {
+    check_not_too_long(password)?;
+    if password.chars().count() < MIN_LENGTH {
+        return Err(Error::PasswordTooShort { min: MIN_LENGTH });
+    }
+    Ok(())
+}
+
+/// Refuses an over-long password before it reaches the hasher (sign-in included).
+pub fn check_not_too_long(password: &str) -> Result<()> {
+    // Bytes bound the code points from above: a huge input is refused without counting it.
+    if password.len() > 4 * MAX_LENGTH || password.chars().count() > MAX_LENGTH {
+        return Err(Error::PasswordTooLong { max: MAX_LENGTH });
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    /// Verified against when an email is unknown, so that case costs the same time.
+    dummy_hash: Arc<str>,
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize) -> anyhow::Result<Self> {
+        let dummy = argon2()
+            .hash_password(b"apexkit-dummy-password-for-timing")
+            .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?
+            .to_string();
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String> {
+        let password = password.to_owned();
+        self.blocking(move || {
+            argon2()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| Error::internal(anyhow::anyhow!("argon2 hash failed: {e}")))
+        })
+        .await
+    }
+
+    /// Verifies `password` against `hash`; with no hash, verifies against a dummy and fails,
+    /// taking the same time as a wrong password.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
+        let known = hash.is_some();
+        let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
+        let password = password.to_owned();
+        let matches = self
+            .blocking(move || Ok(argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()))
+            .await?;
+        Ok(known && matches)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("hash semaphore closed: {e}")))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| Error::internal(anyhow::anyhow!("hash task failed: {e}")))?
+    }
+}

@@ -1,0 +1,134 @@
+//! Sessions: opening, authenticating (with the sliding expiry) and ending them.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+
+use super::{Auth, ClientInfo, SignedIn, User, Viewer, now, token};
+use crate::db::models::NewSession;
+use crate::db::sessions;
+use crate::error::{Error, Result};
+
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// A session about to be inserted, with its token still in hand.
+pub(super) struct DraftSession {
+    pub token: SessionToken,
+    id: String,
+    token_hash: String,
+    user_id: String,
+    expires_at: NaiveDateTime,
+    created_at: NaiveDateTime,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+use super::SessionToken;
+
+impl DraftSession {
+    pub fn row(&self) -> NewSession<'_> {
+        NewSession {
+            id: &self.id,
+            expires_at: self.expires_at,
+            token_hash: &self.token_hash,
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            ip_address: self.ip.as_deref(),
+            user_agent: self.user_agent.as_deref(),
+            user_id: &self.user_id,
+        }
+    }
+}
+
+fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(NaiveDateTime::MAX)
+}
+
+impl Auth {
+    /// A new session for `user_id`: always a fresh token from the CSPRNG, never one the client sent.
+    pub(super) fn draft_session(
+        &self,
+        user_id: &str,
+        remember_me: bool,
+        client: &ClientInfo,
+        now: NaiveDateTime,
+    ) -> Result<DraftSession> {
+        let token = SessionToken::generate()?;
+        let lifetime = if remember_me {
+            self.policy.expires_in
+        } else {
+            self.policy.short_expires_in
+        };
+        Ok(DraftSession {
+            token_hash: token.hash(),
+            token,
+            id: token::new_id()?,
+            user_id: user_id.to_owned(),
+            expires_at: add(now, lifetime),
+            created_at: now,
+            ip: client.ip.map(|ip| ip.to_string()),
+            user_agent: client
+                .user_agent
+                .as_deref()
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        })
+    }
+
+    pub(super) async fn open_session(
+        &self,
+        user: User,
+        remember_me: bool,
+        client: &ClientInfo,
+    ) -> Result<SignedIn> {
+        let draft = self.draft_session(&user.id, remember_me, client, now())?;
+        let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
+        Ok(SignedIn {
+            token: draft.token,
+            session,
+            user,
+        })
+    }
+
+    /// The session a token stands for, if it is live. An expired session is deleted and
+    /// treated as none; a live one is slid forward at most once per `update_age`.
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<Option<Viewer>> {
+        let mut conn = self.conn().await?;
+        let Some((mut session, user)) = sessions::find_with_user(&mut conn, &token.hash()).await?
+        else {
+            return Ok(None);
+        };
+        let now = now();
+        if session.expires_at <= now {
+            sessions::delete(&mut conn, &session.id).await?;
+            return Ok(None);
+        }
+        let update_age = chrono::Duration::from_std(self.policy.update_age).unwrap_or_default();
+        if now - session.updated_at >= update_age {
+            // The session keeps the lifetime it was created with (remember-me or not).
+            let lifetime = session.expires_at - session.updated_at;
+            let expires_at = now.checked_add_signed(lifetime).unwrap_or(session.expires_at);
+            sessions::extend(&mut conn, &session.id, expires_at, now).await?;
+            session.expires_at = expires_at;
+            session.updated_at = now;
+        }
+        Ok(Some(Viewer { session, user }))
+    }
+
+    /// Ends the viewer's current session.
+    pub async fn sign_out(&self, viewer: &Viewer) -> Result<()> {
+        let mut conn = self.conn().await?;
+        if sessions::delete(&mut conn, &viewer.session.id).await? {
+            Ok(())
+        } else {
+            Err(Error::Unauthenticated)
+        }
+    }
+
+    /// Deletes expired sessions; run periodically.
+    pub async fn purge_expired_sessions(&self) -> Result<usize> {
+        Ok(sessions::delete_expired(&mut self.conn().await?, now()).await?)
+    }
+}

@@ -1,0 +1,129 @@
+//! Sign-up and sign-in with email and password.
+
+use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
+use crate::db::models::{NewAccount, NewUser};
+use crate::db::{DbError, users};
+use crate::error::{Error, Result};
+
+const MAX_NAME_CHARS: usize = 256;
+const MAX_IMAGE_CHARS: usize = 2048;
+
+pub struct SignUp<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub image: Option<&'a str>,
+    pub remember_me: bool,
+}
+
+pub struct SignIn<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub remember_me: bool,
+}
+
+fn check_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::BadUserInput {
+            field: "name",
+            message: "must not be empty",
+        });
+    }
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::BadUserInput {
+            field: "name",
+            message: "must be at most 256 characters without control characters",
+        });
+    }
+    Ok(name)
+}
+
+fn check_image(image: Option<&str>) -> Result<Option<&str>> {
+    match image.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(url)
+            if url.chars().count() <= MAX_IMAGE_CHARS
+                && (url.starts_with("https://") || url.starts_with("http://"))
+                && !url.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            Ok(Some(url))
+        }
+        Some(_) => Err(Error::BadUserInput {
+            field: "image",
+            message: "must be an http(s) URL of at most 2048 characters",
+        }),
+    }
+}
+
+impl Auth {
+    /// Creates the user, their credential account and a first session, atomically.
+    pub async fn sign_up(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<SignedIn> {
+        let name = check_name(input.name)?;
+        let email = email::normalize(input.email)?;
+        password::check_policy(input.password)?;
+        let image = check_image(input.image)?;
+
+        // Cheap early answer for the common case; the unique index decides races below.
+        if users::find_by_email(&mut self.conn().await?, &email).await?.is_some() {
+            return Err(Error::UserAlreadyExists);
+        }
+        let hash = self.hasher.hash(input.password).await?;
+
+        let now = now();
+        let user_id = token::new_id()?;
+        let account_id = token::new_id()?;
+        let new_user = NewUser {
+            id: &user_id,
+            name,
+            email: &email,
+            email_verified: false,
+            image,
+            created_at: now,
+            updated_at: now,
+        };
+        let new_account = NewAccount {
+            id: &account_id,
+            account_id: &user_id,
+            provider_id: CREDENTIAL_PROVIDER,
+            user_id: &user_id,
+            password: Some(&hash),
+            created_at: now,
+            updated_at: now,
+        };
+        let draft = self.draft_session(&user_id, input.remember_me, client, now)?;
+        let mut conn = self.conn().await?;
+        let (user, session) =
+            users::create_with_account(&mut conn, &new_user, &new_account, Some(&draft.row()))
+                .await
+                .map_err(|e| match e {
+                    DbError::UniqueViolation(_) => Error::UserAlreadyExists,
+                    other => other.into(),
+                })?;
+        let session = session.ok_or_else(|| Error::internal(anyhow::anyhow!("no session row")))?;
+        Ok(SignedIn {
+            token: draft.token,
+            session,
+            user,
+        })
+    }
+
+    /// Verifies the password (against a dummy hash when the email is unknown, so both failures
+    /// look and take the same) and opens a new session.
+    pub async fn sign_in(&self, input: SignIn<'_>, client: &ClientInfo) -> Result<SignedIn> {
+        let email = email::normalize(input.email)?;
+        password::check_not_too_long(input.password)?;
+        let found = users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER)
+            .await?;
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), hash),
+            None => (None, None),
+        };
+        let verified = self.hasher.verify(input.password, hash.as_deref()).await?;
+        let user = match user {
+            Some(user) if verified => user,
+            _ => return Err(Error::InvalidEmailOrPassword),
+        };
+        self.open_session(user, input.remember_me, client).await
+    }
+}

@@ -1,0 +1,203 @@
+//! Typed configuration: every setting is a flag and an environment variable (the flag wins),
+//! validated once at start and then passed down by value. No globals.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::db::{DatabaseUrl, PoolOptions};
+
+/// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
+#[derive(Debug, Parser)]
+#[command(name = "apexkit", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Apply pending database migrations and exit (a container init step).
+    #[arg(long, env = "APEXKIT_MIGRATE_ONLY")]
+    pub migrate_only: bool,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
+    PrintSchema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// A secret value: `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Database: postgres://…, postgresql://… or sqlite://PATH (file created when missing).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://apexkit.db", hide_env_values = true)]
+    pub database_url: String,
+
+    /// development: GraphiQL, introspection, a throw-away secret. production: strict.
+    #[arg(long = "env", env = "APEXKIT_ENV", value_enum, default_value = "development")]
+    pub environment: Environment,
+
+    /// Address to listen on.
+    #[arg(long, env = "APEXKIT_LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: SocketAddr,
+
+    /// Public URL of the service (issuer, mail links, trusted origin). Required in production;
+    /// development default: http:// + the listen address.
+    #[arg(long, env = "APEXKIT_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// Secret of at least 32 bytes (encrypts signing keys). Required in production.
+    #[arg(long, env = "APEXKIT_SECRET", hide_env_values = true)]
+    pub secret: Option<Secret>,
+
+    /// Session lifetime in seconds (sliding).
+    #[arg(long, env = "APEXKIT_SESSION_EXPIRES_IN", default_value_t = 7 * 24 * 3600)]
+    pub session_expires_in: u64,
+
+    /// A session's expiry is pushed forward at most once per this many seconds of use.
+    #[arg(long, env = "APEXKIT_SESSION_UPDATE_AGE", default_value_t = 24 * 3600)]
+    pub session_update_age: u64,
+
+    /// Lifetime in seconds of a session signed in with `rememberMe: false`.
+    #[arg(long, env = "APEXKIT_SESSION_SHORT_EXPIRES_IN", default_value_t = 24 * 3600)]
+    pub session_short_expires_in: u64,
+
+    /// Maximum pooled database connections.
+    #[arg(long, env = "APEXKIT_DB_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
+
+    /// Milliseconds a request waits for a database connection before SERVICE_UNAVAILABLE.
+    #[arg(long, env = "APEXKIT_DB_POOL_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_pool_timeout_ms: u64,
+
+    /// Milliseconds one statement may run (PostgreSQL statement_timeout, SQLite busy_timeout).
+    #[arg(long, env = "APEXKIT_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+
+    /// Concurrent argon2 computations (each holds 19 MiB); default: the number of cores.
+    #[arg(long, env = "APEXKIT_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Largest accepted request body in bytes (413 beyond).
+    #[arg(long, env = "APEXKIT_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Maximum GraphQL query depth.
+    #[arg(long, env = "APEXKIT_MAX_DEPTH", default_value_t = 10)]
+    pub max_depth: usize,
+
+    /// Maximum GraphQL query complexity (every selected field counts, aliases included).
+    #[arg(long, env = "APEXKIT_MAX_COMPLEXITY", default_value_t = 200)]
+    pub max_complexity: usize,
+
+    /// Maximum directives in one document.
+    #[arg(long, env = "APEXKIT_MAX_DIRECTIVES", default_value_t = 20)]
+    pub max_directives: usize,
+
+    /// Maximum operations in one batched (JSON array) request.
+    #[arg(long, env = "APEXKIT_MAX_BATCH", default_value_t = 5)]
+    pub max_batch: usize,
+}
+
+impl Config {
+    /// Checks the settings against each other and the environment; names everything missing.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if let Err(e) = DatabaseUrl::parse(&self.database_url) {
+            problems.push(e);
+        }
+        if self.environment == Environment::Production {
+            match &self.secret {
+                None => problems.push("APEXKIT_SECRET is required in production".to_owned()),
+                Some(s) if s.expose().len() < 32 => {
+                    problems.push("APEXKIT_SECRET must be at least 32 bytes".to_owned())
+                }
+                Some(_) => {}
+            }
+            if self.base_url.is_none() {
+                problems.push("APEXKIT_BASE_URL is required in production".to_owned());
+            }
+        }
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!("APEXKIT_BASE_URL must start with http:// or https://, got {url:?}"));
+        }
+        if self.session_expires_in == 0 || self.session_short_expires_in == 0 {
+            problems.push("session lifetimes must be positive".to_owned());
+        }
+        if self.db_pool_size == 0 || self.db_pool_timeout_ms == 0 {
+            problems.push("APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    pub fn database(&self) -> Result<DatabaseUrl, String> {
+        DatabaseUrl::parse(&self.database_url)
+    }
+
+    /// The public base URL without a trailing slash.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        match &self.base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            max_size: self.db_pool_size,
+            checkout_timeout: Duration::from_millis(self.db_pool_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+        }
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}

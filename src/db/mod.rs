@@ -1,0 +1,295 @@
+//! Data layer: the pooled connection to PostgreSQL or SQLite, the migrations, and one module of
+//! queries per table. Knows nothing of GraphQL, HTTP or the rules of authentication.
+
+pub mod accounts;
+pub mod migrations;
+pub mod models;
+pub mod schema;
+pub mod sessions;
+pub mod users;
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+/// SQLite behind diesel-async's blocking-pool wrapper.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+type PgManager = AsyncDieselConnectionManager<AsyncPgConnection>;
+type SqliteManager = AsyncDieselConnectionManager<SqliteConn>;
+
+/// Runs `$body` once per backend with `$c` bound to the concrete connection, so every query is
+/// written once and type-checked against both databases.
+macro_rules! run {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(pooled) => {
+                let $c: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                $body
+            }
+            $crate::db::Conn::Sqlite(pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
+                $body
+            }
+        }
+    };
+}
+
+/// Like [`run!`], inside a transaction: a plain one on PostgreSQL, `BEGIN IMMEDIATE` on SQLite
+/// (deferred read-then-write transactions fail with "database is locked" under concurrency).
+macro_rules! transaction {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(pooled) => {
+                let conn: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                diesel_async::AsyncConnection::transaction(
+                    conn,
+                    async |$c| -> Result<_, $crate::db::DbError> { $body },
+                )
+                .await
+            }
+            $crate::db::Conn::Sqlite(pooled) => {
+                let conn: &mut $crate::db::SqliteConn = &mut **pooled;
+                conn.immediate_transaction(async |$c| -> Result<_, $crate::db::DbError> { $body })
+                    .await
+            }
+        }
+    };
+}
+pub(crate) use {run, transaction};
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    /// A filesystem path (created when missing).
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return match path {
+                "" => Err("DATABASE_URL sqlite:// needs a file path, e.g. sqlite://apexkit.db".into()),
+                ":memory:" => Err(
+                    "DATABASE_URL sqlite://:memory: is not supported: every pooled connection would \
+                     get its own empty database; use a file path"
+                        .into(),
+                ),
+                _ => Ok(Self::Sqlite(path.to_owned())),
+            };
+        }
+        let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+        Err(format!(
+            "DATABASE_URL has unsupported scheme {scheme:?}: use postgres://, postgresql:// or sqlite://PATH"
+        ))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    /// Never prints credentials: only the backend and, for SQLite, the path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(_) => f.write_str("postgres://…"),
+            Self::Sqlite(path) => write!(f, "sqlite://{path}"),
+        }
+    }
+}
+
+/// What the data layer reports upward.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Pool exhausted, connection lost, database locked, read-only or full: retryable by the client.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("unique constraint violated: {0}")]
+    UniqueViolation(String),
+    #[error("database error: {0}")]
+    Query(DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(err: DieselError) -> Self {
+        match &err {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                Self::UniqueViolation(info.constraint_name().unwrap_or(info.message()).to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            DieselError::BrokenTransactionManager => Self::Unavailable(err.to_string()),
+            DieselError::DatabaseError(_, info) if is_transient(info.message()) => {
+                Self::Unavailable(info.message().to_owned())
+            }
+            _ => Self::Query(err),
+        }
+    }
+}
+
+/// Messages of failures that are about the database's state, not the query.
+fn is_transient(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "database is locked",
+        "readonly database",
+        "database or disk is full",
+        "disk i/o error",
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "terminating connection",
+        "canceling statement due to statement timeout",
+        "the database system is",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+fn pool_error(err: bb8::RunError<PoolError>) -> DbError {
+    DbError::Unavailable(match err {
+        bb8::RunError::TimedOut => "timed out waiting for a pooled connection".to_owned(),
+        bb8::RunError::User(e) => e.to_string(),
+    })
+}
+
+/// Pool sizing and waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    /// How long a request waits for a connection before failing with `SERVICE_UNAVAILABLE`.
+    pub checkout_timeout: Duration,
+    /// PostgreSQL `statement_timeout`, SQLite `busy_timeout`.
+    pub statement_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub enum Pool {
+    Postgres(bb8::Pool<PgManager>),
+    Sqlite(bb8::Pool<SqliteManager>),
+}
+
+pub enum Conn {
+    Postgres(bb8::PooledConnection<'static, PgManager>),
+    Sqlite(bb8::PooledConnection<'static, SqliteManager>),
+}
+
+impl Pool {
+    /// Builds the pool without connecting; boot connects once directly (migrations) first, so a
+    /// bad URL fails there with the driver's own message instead of bb8's "timed out".
+    pub fn new(url: &DatabaseUrl, opts: PoolOptions) -> Self {
+        let statement_ms = opts.statement_timeout.as_millis();
+        fn builder<M: bb8::ManageConnection>(opts: PoolOptions) -> bb8::Builder<M>
+        where
+            M::Error: fmt::Display,
+        {
+            bb8::Pool::builder()
+                .max_size(opts.max_size)
+                .min_idle(Some(1))
+                .connection_timeout(opts.checkout_timeout)
+                .idle_timeout(Some(Duration::from_secs(300)))
+                // A broken connection is noticed on use and dropped; no round trip per checkout.
+                .test_on_check_out(false)
+                .error_sink(Box::new(LogErrorSink))
+        }
+        match url {
+            DatabaseUrl::Postgres(url) => {
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.custom_setup = Box::new(move |url| {
+                    let url = url.to_owned();
+                    async move { connect_postgres(&url, statement_ms).await }.boxed()
+                });
+                let manager = PgManager::new_with_config(url.clone(), config);
+                Self::Postgres(builder(opts).build_unchecked(manager))
+            }
+            DatabaseUrl::Sqlite(path) => {
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.custom_setup = Box::new(move |path| {
+                    let path = path.to_owned();
+                    async move { connect_sqlite(&path, statement_ms).await }.boxed()
+                });
+                let manager = SqliteManager::new_with_config(path.clone(), config);
+                Self::Sqlite(builder(opts).build_unchecked(manager))
+            }
+        }
+    }
+
+    pub async fn get(&self) -> Result<Conn, DbError> {
+        match self {
+            Self::Postgres(pool) => pool.get_owned().await.map(Conn::Postgres),
+            Self::Sqlite(pool) => pool.get_owned().await.map(Conn::Sqlite),
+        }
+        .map_err(pool_error)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+/// Opens one PostgreSQL connection with the session settings every connection needs.
+pub async fn connect_postgres(
+    url: &str,
+    statement_timeout_ms: u128,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    // Timestamps are stored as `timestamp` in UTC; pin the session zone so `now()` agrees.
+    conn.batch_execute(&format!(
+        "SET TIME ZONE 'UTC'; SET statement_timeout = {statement_timeout_ms}"
+    ))
+    .await
+    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+/// Opens one SQLite connection: `busy_timeout` first (before WAL, or processes starting together
+/// fail at once), then WAL, foreign keys and `synchronous = NORMAL`.
+pub async fn connect_sqlite(
+    path: &str,
+    busy_timeout_ms: u128,
+) -> diesel::ConnectionResult<SqliteConn> {
+    let mut conn = SqliteConn::establish(path).await?;
+    conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    Ok(conn)
+}
+
+pub(crate) fn sqlite_pragmas(busy_timeout_ms: u128) -> String {
+    format!(
+        "PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA journal_mode = WAL; \
+         PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+    )
+}
+
+/// Sends bb8's connection errors to the log instead of dropping them.
+#[derive(Debug, Clone, Copy)]
+struct LogErrorSink;
+
+impl<E: fmt::Display> bb8::ErrorSink<E> for LogErrorSink {
+    fn sink(&self, error: E) {
+        tracing::warn!(%error, "database connection failed");
+    }
+
+    fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<E>> {
+        Box::new(*self)
+    }
+}

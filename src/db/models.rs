@@ -1,0 +1,81 @@
+//! Row types: what the tables hold and what the queries insert.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{account, session, user};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub email_verified: Option<bool>,
+    pub image: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = user)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub email_verified: bool,
+    pub image: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A session row. `token_hash` is deliberately not selected: nothing above the data layer
+/// ever needs it back.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = session)]
+pub struct Session {
+    pub id: String,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub user_id: String,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = session)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub expires_at: NaiveDateTime,
+    pub token_hash: &'a str,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub ip_address: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub user_id: &'a str,
+}
+
+/// An account row without provider tokens or the password hash.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = account)]
+pub struct Account {
+    pub id: String,
+    pub account_id: String,
+    pub provider_id: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = account)]
+pub struct NewAccount<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub provider_id: &'a str,
+    pub user_id: &'a str,
+    pub password: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

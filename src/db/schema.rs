@@ -1,0 +1,59 @@
+//! Diesel table definitions shared by both backends (see `migrations/`).
+
+diesel::table! {
+    user (id) {
+        id -> Text,
+        name -> Text,
+        email -> Text,
+        email_verified -> Nullable<Bool>,
+        image -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session (id) {
+        id -> Text,
+        expires_at -> Timestamp,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        user_id -> Text,
+    }
+}
+
+diesel::table! {
+    account (id) {
+        id -> Text,
+        account_id -> Text,
+        provider_id -> Text,
+        user_id -> Text,
+        access_token -> Nullable<Text>,
+        refresh_token -> Nullable<Text>,
+        id_token -> Nullable<Text>,
+        access_token_expires_at -> Nullable<Timestamp>,
+        refresh_token_expires_at -> Nullable<Timestamp>,
+        scope -> Nullable<Text>,
+        password -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    verification (id) {
+        id -> Text,
+        identifier -> Text,
+        value -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(session -> user (user_id));
+diesel::joinable!(account -> user (user_id));
+diesel::allow_tables_to_appear_in_same_query!(user, session, account, verification);

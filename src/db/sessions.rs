@@ -1,0 +1,73 @@
+//! Queries on `session`. Lookups go by the SHA-256 of the token (a unique index).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::models::{NewSession, Session, User};
+use super::schema::{session, user};
+use super::{Conn, DbError, run};
+
+pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<Session, DbError> {
+    run!(conn, |c| {
+        diesel::insert_into(session::table)
+            .values(new)
+            .returning(Session::as_returning())
+            .get_result(c)
+            .await
+    })
+    .map_err(DbError::from)
+}
+
+/// The session behind a token hash and its user: one indexed lookup.
+pub async fn find_with_user(
+    conn: &mut Conn,
+    token_hash: &str,
+) -> Result<Option<(Session, User)>, DbError> {
+    run!(conn, |c| {
+        session::table
+            .inner_join(user::table)
+            .filter(session::token_hash.eq(token_hash))
+            .select((Session::as_select(), User::as_select()))
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
+}
+
+/// Moves the expiry of a session forward (the sliding window).
+pub async fn extend(
+    conn: &mut Conn,
+    id: &str,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    run!(conn, |c| {
+        diesel::update(session::table.find(id))
+            .set((session::expires_at.eq(expires_at), session::updated_at.eq(now)))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+    .map_err(DbError::from)
+}
+
+/// Deletes one session; returns whether it existed.
+pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
+    run!(conn, |c| {
+        diesel::delete(session::table.find(id)).execute(c).await
+    })
+    .map(|n| n > 0)
+    .map_err(DbError::from)
+}
+
+/// Deletes every session that expired before `now`; returns how many.
+pub async fn delete_expired(conn: &mut Conn, now: NaiveDateTime) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::delete(session::table.filter(session::expires_at.le(now)))
+            .execute(c)
+            .await
+    })
+    .map_err(DbError::from)
+}

@@ -1,0 +1,140 @@
+//! GraphQL object types: views of domain values. Tokens and hashes have no field here.
+
+use async_graphql::{ID, Object, SimpleObject};
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use crate::auth;
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+pub struct User(pub auth::User);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified.unwrap_or(false)
+    }
+    async fn image(&self) -> Option<&str> {
+        self.0.image.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        utc(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        utc(self.0.updated_at)
+    }
+}
+
+pub struct Session {
+    pub inner: auth::Session,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[Object]
+impl Session {
+    async fn id(&self) -> ID {
+        ID(self.inner.id.clone())
+    }
+    async fn user_id(&self) -> ID {
+        ID(self.inner.user_id.clone())
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        utc(self.inner.expires_at)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        utc(self.inner.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        utc(self.inner.updated_at)
+    }
+    /// The client address at sign-in, as the service saw it.
+    async fn ip_address(&self) -> Option<&str> {
+        self.inner.ip_address.as_deref()
+    }
+    async fn user_agent(&self) -> Option<&str> {
+        self.inner.user_agent.as_deref()
+    }
+    /// True for the session making this request.
+    async fn current(&self) -> bool {
+        self.current
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct SessionWithUser {
+    pub session: Session,
+    pub user: User,
+}
+
+impl From<auth::Viewer> for SessionWithUser {
+    fn from(v: auth::Viewer) -> Self {
+        Self {
+            session: Session {
+                inner: v.session,
+                current: true,
+            },
+            user: User(v.user),
+        }
+    }
+}
+
+/// The result of signing up or in.
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// The opaque session token (also set as the session cookie). Shown once.
+    pub token: Option<String>,
+    pub user: User,
+    pub session: Option<Session>,
+    /// A short-lived JWT for other services (null until access tokens are enabled).
+    pub access_token: Option<String>,
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<auth::SignedIn> for AuthPayload {
+    fn from(s: auth::SignedIn) -> Self {
+        Self {
+            token: Some(s.token.expose().to_owned()),
+            user: User(s.user),
+            session: Some(Session {
+                inner: s.session,
+                current: true,
+            }),
+            access_token: None,
+            access_token_expires_at: None,
+        }
+    }
+}
+
+pub struct Account(pub auth::Account);
+
+#[Object]
+impl Account {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+    /// `credential` for email and password.
+    async fn provider_id(&self) -> &str {
+        &self.0.provider_id
+    }
+    async fn account_id(&self) -> &str {
+        &self.0.account_id
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        utc(self.0.created_at)
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        utc(self.0.updated_at)
+    }
+}
