@@ -65,11 +65,21 @@ impl std::str::FromStr for Secret {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// Database: postgres://…, postgresql://… or sqlite://PATH (file created when missing).
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://apexkit.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://apexkit.db",
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// development: GraphiQL, introspection, a throw-away secret. production: strict.
-    #[arg(long = "env", env = "APEXKIT_ENV", value_enum, default_value = "development")]
+    #[arg(
+        long = "env",
+        env = "APEXKIT_ENV",
+        value_enum,
+        default_value = "development"
+    )]
     pub environment: Environment,
 
     /// Address to listen on.
@@ -156,13 +166,17 @@ impl Config {
         if let Some(url) = &self.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            problems.push(format!("APEXKIT_BASE_URL must start with http:// or https://, got {url:?}"));
+            problems.push(format!(
+                "APEXKIT_BASE_URL must start with http:// or https://, got {url:?}"
+            ));
         }
         if self.session_expires_in == 0 || self.session_short_expires_in == 0 {
             problems.push("session lifetimes must be positive".to_owned());
         }
         if self.db_pool_size == 0 || self.db_pool_timeout_ms == 0 {
-            problems.push("APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned());
+            problems.push(
+                "APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned(),
+            );
         }
         if problems.is_empty() {
             Ok(())

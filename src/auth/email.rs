@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn canonical_form() {
         assert_eq!(normalize("  Ada@Example.COM ").unwrap(), "ada@example.com");
-        assert_eq!(normalize("a.b+tag@sub.example.io").unwrap(), "a.b+tag@sub.example.io");
+        assert_eq!(
+            normalize("a.b+tag@sub.example.io").unwrap(),
+            "a.b+tag@sub.example.io"
+        );
     }
 
     #[test]

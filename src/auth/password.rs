@@ -73,7 +73,11 @@ impl Hasher {
         let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
         let matches = self
-            .blocking(move || Ok(argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()))
+            .blocking(move || {
+                Ok(argon2()
+                    .verify_password(password.as_bytes(), hash.as_str())
+                    .is_ok())
+            })
             .await?;
         Ok(known && matches)
     }

@@ -109,7 +109,9 @@ impl Auth {
         if now - session.updated_at >= update_age {
             // The session keeps the lifetime it was created with (remember-me or not).
             let lifetime = session.expires_at - session.updated_at;
-            let expires_at = now.checked_add_signed(lifetime).unwrap_or(session.expires_at);
+            let expires_at = now
+                .checked_add_signed(lifetime)
+                .unwrap_or(session.expires_at);
             sessions::extend(&mut conn, &session.id, expires_at, now).await?;
             session.expires_at = expires_at;
             session.updated_at = now;

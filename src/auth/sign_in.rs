@@ -65,7 +65,10 @@ impl Auth {
         let image = check_image(input.image)?;
 
         // Cheap early answer for the common case; the unique index decides races below.
-        if users::find_by_email(&mut self.conn().await?, &email).await?.is_some() {
+        if users::find_by_email(&mut self.conn().await?, &email)
+            .await?
+            .is_some()
+        {
             return Err(Error::UserAlreadyExists);
         }
         let hash = self.hasher.hash(input.password).await?;
@@ -113,8 +116,8 @@ impl Auth {
     pub async fn sign_in(&self, input: SignIn<'_>, client: &ClientInfo) -> Result<SignedIn> {
         let email = email::normalize(input.email)?;
         password::check_not_too_long(input.password)?;
-        let found = users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER)
-            .await?;
+        let found =
+            users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),

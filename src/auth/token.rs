@@ -12,7 +12,8 @@ const TOKEN_CHARS: usize = 43;
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).map_err(|e| Error::internal(anyhow::anyhow!("OS RNG failed: {e}")))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| Error::internal(anyhow::anyhow!("OS RNG failed: {e}")))?;
     Ok(buf)
 }
 

@@ -184,6 +184,10 @@ pub enum Pool {
     Sqlite(bb8::Pool<SqliteManager>),
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "lives briefly on the stack once per request; boxing would allocate per checkout"
+)]
 pub enum Conn {
     Postgres(bb8::PooledConnection<'static, PgManager>),
     Sqlite(bb8::PooledConnection<'static, SqliteManager>),

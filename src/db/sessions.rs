@@ -45,7 +45,10 @@ pub async fn extend(
 ) -> Result<(), DbError> {
     run!(conn, |c| {
         diesel::update(session::table.find(id))
-            .set((session::expires_at.eq(expires_at), session::updated_at.eq(now)))
+            .set((
+                session::expires_at.eq(expires_at),
+                session::updated_at.eq(now),
+            ))
             .execute(c)
             .await
     })

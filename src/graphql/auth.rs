@@ -52,11 +52,18 @@ impl SessionQuery {
 pub struct SessionMutation;
 
 /// Sets the session cookie for a new session and turns it into the payload.
-fn signed_in(ctx: &Context<'_>, signed: SignedIn, remember_me: bool) -> async_graphql::Result<AuthPayload> {
+fn signed_in(
+    ctx: &Context<'_>,
+    signed: SignedIn,
+    remember_me: bool,
+) -> async_graphql::Result<AuthPayload> {
     let state = state(ctx)?;
-    let max_age = remember_me
-        .then(|| (signed.session.expires_at - signed.session.created_at).num_seconds());
-    ctx.append_http_header("set-cookie", state.cookie.set(signed.token.expose(), max_age));
+    let max_age =
+        remember_me.then(|| (signed.session.expires_at - signed.session.created_at).num_seconds());
+    ctx.append_http_header(
+        "set-cookie",
+        state.cookie.set(signed.token.expose(), max_age),
+    );
     Ok(AuthPayload::from(signed))
 }
 

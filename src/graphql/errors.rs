@@ -7,7 +7,9 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{
+    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
+};
 
 use crate::error::{Code, Error};
 
@@ -22,13 +24,17 @@ impl ExtensionFactory for ErrorCodes {
 struct ErrorCodesExtension;
 
 fn with_code(mut err: ServerError, code: Code) -> ServerError {
-    let ext = err.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    let ext = err
+        .extensions
+        .get_or_insert_with(ErrorExtensionValues::default);
     ext.set("code", code.as_str());
     err
 }
 
 fn has_code(err: &ServerError) -> bool {
-    err.extensions.as_ref().is_some_and(|e| e.get("code").is_some())
+    err.extensions
+        .as_ref()
+        .is_some_and(|e| e.get("code").is_some())
 }
 
 /// Gives a resolver error its code (and field), replacing the message of unexpected errors.
@@ -88,6 +94,9 @@ impl Extension for ErrorCodesExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         next.run(ctx, query, variables).await.map_err(|e| {
+            if has_code(&e) {
+                return e;
+            }
             let code = parse_error_code(&e);
             with_code(e, code)
         })

@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod errors;
+mod limits;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -47,7 +48,10 @@ pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
         .limit_directives(limits.max_directives)
         .extension(errors::ErrorCodes);
     if !limits.introspection {
-        builder = builder.disable_introspection().disable_suggestions();
+        builder = builder
+            .disable_introspection()
+            .disable_suggestions()
+            .extension(limits::NoIntrospection);
     }
     if let Some(auth) = auth {
         builder = builder.data(auth);
@@ -74,7 +78,11 @@ impl CookiePolicy {
     pub fn for_base_url(base_url: &str) -> Self {
         let secure = base_url.starts_with("https://");
         Self {
-            name: if secure { SECURE_COOKIE_NAME } else { COOKIE_NAME },
+            name: if secure {
+                SECURE_COOKIE_NAME
+            } else {
+                COOKIE_NAME
+            },
             secure,
         }
     }

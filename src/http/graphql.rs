@@ -29,7 +29,11 @@ pub async fn endpoint(req: &Request, body: Body, Data(state): Data<&Arc<HttpStat
 }
 
 fn method_not_allowed(allow: &'static str, message: &str) -> Response {
-    let mut resp = refusal(StatusCode::METHOD_NOT_ALLOWED, Code::MethodNotAllowed, message);
+    let mut resp = refusal(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Code::MethodNotAllowed,
+        message,
+    );
     resp.headers_mut()
         .insert(header::ALLOW, header::HeaderValue::from_static(allow));
     resp
@@ -59,7 +63,11 @@ async fn post(req: &Request, body: Body, state: &HttpState) -> Response {
             );
         }
         Err(_) => {
-            return refusal(StatusCode::BAD_REQUEST, Code::GraphqlParseFailed, "Unreadable request body");
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                Code::GraphqlParseFailed,
+                "Unreadable request body",
+            );
         }
     };
     let batch: BatchRequest = match serde_json::from_slice(&bytes) {
@@ -83,11 +91,12 @@ async fn get(req: &Request, state: &HttpState) -> Response {
     if state.graphiql && wants_html && !query_string.contains("query=") {
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
-    let mut request = match async_graphql::http::parse_query_string(query_string) {
-        Ok(request) => request,
-        Err(_) => {
-            return refusal(StatusCode::BAD_REQUEST, Code::GraphqlParseFailed, "Malformed GraphQL query string");
-        }
+    let Some(mut request) = parse_query_string(query_string) else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            Code::GraphqlParseFailed,
+            "Malformed GraphQL query string",
+        );
     };
     // Decide on the operation type before anything runs; a document that does not parse is
     // left to the executor, which reports the syntax error.
@@ -97,6 +106,30 @@ async fn get(req: &Request, state: &HttpState) -> Response {
         return method_not_allowed("POST", "Mutations must be sent with POST");
     }
     execute(req, BatchRequest::Single(request), state).await
+}
+
+/// GraphQL over HTTP GET parameters. async-graphql's own parser expects `operation_name`
+/// instead of the spec's `operationName`; accept both.
+#[derive(serde::Deserialize)]
+struct GetParams {
+    #[serde(default)]
+    query: String,
+    #[serde(rename = "operationName", alias = "operation_name")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+fn parse_query_string(query_string: &str) -> Option<async_graphql::Request> {
+    let params: GetParams = serde_urlencoded::from_str(query_string).ok()?;
+    let mut request = async_graphql::Request::new(params.query);
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(vars) = params.variables {
+        let vars: serde_json::Value = serde_json::from_str(&vars).ok()?;
+        request = request.variables(async_graphql::Variables::from_json(vars));
+    }
+    Some(request)
 }
 
 /// The type of the operation a request would run, when its document parses.
@@ -184,7 +217,48 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
         Ok(bytes) => http.body(bytes),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialize GraphQL response");
-            refusal(StatusCode::INTERNAL_SERVER_ERROR, Code::InternalServerError, "Internal server error")
+            refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Code::InternalServerError,
+                "Internal server error",
+            )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(query: &str, name: Option<&str>) -> Option<OperationType> {
+        let mut req = async_graphql::Request::new(query);
+        if let Some(name) = name {
+            req = req.operation_name(name);
+        }
+        operation_type(&mut req)
+    }
+
+    #[test]
+    fn finds_the_selected_operation() {
+        assert_eq!(op("{ me { id } }", None), Some(OperationType::Query));
+        assert_eq!(
+            op("mutation { signOut }", None),
+            Some(OperationType::Mutation)
+        );
+        let both = "query Q { me { id } } mutation M { signOut }";
+        assert_eq!(op(both, Some("M")), Some(OperationType::Mutation));
+        assert_eq!(op(both, Some("Q")), Some(OperationType::Query));
+        assert_eq!(op("{ me { ", None), None);
+    }
+
+    #[test]
+    fn get_parameters_follow_the_spec() {
+        let req = parse_query_string(
+            "query=%7Bme%7Bid%7D%7D&operationName=Q&variables=%7B%22a%22%3A1%7D",
+        )
+        .expect("parses");
+        assert_eq!(req.query, "{me{id}}");
+        assert_eq!(req.operation_name.as_deref(), Some("Q"));
+        assert!(parse_query_string("variables=not-json").is_none());
     }
 }

@@ -36,7 +36,12 @@ pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
         }
     };
     match migrations::applied_versions(&mut conn).await {
-        Ok(applied) if state.expected_migrations.iter().all(|v| applied.contains(v)) => {
+        Ok(applied)
+            if state
+                .expected_migrations
+                .iter()
+                .all(|v| applied.contains(v)) =>
+        {
             Json(json!({ "status": "ready" })).into_response()
         }
         Ok(_) => not_ready("migrations pending"),

@@ -1,1 +1,10 @@
+//! Integration tests: the real app on 127.0.0.1:0, spoken to over HTTP like a client, on SQLite
+//! and on PostgreSQL, each test with a fresh database. One test binary, a module per capability.
 
+mod support;
+
+mod auth;
+mod http;
+mod migrations;
+mod process;
+mod schema;

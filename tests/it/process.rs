@@ -1,0 +1,303 @@
+//! The binary as operators run it: concurrent boots, `--migrate-only`, config errors, and the
+//! way the Dockerfile starts it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Backend, TestDb, on_both};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
+
+fn apexkit(envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// A served process; killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with stderr captured (spawn several before waiting, so they race).
+fn start(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn apexkit")
+}
+
+/// Waits for the "listening on http://ADDR" log line of a started server.
+fn wait_listening(mut child: Child) -> Server {
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| !c.is_whitespace() && *c != '"')
+                    .collect();
+                let _ = tx.send(Ok(addr));
+            }
+            log.push(line);
+        }
+        let _ = tx.send(Err(log.join("\n")));
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(90));
+    let base = match outcome {
+        Ok(Ok(addr)) => format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1")),
+        Ok(Err(log)) => panic!("apexkit exited before listening:\n{log}"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("apexkit did not start listening in time")
+        }
+    };
+    Server { child, base }
+}
+
+fn serve(cmd: Command) -> Server {
+    wait_listening(start(cmd))
+}
+
+async fn status(url: &str) -> u16 {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+on_both!(
+    five_processes_boot_at_once_on_an_empty_database,
+    migrate_only_applies_then_is_a_no_op
+);
+
+async fn five_processes_boot_at_once_on_an_empty_database(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let children: Vec<Child> = (0..5)
+        .map(|_| {
+            start(apexkit(&[
+                ("DATABASE_URL", &db.url),
+                ("APEXKIT_LISTEN", "127.0.0.1:0"),
+            ]))
+        })
+        .collect();
+    let servers: Vec<Server> = children.into_iter().map(wait_listening).collect();
+    for server in &servers {
+        assert_eq!(status(&format!("{}/readyz", server.base)).await, 200);
+    }
+    let expected = apexkit::db::migrations::embedded_versions(&db.database_url()).len() as i64;
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
+            .await,
+        expected,
+        "each migration recorded exactly once"
+    );
+}
+
+async fn migrate_only_applies_then_is_a_no_op(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    for _ in 0..2 {
+        let out = apexkit(&[("DATABASE_URL", &db.url)])
+            .arg("--migrate-only")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let expected = apexkit::db::migrations::embedded_versions(&db.database_url()).len() as i64;
+    assert_eq!(
+        db.count("SELECT COUNT(*) AS n FROM __diesel_schema_migrations")
+            .await,
+        expected
+    );
+}
+
+#[test]
+fn bad_configuration_is_a_clear_startup_error() {
+    let out = apexkit(&[("DATABASE_URL", "mysql://localhost/db")])
+        .arg("--migrate-only")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unsupported scheme") && err.contains("mysql"),
+        "{err}"
+    );
+
+    let out = apexkit(&[("APEXKIT_ENV", "production")])
+        .arg("--migrate-only")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("APEXKIT_SECRET") && err.contains("APEXKIT_BASE_URL"),
+        "{err}"
+    );
+
+    let out = apexkit(&[
+        ("APEXKIT_ENV", "production"),
+        ("APEXKIT_SECRET", "too-short"),
+        ("APEXKIT_BASE_URL", "https://auth.example.com"),
+    ])
+    .arg("--migrate-only")
+    .output()
+    .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
+
+    let help = apexkit(&[]).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "DATABASE_URL",
+        "APEXKIT_ENV",
+        "APEXKIT_LISTEN",
+        "APEXKIT_BASE_URL",
+        "APEXKIT_SECRET",
+    ] {
+        assert!(help.contains(var), "--help documents {var}");
+    }
+}
+
+/// `ENV KEY=value` lines of the Dockerfile.
+fn dockerfile_env() -> Vec<(String, String)> {
+    include_str!("../../Dockerfile")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ENV "))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boots_the_way_the_dockerfile_starts_it() {
+    let env = dockerfile_env();
+    let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get("APEXKIT_ENV").as_deref(), Some("production"));
+    assert_eq!(get("APEXKIT_LISTEN").as_deref(), Some("0.0.0.0:4000"));
+    let dockerfile = include_str!("../../Dockerfile");
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/apexkit\"]"));
+    assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/healthz"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        // Same host binding as the image, a free port instead of 4000.
+        .map(|(k, v)| {
+            if k == "APEXKIT_LISTEN" {
+                (k, "0.0.0.0:0".to_owned())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    vars.push((
+        "APEXKIT_SECRET".into(),
+        "0123456789abcdef0123456789abcdef".into(),
+    ));
+    vars.push(("APEXKIT_BASE_URL".into(), "https://auth.example.com".into()));
+    let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+
+    // Init step, then the entrypoint with no arguments, in the image's working directory.
+    let init = apexkit(&refs)
+        .current_dir(dir.path())
+        .arg("--migrate-only")
+        .output()
+        .expect("run");
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    assert!(
+        dir.path().join("apexkit.db").exists(),
+        "default SQLite file in the working directory"
+    );
+
+    let mut cmd = apexkit(&refs);
+    cmd.current_dir(dir.path());
+    let server = serve(cmd);
+    assert_eq!(status(&format!("{}/healthz", server.base)).await, 200);
+    assert_eq!(status(&format!("{}/readyz", server.base)).await, 200);
+
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let page = client
+        .get(format!("{}/graphql", server.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let text = page.text().await.unwrap();
+    assert!(
+        !text.to_lowercase().contains("graphiql"),
+        "no GraphiQL in production"
+    );
+    let introspection: serde_json::Value = client
+        .post(format!("{}/graphql", server.base))
+        .json(&serde_json::json!({ "query": "{ __schema { types { name } } }" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspection["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+        "introspection off in production: {introspection}"
+    );
+    // Cookies are Secure over an https base URL.
+    let signup = client
+        .post(format!("{}/graphql", server.base))
+        .json(&serde_json::json!({ "query": "mutation { signUpEmail(input: {name: \"A\", email: \"a@example.com\", password: \"correct horse battery staple\"}) { token } }" }))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signup.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__Secure-apexkit.session_token=") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+
+    // SIGTERM as PID 1 would get it: a clean exit 0.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = exited.expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,266 @@
+//! Test harness: fresh databases, a running app, and a GraphQL client that reads like the domain.
+
+use std::time::Duration;
+
+use apexkit::config::Cli;
+use apexkit::db::{Conn, DatabaseUrl, Pool, PoolOptions};
+use apexkit::{App, Config};
+use clap::Parser;
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// Generates a `sqlite` and a `postgres` test for each named `async fn(Backend)`.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL server URL the tests create their databases through.
+pub fn pg_admin_url() -> String {
+    std::env::var("APEXKIT_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn random_suffix() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("rng");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A fresh, empty database; removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let path = dir.path().join("apexkit.db");
+                Self {
+                    url: format!("sqlite://{}", path.display()),
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("apexkit_t_{}", random_suffix());
+                let admin = pg_admin_url();
+                let mut conn = apexkit::db::connect_postgres(&admin, 0)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is required: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                Self {
+                    url: format!("{base}/{name}"),
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub fn database_url(&self) -> DatabaseUrl {
+        DatabaseUrl::parse(&self.url).expect("test url")
+    }
+
+    /// A pool of our own onto the test database, for assertions on rows.
+    pub fn pool(&self) -> Pool {
+        Pool::new(
+            &self.database_url(),
+            PoolOptions {
+                max_size: 2,
+                checkout_timeout: Duration::from_secs(10),
+                statement_timeout: Duration::from_secs(10),
+            },
+        )
+    }
+
+    /// Runs a `SELECT COUNT(*) AS n …` and returns `n`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let pool = self.pool();
+        let mut conn = pool.get().await.expect("test connection");
+        let rows: Vec<N> = match &mut conn {
+            Conn::Postgres(c) => diesel::sql_query(sql).load(&mut **c).await,
+            Conn::Sqlite(c) => diesel::sql_query(sql).load(&mut **c).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter().map(|r| r.n).next().unwrap_or(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async code: use a short-lived runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = apexkit::db::connect_postgres(&pg_admin_url(), 0).await {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Configuration for a test app on `url`, listening on a free port.
+pub fn test_config(url: &str) -> Config {
+    Cli::try_parse_from(["apexkit", "--database-url", url, "--listen", "127.0.0.1:0"])
+        .expect("test config")
+        .config
+}
+
+/// A running app and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb::new(backend).await;
+        let mut config = test_config(&db.url);
+        tweak(&mut config);
+        let app = App::build(config).await.expect("app builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            db,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a GraphQL operation, optionally as a bearer, and returns the JSON body.
+    pub async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), 200, "GraphQL responses are HTTP 200");
+        resp.json().await.expect("json body")
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_with(None, query, variables).await
+    }
+
+    pub async fn sign_up_as(&self, name: &str, email: &str, password: &str) -> Value {
+        self.gql(
+            "mutation($input: SignUpEmailInput!) { signUpEmail(input: $input) {
+                token user { id name email emailVerified image createdAt updatedAt }
+                session { id userId expiresAt createdAt updatedAt ipAddress userAgent current } } }",
+            json!({ "input": { "name": name, "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    /// Signs up and returns the session token.
+    pub async fn sign_up(&self, email: &str) -> String {
+        let body = self.sign_up_as("Ada", email, PASSWORD).await;
+        body["data"]["signUpEmail"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("sign-up failed: {body}"))
+            .to_owned()
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Value {
+        self.gql(
+            "mutation($input: SignInEmailInput!) { signInEmail(input: $input) { token user { id email } session { id } } }",
+            json!({ "input": { "email": email, "password": password } }),
+        )
+        .await
+    }
+
+    /// The `session` query as the holder of `token`.
+    pub async fn session(&self, token: &str) -> Value {
+        self.gql_with(
+            Some(token),
+            "{ session { session { id userId expiresAt updatedAt current } user { id email } } }",
+            json!({}),
+        )
+        .await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The `extensions.code` of the first error.
+pub fn code(body: &Value) -> &str {
+    body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
