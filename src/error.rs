@@ -79,12 +79,26 @@ pub enum Error {
     PasswordTooShort { min: usize },
     #[error("Password must be at most {max} characters")]
     PasswordTooLong { max: usize },
+    #[error("This password is too common; choose another")]
+    PasswordCompromised,
     #[error("Invalid email or password")]
     InvalidEmailOrPassword,
     #[error("A user with this email already exists")]
     UserAlreadyExists,
+    #[error("The current password is wrong")]
+    InvalidPassword,
+    #[error("Verify your email address first")]
+    EmailNotVerified,
+    #[error("This account is banned")]
+    UserBanned,
+    #[error("Invalid token")]
+    InvalidToken,
+    #[error("This token has expired")]
+    TokenExpired,
     #[error("Not found")]
     NotFound,
+    #[error("Too many requests, retry in {retry_after} seconds")]
+    RateLimited { retry_after: u64 },
     #[error("The service is temporarily unavailable, try again")]
     ServiceUnavailable(#[source] DbError),
     /// Anything unexpected; the cause is logged, never shown.
@@ -101,9 +115,16 @@ impl Error {
             Self::InvalidEmail => Code::InvalidEmail,
             Self::PasswordTooShort { .. } => Code::PasswordTooShort,
             Self::PasswordTooLong { .. } => Code::PasswordTooLong,
+            Self::PasswordCompromised => Code::PasswordCompromised,
             Self::InvalidEmailOrPassword => Code::InvalidEmailOrPassword,
             Self::UserAlreadyExists => Code::UserAlreadyExists,
+            Self::InvalidPassword => Code::InvalidPassword,
+            Self::EmailNotVerified => Code::EmailNotVerified,
+            Self::UserBanned => Code::UserBanned,
+            Self::InvalidToken => Code::InvalidToken,
+            Self::TokenExpired => Code::TokenExpired,
             Self::NotFound => Code::NotFound,
+            Self::RateLimited { .. } => Code::RateLimited,
             Self::ServiceUnavailable(_) => Code::ServiceUnavailable,
             Self::Internal(_) => Code::InternalServerError,
         }

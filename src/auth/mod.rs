@@ -20,6 +20,10 @@ pub use token::SessionToken;
 /// Provider id of the email+password account (Better Auth's name).
 pub const CREDENTIAL_PROVIDER: &str = "credential";
 
+/// Roles (`user.role`), as Better Auth's admin plugin names them.
+pub const ROLE_USER: &str = "user";
+pub const ROLE_ADMIN: &str = "admin";
+
 /// Facts about the client making a request, as the HTTP layer established them.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
@@ -48,6 +52,12 @@ pub struct SignedIn {
 pub struct Viewer {
     pub session: Session,
     pub user: User,
+}
+
+impl Viewer {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == ROLE_ADMIN
+    }
 }
 
 /// The use cases, shared by every request.

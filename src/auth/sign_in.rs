@@ -1,6 +1,8 @@
 //! Sign-up and sign-in with email and password.
 
-use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
+use super::{
+    Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_USER, SignedIn, email, now, password, token,
+};
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::{DbError, users};
 use crate::error::{Error, Result};
@@ -84,6 +86,7 @@ impl Auth {
             image,
             created_at: now,
             updated_at: now,
+            role: ROLE_USER,
         };
         let new_account = NewAccount {
             id: &account_id,

@@ -15,6 +15,11 @@ pub struct User {
     pub image: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `user` or `admin`.
+    pub role: String,
+    pub banned: bool,
+    pub ban_reason: Option<String>,
+    pub ban_expires: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Insertable)]
@@ -27,6 +32,7 @@ pub struct NewUser<'a> {
     pub image: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub role: &'a str,
 }
 
 /// A session row. `token_hash` is deliberately not selected: nothing above the data layer

@@ -9,6 +9,10 @@ diesel::table! {
         image -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        role -> Text,
+        banned -> Bool,
+        ban_reason -> Nullable<Text>,
+        ban_expires -> Nullable<Timestamp>,
     }
 }
 

@@ -51,6 +51,10 @@ fn classify(mut err: ServerError) -> ServerError {
         Error::BadUserInput { field, .. } => Some(*field),
         _ => None,
     };
+    let retry_after = match domain {
+        Error::RateLimited { retry_after } => Some(*retry_after),
+        _ => None,
+    };
     match domain {
         Error::Internal(cause) => {
             tracing::error!(error = ?cause, path = ?err.path, "internal error");
@@ -62,8 +66,13 @@ fn classify(mut err: ServerError) -> ServerError {
     }
     err.message = domain.to_string();
     let mut err = with_code(err, code);
-    if let (Some(field), Some(ext)) = (field, err.extensions.as_mut()) {
-        ext.set("field", field);
+    if let Some(ext) = err.extensions.as_mut() {
+        if let Some(field) = field {
+            ext.set("field", field);
+        }
+        if let Some(seconds) = retry_after {
+            ext.set("retryAfter", seconds);
+        }
     }
     err
 }

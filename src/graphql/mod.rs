@@ -153,3 +153,17 @@ pub(crate) async fn viewer(ctx: &Context<'_>) -> Result<Option<Viewer>> {
 pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<Viewer> {
     viewer(ctx).await?.ok_or(Error::Unauthenticated)
 }
+
+/// An admin viewer: `UNAUTHENTICATED` when anonymous, `FORBIDDEN` when not an admin.
+#[expect(
+    dead_code,
+    reason = "the admin operations use it; remove this once they land"
+)]
+pub(crate) async fn require_admin(ctx: &Context<'_>) -> Result<Viewer> {
+    let viewer = require_viewer(ctx).await?;
+    if viewer.is_admin() {
+        Ok(viewer)
+    } else {
+        Err(Error::Forbidden)
+    }
+}

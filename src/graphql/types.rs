@@ -28,6 +28,20 @@ impl User {
     async fn image(&self) -> Option<&str> {
         self.0.image.as_deref()
     }
+    /// `user` or `admin`.
+    async fn role(&self) -> &str {
+        &self.0.role
+    }
+    async fn banned(&self) -> bool {
+        self.0.banned
+    }
+    async fn ban_reason(&self) -> Option<&str> {
+        self.0.ban_reason.as_deref()
+    }
+    /// When the ban lifts by itself; null for a permanent ban (or none).
+    async fn ban_expires(&self) -> Option<DateTime<Utc>> {
+        self.0.ban_expires.map(utc)
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         utc(self.0.created_at)
     }
