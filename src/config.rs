@@ -91,6 +91,11 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_BASE_URL")]
     pub base_url: Option<String>,
 
+    /// Comma-separated origins trusted for CORS with credentials, cookie-authenticated mutations
+    /// and redirect targets; APEXKIT_BASE_URL's origin is always trusted.
+    #[arg(long, env = "APEXKIT_TRUSTED_ORIGINS", value_delimiter = ',')]
+    pub trusted_origins: Vec<String>,
+
     /// Secret of at least 32 bytes (encrypts signing keys). Required in production.
     #[arg(long, env = "APEXKIT_SECRET", hide_env_values = true)]
     pub secret: Option<Secret>,
@@ -170,6 +175,12 @@ impl Config {
                 "APEXKIT_BASE_URL must start with http:// or https://, got {url:?}"
             ));
         }
+        if let Err(e) = crate::auth::origin::TrustedOrigins::new(
+            self.base_url.as_deref().unwrap_or("http://localhost"),
+            &self.trusted_origins,
+        ) {
+            problems.push(e);
+        }
         if self.session_expires_in == 0 || self.session_short_expires_in == 0 {
             problems.push("session lifetimes must be positive".to_owned());
         }
@@ -199,6 +210,14 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://{bound}"),
         }
+    }
+
+    /// The trusted origins, once the listen address is bound (it defines the development base URL).
+    pub fn trusted_origins(
+        &self,
+        bound: SocketAddr,
+    ) -> Result<crate::auth::origin::TrustedOrigins, String> {
+        crate::auth::origin::TrustedOrigins::new(&self.base_url(bound), &self.trusted_origins)
     }
 
     pub fn pool_options(&self) -> PoolOptions {

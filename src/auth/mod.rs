@@ -2,6 +2,7 @@
 //! expiry, enumeration safety). Knows nothing of GraphQL or HTTP; talks to `db` only.
 
 pub mod email;
+pub mod origin;
 pub mod password;
 pub mod session;
 pub mod sign_in;
