@@ -285,7 +285,7 @@ async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend)
     );
     assert_eq!(
         kids(&app.jwks().await),
-        [old_kid.clone()],
+        std::slice::from_ref(&old_kid),
         "nothing rotated"
     );
 
