@@ -55,10 +55,7 @@ fn verify(
         .find(|k| k["kid"] == kid && k["alg"] == "EdDSA" && k["use"] == "sig")
         .ok_or("unknown kid")?;
     let jwk: JsonWebKey<'_> = serde_json::from_value(jwk.clone()).map_err(|e| e.to_string())?;
-    let key =
-        <<Ed25519 as jwt_compact::Algorithm>::VerifyingKey as TryFrom<&JsonWebKey<'_>>>::try_from(
-            &jwk,
-        )
+    let key = <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)
         .map_err(|e| e.to_string())?;
     let token = Ed25519
         .validator::<Value>(&key)
@@ -90,6 +87,52 @@ fn verify(
     out["exp"] = json!(claims.expiration.map(|e| e.timestamp()));
     out["iat"] = json!(claims.issued_at.map(|e| e.timestamp()));
     Ok(out)
+}
+
+/// The README's example (as rustfmt lays it out): it must compile, accept our tokens and
+/// reject the forgeries.
+mod readme_example {
+    use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken, alg::Ed25519, jwk::JsonWebKey};
+    use serde_json::Value;
+
+    pub fn verify(
+        jwks: &Value,
+        token: &str,
+        issuer: &str,
+        audience: &str,
+    ) -> anyhow::Result<Value> {
+        let untrusted = UntrustedToken::new(token)?;
+        anyhow::ensure!(untrusted.algorithm() == "EdDSA", "algorithm");
+        anyhow::ensure!(
+            untrusted.header().token_type.as_deref() == Some("at+jwt"),
+            "typ"
+        );
+        let kid = untrusted
+            .header()
+            .key_id
+            .as_deref()
+            .ok_or(anyhow::anyhow!("no kid"))?;
+        let jwk = jwks["keys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|k| k["kid"] == kid && k["alg"] == "EdDSA" && k["use"] == "sig")
+            .ok_or(anyhow::anyhow!(
+                "unknown kid: refetch the JWKS once, then reject"
+            ))?;
+        let jwk: JsonWebKey<'_> = serde_json::from_value(jwk.clone())?;
+        let key = <Ed25519 as jwt_compact::Algorithm>::VerifyingKey::try_from(&jwk)?;
+        let token = Ed25519.validator::<Value>(&key).validate(&untrusted)?;
+        let claims = token.claims();
+        let time = TimeOptions::from_leeway(chrono::Duration::seconds(60));
+        claims.validate_expiration(&time)?;
+        if claims.not_before.is_some() {
+            claims.validate_maturity(&time)?;
+        }
+        anyhow::ensure!(claims.custom["iss"] == issuer, "iss");
+        anyhow::ensure!(claims.custom["aud"] == audience, "aud");
+        Ok(claims.custom.clone()) // sub, sid, email, email_verified, role
+    }
 }
 
 fn b64(v: &Value) -> String {
@@ -204,6 +247,8 @@ async fn access_tokens_verify_with_only_the_jwks(backend: Backend) {
     assert_eq!(header["kid"], keys[0]["kid"]);
 
     let claims = verify(&jwks, access, &app.base, &app.base, Utc::now()).expect("verifies");
+    let readme = readme_example::verify(&jwks, access, &app.base, &app.base).expect("README");
+    assert_eq!(readme["sub"], claims["sub"]);
     assert_eq!(claims["sub"], payload["user"]["id"]);
     assert_eq!(claims["sid"], payload["session"]["id"]);
     assert_eq!(claims["email"], "ada@example.com");
@@ -550,6 +595,10 @@ async fn the_verifier_rejects_every_forgery(backend: Backend) {
     ];
     for (name, token) in &forgeries {
         assert!(check(token).is_err(), "accepted forgery: {name}");
+        assert!(
+            readme_example::verify(&jwks, token, &app.base, &app.base).is_err(),
+            "README example accepted forgery: {name}"
+        );
     }
 
     // The leeway is 60 s, no more, no less.
