@@ -739,3 +739,44 @@ async fn a_changed_secret_is_refused_in_production_and_replaced_in_development(b
     );
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM signing_key").await, 3);
 }
+
+on_both!(keys_rotate_subcommand_rotates_and_needs_the_secret);
+
+async fn keys_rotate_subcommand_rotates_and_needs_the_secret(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let run = |secret: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apexkit"));
+        cmd.env_clear()
+            .env("DATABASE_URL", &db.url)
+            .args(["keys", "rotate"]);
+        if let Some(secret) = secret {
+            cmd.env("APEXKIT_SECRET", secret);
+        }
+        cmd.output().expect("run apexkit keys rotate")
+    };
+    let refused = run(None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("APEXKIT_SECRET"));
+
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let out = run(Some(TEST_SECRET));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        printed.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    }
+    assert_ne!(printed[0], printed[1], "a new kid each time");
+    assert_eq!(db.count("SELECT COUNT(*) AS n FROM signing_key").await, 2);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) AS n FROM signing_key WHERE retired_at IS NULL AND id = '{}'",
+            printed[1]
+        ))
+        .await,
+        1,
+        "the printed kid is the active key"
+    );
+}
