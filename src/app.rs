@@ -194,12 +194,12 @@ impl App {
             loop {
                 tick.tick().await;
                 if let Err(e) = keys.rotate_if_due().await {
-                    tracing::warn!(error = %e, "signing key rotation check failed");
+                    tracing::warn!(error = ?e, "signing key rotation check failed");
                 }
                 match keys.purge_retired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(keys = n, "deleted signing keys past retention"),
-                    Err(e) => tracing::warn!(error = %e, "signing key purge failed"),
+                    Err(e) => tracing::warn!(error = ?e, "signing key purge failed"),
                 }
             }
         });
