@@ -11,14 +11,17 @@ use anyhow::Context as _;
 use poem::Server;
 use poem::listener::TcpAcceptor;
 
-use crate::auth::{Auth, SessionPolicy, password::Hasher};
-use crate::config::Config;
+use crate::auth::keys::{KeyStore, OnUnreadableKey};
+use crate::auth::{AccessTokens, Auth, SessionPolicy, password::Hasher};
+use crate::config::{Config, Secret};
 use crate::db::{Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Longest pause between checks whether the signing key is due for rotation.
+const KEY_CHECK_MAX: Duration = Duration::from_secs(60);
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -28,6 +31,7 @@ pub struct App {
     addr: SocketAddr,
     state: HttpState,
     auth: Auth,
+    keys: KeyStore,
     ready: Arc<AtomicBool>,
 }
 
@@ -42,6 +46,36 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     Ok(applied)
 }
 
+/// `apexkit keys rotate`: migrates, then retires the active signing key and creates a new one.
+/// Needs the deployment's APEXKIT_SECRET: a key sealed with any other secret is useless to it.
+pub async fn rotate_keys(config: &Config) -> anyhow::Result<crate::auth::keys::KeyInfo> {
+    migrate(config).await?;
+    let Some(secret) = &config.secret else {
+        anyhow::bail!(
+            "APEXKIT_SECRET is required to rotate signing keys (the service must be able to \
+             decrypt the new key)"
+        );
+    };
+    let url = config.database().map_err(anyhow::Error::msg)?;
+    let keys = KeyStore::new(
+        Pool::new(&url, config.pool_options()),
+        secret,
+        config.key_policy(),
+    );
+    keys.rotate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e:?}"))
+}
+
+/// A random secret for a development instance started without APEXKIT_SECRET.
+fn throw_away_secret() -> anyhow::Result<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config).await?;
@@ -54,19 +88,37 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let base_url = config.base_url(addr);
-        if !config.is_production() && config.secret.is_none() {
-            tracing::warn!(
-                "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
-                 never expose this instance"
-            );
-        }
+        let secret = match &config.secret {
+            Some(secret) => secret.clone(),
+            None => {
+                tracing::warn!(
+                    "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
+                     never expose this instance"
+                );
+                throw_away_secret()?
+            }
+        };
+        let keys = KeyStore::new(pool.clone(), &secret, config.key_policy());
+        let on_unreadable = if config.is_production() {
+            OnUnreadableKey::Refuse
+        } else {
+            OnUnreadableKey::Replace
+        };
+        let key = keys.ensure_active(on_unreadable).await?;
+        tracing::info!(kid = %key.kid, "signing key ready");
+        let tokens = AccessTokens::new(
+            keys.clone(),
+            base_url.clone(),
+            config.jwt_audience(addr),
+            Duration::from_secs(config.access_token_expires_in),
+        );
 
         let policy = SessionPolicy {
             expires_in: Duration::from_secs(config.session_expires_in),
             short_expires_in: Duration::from_secs(config.session_short_expires_in),
             update_age: Duration::from_secs(config.session_update_age),
         };
-        let auth = Auth::new(pool.clone(), hasher, policy);
+        let auth = Auth::new(pool.clone(), hasher, policy, tokens);
         let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -77,6 +129,7 @@ impl App {
         let state = HttpState {
             schema: build_schema(Some(auth.clone()), limits),
             pool,
+            keys: keys.clone(),
             cookie: CookiePolicy::for_base_url(&base_url),
             max_body_bytes: config.max_body_bytes,
             max_batch: config.max_batch,
@@ -95,6 +148,7 @@ impl App {
             addr,
             state,
             auth,
+            keys,
             ready,
         })
     }
@@ -117,6 +171,7 @@ impl App {
             addr,
             state,
             auth,
+            keys,
             ready,
         } = self;
         let purge = tokio::spawn(async move {
@@ -127,6 +182,24 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+            }
+        });
+        let rotation = tokio::spawn(async move {
+            let every = keys
+                .policy()
+                .rotation_interval
+                .clamp(Duration::from_secs(1), KEY_CHECK_MAX);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = keys.rotate_if_due().await {
+                    tracing::warn!(error = ?e, "signing key rotation check failed");
+                }
+                match keys.purge_retired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(keys = n, "deleted signing keys past retention"),
+                    Err(e) => tracing::warn!(error = ?e, "signing key purge failed"),
                 }
             }
         });
@@ -144,6 +217,7 @@ impl App {
             )
             .await;
         purge.abort();
+        rotation.abort();
         result
     }
 }

@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+mod jwks;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -11,6 +12,7 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SetHeader;
 use poem::{EndpointExt, IntoEndpoint, Response, Route, get};
 
+use crate::auth::keys::KeyStore;
 use crate::db::Pool;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
@@ -19,6 +21,8 @@ use crate::graphql::{ApiSchema, CookiePolicy};
 pub struct HttpState {
     pub schema: ApiSchema,
     pub pool: Pool,
+    /// Signing keys, for the JWKS document.
+    pub keys: KeyStore,
     pub cookie: CookiePolicy,
     pub max_body_bytes: usize,
     pub max_batch: usize,
@@ -34,6 +38,7 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at("/.well-known/jwks.json", get(jwks::jwks))
         .data(Arc::new(state))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,

@@ -8,3 +8,5 @@ mod http;
 mod migrations;
 mod process;
 mod schema;
+mod sessions;
+mod tokens;
