@@ -28,6 +28,25 @@ pub struct Cli {
 pub enum Command {
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
     PrintSchema,
+    /// Migration tooling: `migrate status` and `migrate new <name>`.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// List every migration (applied or pending, and when), flag applied migrations whose SQL
+    /// changed since they ran, and those only the database knows (a rollback deploy). Exits 1
+    /// when something needs attention.
+    Status,
+    /// Create a paired migration: <APEXKIT_MIGRATIONS_DIR>/postgres/<version>_<name>/{up,down}.sql
+    /// and the same under sqlite/.
+    New {
+        /// snake_case description, e.g. add_user_phone
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -147,6 +166,16 @@ pub struct Config {
     /// Maximum operations in one batched (JSON array) request.
     #[arg(long, env = "APEXKIT_MAX_BATCH", default_value_t = 5)]
     pub max_batch: usize,
+
+    // --- issue 5: administration and the schema workflow ---
+    /// Comma-separated emails that get role `admin` when they sign up and at every boot.
+    #[arg(long, env = "APEXKIT_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+
+    /// Directory with postgres/ and sqlite/ migration folders: read by `pushSchema` and
+    /// `migrate status` (development), written by `migrate new`.
+    #[arg(long, env = "APEXKIT_MIGRATIONS_DIR", default_value = "migrations")]
+    pub migrations_dir: std::path::PathBuf,
 }
 
 impl Config {
@@ -188,6 +217,11 @@ impl Config {
             problems.push(
                 "APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned(),
             );
+        }
+        for email in self.admin_emails.iter().filter(|e| !e.trim().is_empty()) {
+            if crate::auth::email::normalize(email).is_err() {
+                problems.push(format!("APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"));
+            }
         }
         if problems.is_empty() {
             Ok(())

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
+use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, ClientInfo, SignedIn, User, Viewer, now, token};
 use crate::db::models::NewSession;
 use crate::db::sessions;
@@ -105,6 +106,10 @@ impl Auth {
             sessions::delete(&mut conn, &session.id).await?;
             return Ok(None);
         }
+        // A banned user's sessions stop working at once, whoever set the ban.
+        let Some(user) = self.unless_banned(&mut conn, user).await? else {
+            return Ok(None);
+        };
         let update_age = chrono::Duration::from_std(self.policy.update_age).unwrap_or_default();
         if now - session.updated_at >= update_age {
             // The session keeps the lifetime it was created with (remember-me or not).
@@ -120,9 +125,16 @@ impl Auth {
     }
 
     /// Ends the viewer's current session.
-    pub async fn sign_out(&self, viewer: &Viewer) -> Result<()> {
+    pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
         let mut conn = self.conn().await?;
         if sessions::delete(&mut conn, &viewer.session.id).await? {
+            self.record(
+                AuditEvent::success(AuditKind::SignOut)
+                    .actor(&viewer.user.id)
+                    .subject(&viewer.user.id),
+                client,
+            )
+            .await;
             Ok(())
         } else {
             Err(Error::Unauthenticated)

@@ -74,3 +74,31 @@ pub async fn delete_expired(conn: &mut Conn, now: NaiveDateTime) -> Result<usize
     })
     .map_err(DbError::from)
 }
+
+/// The user's sessions that have not expired, newest first.
+pub async fn list_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<Session>, DbError> {
+    run!(conn, |c| {
+        session::table
+            .filter(session::user_id.eq(user_id))
+            .filter(session::expires_at.gt(now))
+            .order((session::created_at.desc(), session::id.desc()))
+            .select(Session::as_select())
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)
+}
+
+/// Deletes every session of the user; returns how many.
+pub async fn delete_for_user(conn: &mut Conn, user_id: &str) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::delete(session::table.filter(session::user_id.eq(user_id)))
+            .execute(c)
+            .await
+    })
+    .map_err(DbError::from)
+}

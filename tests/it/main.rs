@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod admin;
 mod http;
 mod migrations;
 mod process;
