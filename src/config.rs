@@ -220,7 +220,9 @@ impl Config {
         }
         for email in self.admin_emails.iter().filter(|e| !e.trim().is_empty()) {
             if crate::auth::email::normalize(email).is_err() {
-                problems.push(format!("APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"));
+                problems.push(format!(
+                    "APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"
+                ));
             }
         }
         if problems.is_empty() {

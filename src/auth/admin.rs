@@ -8,8 +8,8 @@ use chrono::{DateTime, NaiveDateTime};
 
 use super::audit::{AuditEvent, AuditKind};
 use super::{
-    Admin, Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email,
-    now, password, token,
+    Admin, Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email, now,
+    password, token,
 };
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::users::UserFilter;

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use super::audit::{AuditEvent, AuditKind};
 use super::{Admin, Auth, ClientInfo};
-use crate::db::migrations::{self, MigrationState, Script};
 use crate::db::DatabaseUrl;
+use crate::db::migrations::{self, MigrationState, Script};
 use crate::error::{Error, Result};
 
 /// Where migrations come from, per deployment.

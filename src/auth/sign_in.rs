@@ -1,9 +1,7 @@
 //! Sign-up and sign-in with email and password.
 
-use super::{
-    Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token,
-};
 use super::audit::{AuditEvent, AuditKind};
+use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::{DbError, users};
 use crate::error::{Error, Result};

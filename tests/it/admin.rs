@@ -41,17 +41,23 @@ on_both!(
 
 async fn admin_emails_make_admins_on_sign_up_and_at_every_boot(backend: Backend) {
     let (app, admin) = TestApp::spawn_with_admin(backend).await;
-    let me = app.gql_with(Some(&admin), "{ me { role } }", json!({})).await;
+    let me = app
+        .gql_with(Some(&admin), "{ me { role } }", json!({}))
+        .await;
     assert_eq!(data(&me, "me")["role"], "admin");
     let user = app.sign_up("later@example.com").await;
-    let me = app.gql_with(Some(&user), "{ me { role } }", json!({})).await;
+    let me = app
+        .gql_with(Some(&user), "{ me { role } }", json!({}))
+        .await;
     assert_eq!(data(&me, "me")["role"], "user");
 
     // A second boot on the same database, now naming the existing user (mixed case, spaces).
     let mut config = test_config(&app.db.url);
     config.admin_emails = vec![" Later@Example.com ".to_owned()];
     let _second = apexkit::App::build(config).await.expect("boots");
-    let me = app.gql_with(Some(&user), "{ me { role } }", json!({})).await;
+    let me = app
+        .gql_with(Some(&user), "{ me { role } }", json!({}))
+        .await;
     assert_eq!(data(&me, "me")["role"], "admin", "promoted at boot");
 }
 
@@ -91,7 +97,10 @@ async fn admin_users_paginates_with_opaque_cursors_and_searches_literally(backen
         assert!(edges.len() <= 2);
         for e in edges {
             seen.push(e["node"]["email"].as_str().expect("email").to_owned());
-            assert!(!e["cursor"].as_str().expect("cursor").contains(':'), "opaque");
+            assert!(
+                !e["cursor"].as_str().expect("cursor").contains(':'),
+                "opaque"
+            );
         }
         if conn["pageInfo"]["hasNextPage"] == false {
             break;
@@ -123,7 +132,10 @@ async fn admin_users_paginates_with_opaque_cursors_and_searches_literally(backen
     assert_eq!(names(&list(Some("b_x"), None, None).await), ["Bob_x"]);
     // Case-insensitive on name and email.
     assert_eq!(names(&list(Some("CARL"), None, None).await), ["Carl"]);
-    assert_eq!(names(&list(Some("example.ORG"), None, None).await), ["Carl"]);
+    assert_eq!(
+        names(&list(Some("example.ORG"), None, None).await),
+        ["Carl"]
+    );
     let body = list(Some("bob"), None, None).await;
     assert_eq!(data(&body, "adminUsers")["totalCount"], 2);
 
@@ -168,7 +180,11 @@ async fn admin_user_and_their_sessions(backend: Backend) {
         .await;
     let sessions = data(&body, "adminUserSessions").as_array().expect("list");
     assert_eq!(sessions.len(), 2);
-    assert!(sessions.iter().all(|s| s["userId"] == id.as_str() && s["current"] == false));
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s["userId"] == id.as_str() && s["current"] == false)
+    );
 }
 
 async fn admin_create_user_and_set_role(backend: Backend) {
@@ -222,13 +238,17 @@ async fn admin_create_user_and_set_role(backend: Backend) {
     let body = set_role(grace.clone(), "admin").await;
     assert_eq!(data(&body, "adminSetRole")["role"], "admin");
     // Grace, now an admin, may list users.
-    let grace_token = app.sign_in("grace@example.com", PASSWORD).await["data"]["signInEmail"]
-        ["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let grace_token =
+        app.sign_in("grace@example.com", PASSWORD).await["data"]["signInEmail"]["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
     let body = app
-        .gql_with(Some(&grace_token), "{ adminUsers { totalCount } }", json!({}))
+        .gql_with(
+            Some(&grace_token),
+            "{ adminUsers { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(data(&body, "adminUsers")["totalCount"], 3);
 
@@ -240,7 +260,11 @@ async fn admin_create_user_and_set_role(backend: Backend) {
     let body = set_role(grace, "user").await;
     assert_eq!(data(&body, "adminSetRole")["role"], "user");
     let body = app
-        .gql_with(Some(&grace_token), "{ adminUsers { totalCount } }", json!({}))
+        .gql_with(
+            Some(&grace_token),
+            "{ adminUsers { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&body), "FORBIDDEN", "demoted at once");
 }
@@ -270,7 +294,9 @@ async fn ban_ends_live_sessions_and_sign_in_says_user_banned(backend: Backend) {
     assert!(banned["banExpires"].is_null(), "permanent");
     for t in [&token, &other] {
         assert!(data(&app.session(t).await, "session").is_null());
-        let body = app.gql_with(Some(t), "{ accounts { id } }", json!({})).await;
+        let body = app
+            .gql_with(Some(t), "{ accounts { id } }", json!({}))
+            .await;
         assert_eq!(code(&body), "UNAUTHENTICATED");
     }
     let sessions = format!("SELECT COUNT(*) AS n FROM session WHERE user_id = '{id}'");
@@ -283,9 +309,15 @@ async fn ban_ends_live_sessions_and_sign_in_says_user_banned(backend: Backend) {
 
     // An admin cannot ban themselves.
     let admin_id = user_id(&app, &admin).await;
-    assert_eq!(code(&ban(&app, &admin, &admin_id, None).await), "BAD_USER_INPUT");
+    assert_eq!(
+        code(&ban(&app, &admin, &admin_id, None).await),
+        "BAD_USER_INPUT"
+    );
     assert_eq!(code(&ban(&app, &admin, "nobody", None).await), "NOT_FOUND");
-    assert_eq!(code(&ban(&app, &admin, &id, Some(0)).await), "BAD_USER_INPUT");
+    assert_eq!(
+        code(&ban(&app, &admin, &id, Some(0)).await),
+        "BAD_USER_INPUT"
+    );
 
     let body = app
         .gql_with(
@@ -298,11 +330,15 @@ async fn ban_ends_live_sessions_and_sign_in_says_user_banned(backend: Backend) {
     assert!(data(&body, "adminUnbanUser")["banReason"].is_null());
     let again = app.sign_in("ada@example.com", PASSWORD).await;
     assert!(again["errors"].is_null(), "{again}");
-    let fresh = again["data"]["signInEmail"]["token"].as_str().expect("token");
+    let fresh = again["data"]["signInEmail"]["token"]
+        .as_str()
+        .expect("token");
 
     // A ban written straight into the database (no session cleanup) still stops a live session.
     app.db
-        .execute(&format!("UPDATE \"user\" SET banned = true WHERE id = '{id}'"))
+        .execute(&format!(
+            "UPDATE \"user\" SET banned = true WHERE id = '{id}'"
+        ))
         .await;
     assert!(data(&app.session(fresh).await, "session").is_null());
 }
@@ -337,7 +373,9 @@ async fn an_expired_ban_lifts_itself(backend: Backend) {
     assert_eq!(app.db.count(&still).await, 0, "cleared lazily");
 
     // Same for a live session made before the ban expired (set directly, sessions kept).
-    let live = body["data"]["signInEmail"]["token"].as_str().expect("token");
+    let live = body["data"]["signInEmail"]["token"]
+        .as_str()
+        .expect("token");
     app.db
         .execute(&format!(
             "UPDATE \"user\" SET banned = true, ban_expires = '2000-01-01 00:00:00' WHERE id = '{id}'"
@@ -386,7 +424,13 @@ async fn admin_revoke_sessions_remove_user_and_set_password(backend: Backend) {
         }
     };
     assert_eq!(code(&set_password("short").await), "PASSWORD_TOO_SHORT");
-    assert_eq!(data(&set_password("a brand new password").await, "adminSetUserPassword"), true);
+    assert_eq!(
+        data(
+            &set_password("a brand new password").await,
+            "adminSetUserPassword"
+        ),
+        true
+    );
     assert_eq!(
         code(&app.sign_in("ada@example.com", PASSWORD).await),
         "INVALID_EMAIL_OR_PASSWORD"
@@ -402,7 +446,11 @@ async fn admin_revoke_sessions_remove_user_and_set_password(backend: Backend) {
         )
         .await;
     assert_eq!(data(&remove, "adminRemoveUser"), true);
-    for table in ["\"user\" WHERE id", "session WHERE user_id", "account WHERE user_id"] {
+    for table in [
+        "\"user\" WHERE id",
+        "session WHERE user_id",
+        "account WHERE user_id",
+    ] {
         let sql = format!("SELECT COUNT(*) AS n FROM {table} = '{id}'");
         assert_eq!(app.db.count(&sql).await, 0, "{sql}");
     }
@@ -422,7 +470,11 @@ async fn admin_revoke_sessions_remove_user_and_set_password(backend: Backend) {
             json!({ "id": admin_id }),
         )
         .await;
-    assert_eq!(code(&me), "BAD_USER_INPUT", "an admin cannot remove themselves");
+    assert_eq!(
+        code(&me),
+        "BAD_USER_INPUT",
+        "an admin cannot remove themselves"
+    );
 }
 
 async fn audit_events(app: &TestApp, admin: &str, vars: Value) -> Value {
@@ -446,7 +498,8 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     app.sign_in("ada@example.com", PASSWORD).await;
     app.sign_in("ada@example.com", "a wrong password").await;
     app.sign_in("nobody@example.com", "a wrong password").await;
-    app.gql_with(Some(&token), "mutation { signOut }", json!({})).await;
+    app.gql_with(Some(&token), "mutation { signOut }", json!({}))
+        .await;
 
     let admin_ops = [
         format!("adminSetRole(input: {{userId: \"{ada}\", role: \"user\"}}) {{ id }}"),
@@ -468,10 +521,30 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     let expect = [
         ("sign_up", "success", Some(ada.as_str()), Some(ada.as_str())),
         ("sign_in", "success", Some(ada.as_str()), Some(ada.as_str())),
-        ("sign_out", "success", Some(ada.as_str()), Some(ada.as_str())),
-        ("admin_set_role", "success", Some(admin_id.as_str()), Some(ada.as_str())),
-        ("admin_set_user_password", "success", Some(&admin_id), Some(&ada)),
-        ("admin_revoke_user_sessions", "success", Some(&admin_id), Some(&ada)),
+        (
+            "sign_out",
+            "success",
+            Some(ada.as_str()),
+            Some(ada.as_str()),
+        ),
+        (
+            "admin_set_role",
+            "success",
+            Some(admin_id.as_str()),
+            Some(ada.as_str()),
+        ),
+        (
+            "admin_set_user_password",
+            "success",
+            Some(&admin_id),
+            Some(&ada),
+        ),
+        (
+            "admin_revoke_user_sessions",
+            "success",
+            Some(&admin_id),
+            Some(&ada),
+        ),
         ("admin_ban_user", "success", Some(&admin_id), Some(&ada)),
         ("admin_unban_user", "success", Some(&admin_id), Some(&ada)),
         ("admin_create_user", "success", Some(&admin_id), None),
@@ -502,10 +575,18 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
         .filter(|n| n["outcome"] == "failure")
         .collect();
     assert_eq!(failed.len(), 2, "{failures}");
-    assert!(failed.iter().any(|n| n["subjectUserId"] == ada.as_str()
-        && n["detail"].as_str().is_some_and(|d| d.contains("ada@example.com"))));
-    assert!(failed.iter().any(|n| n["subjectUserId"].is_null()
-        && n["detail"].as_str().is_some_and(|d| d.contains("nobody@example.com"))));
+    assert!(failed.iter().any(|n| {
+        n["subjectUserId"] == ada.as_str()
+            && n["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("ada@example.com"))
+    }));
+    assert!(failed.iter().any(|n| {
+        n["subjectUserId"].is_null()
+            && n["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("nobody@example.com"))
+    }));
 
     // Filter by subject, and page through newest first.
     let about_ada = audit_events(&app, &admin, json!({ "u": ada, "f": 3 })).await;
@@ -528,19 +609,31 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     let parsed = |v: &Vec<String>| -> Vec<chrono::DateTime<chrono::FixedOffset>> {
-        v.iter().map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("rfc3339")).collect()
+        v.iter()
+            .map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("rfc3339"))
+            .collect()
     };
     let mut newest_first = parsed(&seen);
     newest_first.sort_by(|a, b| b.cmp(a));
     assert_eq!(parsed(&seen), newest_first, "newest first");
 
     let bad = app
-        .gql_with(Some(&admin), "{ auditEvents(type: \"nope\") { totalCount } }", json!({}))
+        .gql_with(
+            Some(&admin),
+            "{ auditEvents(type: \"nope\") { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(code(&bad), "BAD_USER_INPUT");
 
     // Never a password or a token anywhere in the trail.
-    for secret in [PASSWORD, "a wrong password", "another long password", &token, &admin] {
+    for secret in [
+        PASSWORD,
+        "a wrong password",
+        "another long password",
+        &token,
+        &admin,
+    ] {
         let sql = format!(
             "SELECT COUNT(*) AS n FROM audit_event WHERE detail LIKE '%{secret}%' OR user_agent LIKE '%{secret}%'"
         );
@@ -630,7 +723,13 @@ fn dummy(ty: &Value, types: &HashMap<String, Value>) -> String {
                 .into_iter()
                 .flatten()
                 .filter(|f| f["type"]["kind"] == "NON_NULL")
-                .map(|f| format!("{}: {}", f["name"].as_str().unwrap_or_default(), dummy(&f["type"], types)))
+                .map(|f| {
+                    format!(
+                        "{}: {}",
+                        f["name"].as_str().unwrap_or_default(),
+                        dummy(&f["type"], types)
+                    )
+                })
                 .collect();
             format!("{{{}}}", fields.join(", "))
         }
@@ -652,7 +751,13 @@ fn call(field: &Value, types: &HashMap<String, Value>) -> String {
         .into_iter()
         .flatten()
         .filter(|a| a["type"]["kind"] == "NON_NULL")
-        .map(|a| format!("{}: {}", a["name"].as_str().unwrap_or_default(), dummy(&a["type"], types)))
+        .map(|a| {
+            format!(
+                "{}: {}",
+                a["name"].as_str().unwrap_or_default(),
+                dummy(&a["type"], types)
+            )
+        })
         .collect();
     let args = if args.is_empty() {
         String::new()
@@ -718,9 +823,14 @@ async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: 
         unclassified.is_empty(),
         "fields nobody classified (add them to FIELDS in tests/it/admin.rs): {unclassified:?}"
     );
-    assert!(admin_fields >= 13, "the walk saw the admin fields ({admin_fields})");
+    assert!(
+        admin_fields >= 13,
+        "the walk saw the admin fields ({admin_fields})"
+    );
     // The guards refused before doing anything: the users are intact, the admin still one.
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await, 2);
-    let me = app.gql_with(Some(&admin), "{ me { role } }", json!({})).await;
+    let me = app
+        .gql_with(Some(&admin), "{ me { role } }", json!({}))
+        .await;
     assert_eq!(data(&me, "me")["role"], "admin");
 }

@@ -3,9 +3,10 @@
 
 mod support;
 
-mod auth;
 mod admin;
+mod auth;
 mod http;
 mod migrations;
 mod process;
 mod schema;
+mod schema_workflow;
