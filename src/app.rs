@@ -37,11 +37,16 @@ pub struct App {
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     config.validate().map_err(anyhow::Error::msg)?;
     let url = config.database().map_err(anyhow::Error::msg)?;
-    let applied = migrations::run_pending(&url).await?;
+    let applied = run_migrations(&url).await?;
+    verify_history(config, &url, &Pool::new(&url, config.pool_options())).await?;
+    Ok(applied)
+}
+
+async fn run_migrations(url: &crate::db::DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let applied = migrations::run_pending(url).await?;
     for version in &applied {
         tracing::info!(%version, backend = url.backend(), "migration applied");
     }
-    verify_history(config, &url).await?;
     Ok(applied)
 }
 
@@ -49,8 +54,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
 /// applied migration whose SQL in this binary differs from what ran stops a production boot
 /// and warns in development; migrations only the database knows (a rollback deploy) are
 /// reported, and the service still starts (its own migrations are all applied).
-async fn verify_history(config: &Config, url: &crate::db::DatabaseUrl) -> anyhow::Result<()> {
-    let pool = Pool::new(url, config.pool_options());
+async fn verify_history(
+    config: &Config,
+    url: &crate::db::DatabaseUrl,
+    pool: &Pool,
+) -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
     let known = migrations::embedded(url);
     migrations::record_checksums(&mut conn, &known).await?;
@@ -91,9 +99,12 @@ async fn verify_history(config: &Config, url: &crate::db::DatabaseUrl) -> anyhow
 
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        migrate(&config).await?;
+        config.validate().map_err(anyhow::Error::msg)?;
         let url = config.database().map_err(anyhow::Error::msg)?;
+        run_migrations(&url).await?;
+        // Built after migrating: its first connection never races the migration lock.
         let pool = Pool::new(&url, config.pool_options());
+        verify_history(&config, &url, &pool).await?;
         let hasher = Hasher::new(config.hash_concurrency())?;
 
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -164,8 +164,22 @@ where
             tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
                 let mut conn = SqliteConnection::establish(&path)
                     .with_context(|| format!("cannot open SQLite database {path}"))?;
-                conn.batch_execute(&sqlite_pragmas(SQLITE_BUSY_MS))
-                    .context("cannot configure SQLite connection")?;
+                // Switching to WAL while other processes open the same new file can answer
+                // "database is locked" without waiting on busy_timeout (SQLite refuses to wait
+                // where waiting could deadlock): retry for as long as busy_timeout would.
+                let started = std::time::Instant::now();
+                loop {
+                    match conn.batch_execute(&sqlite_pragmas(SQLITE_BUSY_MS)) {
+                        Ok(()) => break,
+                        Err(e)
+                            if e.to_string().contains("locked")
+                                && started.elapsed().as_millis() < SQLITE_BUSY_MS =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                        }
+                        Err(e) => return Err(e).context("cannot configure SQLite connection"),
+                    }
+                }
                 conn.exclusive_transaction(|c| {
                     f(&mut Harness::Sqlite(c)).map_err(TxError::Migration)
                 })
