@@ -153,6 +153,39 @@ async fn push_schema_applies_a_new_migration_to_the_running_server(backend: Back
         json!([]),
         "nothing left"
     );
+
+    // A broken migration applies nothing (each runs in a transaction) and is audited as failed.
+    let broken = folder.with_file_name("2099-01-02-000000_broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(
+        broken.join("up.sql"),
+        "ALTER TABLE \"user\" ADD COLUMN nickname text;\nINSERT INTO no_such_table VALUES (1);\n",
+    )
+    .expect("up");
+    let body = app
+        .gql_with(
+            Some(&admin),
+            "mutation { pushSchema { migrations } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    assert!(
+        app.db
+            .try_execute("SELECT COUNT(nickname) AS n FROM \"user\"")
+            .await
+            .is_err(),
+        "rolled back"
+    );
+    let failed =
+        "SELECT COUNT(*) AS n FROM audit_event WHERE type = 'schema_push' AND outcome = 'failure'";
+    assert_eq!(app.db.count(failed).await, 1);
+    let pending = status(&app, &admin).await;
+    let broken = pending
+        .iter()
+        .find(|m| m["name"] == "2099-01-02-000000_broken")
+        .expect("listed");
+    assert_eq!(broken["applied"], false);
 }
 
 async fn push_schema_is_absent_from_the_production_schema(backend: Backend) {
