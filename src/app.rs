@@ -37,13 +37,17 @@ pub struct App {
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     config.validate().map_err(anyhow::Error::msg)?;
     let url = config.database().map_err(anyhow::Error::msg)?;
-    let applied = run_migrations(&url).await?;
+    let applied = run_migrations(config, &url).await?;
     verify_history(config, &url, &Pool::new(&url, config.pool_options())).await?;
     Ok(applied)
 }
 
-async fn run_migrations(url: &crate::db::DatabaseUrl) -> anyhow::Result<Vec<String>> {
-    let applied = migrations::run_pending(url).await?;
+async fn run_migrations(
+    config: &Config,
+    url: &crate::db::DatabaseUrl,
+) -> anyhow::Result<Vec<String>> {
+    let allow_out_of_order = config.allow_out_of_order || !config.is_production();
+    let applied = migrations::run_pending_checked(url, allow_out_of_order).await?;
     for version in &applied {
         tracing::info!(%version, backend = url.backend(), "migration applied");
     }
@@ -101,7 +105,7 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
         let url = config.database().map_err(anyhow::Error::msg)?;
-        run_migrations(&url).await?;
+        run_migrations(&config, &url).await?;
         // Built after migrating: its first connection never races the migration lock.
         let pool = Pool::new(&url, config.pool_options());
         verify_history(&config, &url, &pool).await?;

@@ -176,6 +176,11 @@ pub struct Config {
     /// `migrate status` (development), written by `migrate new`.
     #[arg(long, env = "APEXKIT_MIGRATIONS_DIR", default_value = "migrations")]
     pub migrations_dir: std::path::PathBuf,
+
+    /// Apply a pending migration older than the newest applied one (production refuses by
+    /// default; development applies it with a warning).
+    #[arg(long, env = "APEXKIT_ALLOW_OUT_OF_ORDER")]
+    pub allow_out_of_order: bool,
 }
 
 impl Config {

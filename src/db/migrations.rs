@@ -59,7 +59,33 @@ pub fn embedded_versions(url: &DatabaseUrl) -> Vec<String> {
 /// Applies every pending migration, once, even when several processes call this at once.
 /// Returns the versions this call applied.
 pub async fn run_pending(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
-    with_harness(url, |h| h.run_pending()).await
+    run_pending_checked(url, true).await
+}
+
+/// Like [`run_pending`]; a pending migration older than the newest applied one (out of order,
+/// e.g. from a branch merged late) is refused unless `allow_out_of_order`, and warned about when
+/// allowed. Checked under the lock, before anything runs.
+pub async fn run_pending_checked(
+    url: &DatabaseUrl,
+    allow_out_of_order: bool,
+) -> anyhow::Result<Vec<String>> {
+    let embedded = embedded(url);
+    with_harness(url, move |h| {
+        let late = h.out_of_order(&embedded)?;
+        if !late.is_empty() {
+            let late = late.join(", ");
+            if !allow_out_of_order {
+                return Err(format!(
+                    "pending migration(s) older than the newest applied one (out of order): \
+                     {late}; refusing to apply them (APEXKIT_ALLOW_OUT_OF_ORDER=true allows it)"
+                )
+                .into());
+            }
+            tracing::warn!(migrations = %late, "applying migrations out of order");
+        }
+        h.run_pending()
+    })
+    .await
 }
 
 /// Reverts every applied migration (newest first). Used by tests of the down migrations.
@@ -92,14 +118,34 @@ impl Harness<'_> {
         Ok(applied.iter().map(ToString::to_string).collect())
     }
 
-    fn push(&mut self, scripts: &[Script], dry_run: bool) -> Result<Vec<String>, BoxError> {
-        let applied: HashSet<String> = match self {
+    fn applied(&mut self) -> Result<HashSet<String>, BoxError> {
+        Ok(match self {
             Self::Postgres(h) => h.applied_migrations()?,
             Self::Sqlite(c) => c.applied_migrations()?,
         }
         .iter()
         .map(ToString::to_string)
-        .collect();
+        .collect())
+    }
+
+    /// Folder names of the pending `scripts` older than the newest applied migration.
+    fn out_of_order(&mut self, scripts: &[Script]) -> Result<Vec<String>, BoxError> {
+        let applied = self.applied()?;
+        let Some(newest) = applied.iter().max() else {
+            return Ok(Vec::new());
+        };
+        Ok(scripts
+            .iter()
+            .filter(|s| {
+                let v = s.version();
+                !applied.contains(&v) && v < *newest
+            })
+            .map(|s| s.name.clone())
+            .collect())
+    }
+
+    fn push(&mut self, scripts: &[Script], dry_run: bool) -> Result<Vec<String>, BoxError> {
+        let applied = self.applied()?;
         let mut pending: Vec<&Script> = scripts
             .iter()
             .filter(|s| !applied.contains(&s.version()))

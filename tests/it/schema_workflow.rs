@@ -20,6 +20,7 @@ on_both!(
     push_schema_is_absent_from_the_production_schema,
     tampered_checksum_stops_production_and_warns_in_development,
     a_database_ahead_of_the_binary_is_reported_not_crashed_on,
+    an_out_of_order_migration_is_refused_in_production,
 );
 
 fn production(config: &mut apexkit::Config) {
@@ -420,6 +421,31 @@ async fn a_database_ahead_of_the_binary_is_reported_not_crashed_on(backend: Back
         "{stdout}"
     );
     assert!(stdout.contains("the database is ahead"), "{stdout}");
+}
+
+async fn an_out_of_order_migration_is_refused_in_production(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    apexkit::db::migrations::run_pending(&db.database_url())
+        .await
+        .expect("migrate");
+    // As if 000002 came from a branch merged after 000005 had been deployed.
+    let row = "__diesel_schema_migrations WHERE version = '20261125000002'";
+    db.execute(&format!("DELETE FROM {row}")).await;
+
+    let prod = apexkit(&db, "production");
+    let (ok, log) = tokio::task::spawn_blocking(move || run_to_exit(prod))
+        .await
+        .expect("join");
+    assert!(!ok, "production refuses: {log}");
+    assert!(
+        log.contains("out of order") && log.contains("2026-11-25-000002_user_roles_and_bans"),
+        "{log}"
+    );
+    assert_eq!(
+        db.count(&format!("SELECT COUNT(*) AS n FROM {row}")).await,
+        0,
+        "nothing ran"
+    );
 }
 
 #[test]
