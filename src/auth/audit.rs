@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use super::{Auth, ClientInfo, now, token};
 use crate::db::audit::{self, AuditFilter};
 use crate::db::models::AuditEvent as Row;
-use crate::db::{Conn, DbError};
+use crate::db::Conn;
 use crate::error::Result;
 
 /// Every kind of event, and its name in the `audit_event.type` column (see the README).
@@ -179,9 +179,7 @@ impl Auth {
             kind,
             before,
         };
-        let (mut events, total) = audit::page(&mut conn, &filter, first + 1)
-            .await
-            .map_err(|e: DbError| crate::error::Error::from(e))?;
+        let (mut events, total) = audit::page(&mut conn, &filter, first + 1).await?;
         let has_next = events.len() as i64 > first;
         events.truncate(usize::try_from(first).unwrap_or(0));
         Ok(AuditPage {
