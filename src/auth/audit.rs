@@ -5,9 +5,9 @@
 use chrono::NaiveDateTime;
 
 use super::{Auth, ClientInfo, now, token};
+use crate::db::Conn;
 use crate::db::audit::{self, AuditFilter};
 use crate::db::models::AuditEvent as Row;
-use crate::db::Conn;
 use crate::error::Result;
 
 /// Every kind of event, and its name in the `audit_event.type` column (see the README).
