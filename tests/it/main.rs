@@ -3,10 +3,12 @@
 
 mod support;
 
+mod admin;
 mod auth;
 mod http;
 mod migrations;
 mod process;
 mod schema;
+mod schema_workflow;
 mod sessions;
 mod tokens;
