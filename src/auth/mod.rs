@@ -16,6 +16,7 @@ use chrono::{NaiveDateTime, Utc};
 pub use crate::db::models::{Account, Session, User};
 use crate::db::{Conn, Pool};
 use crate::error::Result;
+use crate::throttle::AccountThrottle;
 pub use token::SessionToken;
 
 /// Provider id of the email+password account (Better Auth's name).
@@ -67,6 +68,8 @@ pub struct Auth {
     pool: Pool,
     hasher: password::Hasher,
     policy: SessionPolicy,
+    password_policy: password::Policy,
+    sign_in_throttle: AccountThrottle,
 }
 
 impl Auth {
@@ -75,7 +78,26 @@ impl Auth {
             pool,
             hasher,
             policy,
+            password_policy: password::Policy::default(),
+            sign_in_throttle: AccountThrottle::disabled(),
         }
+    }
+
+    /// Applies the configured password policy (minimum length) to every new password.
+    pub fn with_password_policy(mut self, policy: password::Policy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// Counts failed sign-ins per account and delays further attempts.
+    pub fn with_sign_in_throttle(mut self, throttle: AccountThrottle) -> Self {
+        self.sign_in_throttle = throttle;
+        self
+    }
+
+    /// Checks a new password (sign-up, change, reset, admin-set) before any hashing.
+    pub fn check_new_password(&self, password: &str) -> Result<()> {
+        self.password_policy.check(password)
     }
 
     async fn conn(&self) -> Result<Conn> {

@@ -6,6 +6,7 @@ pub mod migrations;
 pub mod models;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::fmt;

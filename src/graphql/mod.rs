@@ -11,6 +11,8 @@ use tokio::sync::OnceCell;
 
 use crate::auth::{Auth, ClientInfo, SessionToken, Viewer};
 use crate::error::{Error, Result};
+pub use crate::graphql::limits::RateTally;
+use crate::throttle::RateLimiter;
 
 #[derive(MergedObject, Default)]
 pub struct Query(auth::SessionQuery);
@@ -21,12 +23,16 @@ pub struct Mutation(auth::SessionMutation);
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Limits applied to every document.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_directives: usize,
     pub introspection: bool,
+    /// "Did you mean …?" hints in validation errors (they leak the schema like introspection).
+    pub suggestions: bool,
+    /// Per-client budgets per executed root field; `None`: rate limiting off.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 impl Default for Limits {
@@ -36,6 +42,8 @@ impl Default for Limits {
             max_complexity: 200,
             max_directives: 20,
             introspection: true,
+            suggestions: true,
+            rate_limiter: None,
         }
     }
 }
@@ -50,8 +58,13 @@ pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
     if !limits.introspection {
         builder = builder
             .disable_introspection()
-            .disable_suggestions()
             .extension(limits::NoIntrospection);
+    }
+    if !limits.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    if let Some(limiter) = limits.rate_limiter {
+        builder = builder.extension(limits::RateLimit(limiter));
     }
     if let Some(auth) = auth {
         builder = builder.data(auth);
@@ -109,6 +122,8 @@ pub struct RequestState {
     /// The session token presented (the `Authorization` header wins over the cookie).
     pub token: Option<SessionToken>,
     pub cookie: CookiePolicy,
+    /// What the rate limiter did, shared by the operations of one HTTP request.
+    pub rate: std::sync::Arc<RateTally>,
     viewer: OnceCell<Option<Viewer>>,
 }
 
@@ -118,8 +133,15 @@ impl RequestState {
             client,
             token,
             cookie,
+            rate: std::sync::Arc::default(),
             viewer: OnceCell::new(),
         }
+    }
+
+    /// Shares one tally among the operations of a batch.
+    pub fn with_tally(mut self, rate: std::sync::Arc<RateTally>) -> Self {
+        self.rate = rate;
+        self
     }
 }
 
