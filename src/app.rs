@@ -14,10 +14,10 @@ use poem::listener::TcpAcceptor;
 use crate::auth::password::{Hasher, Policy as PasswordPolicy};
 use crate::auth::{Auth, SessionPolicy};
 use crate::config::{Config, RateLimitStorage};
-use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 use crate::db::{Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -72,7 +72,8 @@ impl App {
             update_age: Duration::from_secs(config.session_update_age),
         };
         let hashes = hasher.computed();
-        let shared = (config.rate_limit_storage == RateLimitStorage::Database).then(|| pool.clone());
+        let shared =
+            (config.rate_limit_storage == RateLimitStorage::Database).then(|| pool.clone());
         let (rate_limiter, sign_in_throttle) = if config.rate_limit_enabled() {
             let rules = Rules {
                 credential: config.rate_limit_credential,

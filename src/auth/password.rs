@@ -162,10 +162,19 @@ mod tests {
     fn policy_counts_code_points_and_refuses_common_passwords() {
         let p = Policy::default();
         assert!(p.check("correct horse battery staple").is_ok());
-        assert!(matches!(p.check("short"), Err(Error::PasswordTooShort { min: 8 })));
+        assert!(matches!(
+            p.check("short"),
+            Err(Error::PasswordTooShort { min: 8 })
+        ));
         // 8 code points, 16 bytes: long enough.
         assert!(p.check("ÄÖÜäöüßé").is_ok());
-        for common in ["password", "PASSWORD1", "Iloveyou", "12345678", "qwertyuiop"] {
+        for common in [
+            "password",
+            "PASSWORD1",
+            "Iloveyou",
+            "12345678",
+            "qwertyuiop",
+        ] {
             assert!(
                 matches!(p.check(common), Err(Error::PasswordCompromised)),
                 "{common}"

@@ -182,8 +182,8 @@ fn cross_site_refusal(req: &Request, state: &HttpState) -> Option<Response> {
     {
         return forbidden("Cross-origin mutations are allowed from trusted origins only");
     }
-    let cookie_authenticated = req.header(header::AUTHORIZATION).is_none()
-        && cookie(req, state.cookie.name).is_some();
+    let cookie_authenticated =
+        req.header(header::AUTHORIZATION).is_none() && cookie(req, state.cookie.name).is_some();
     if cookie_authenticated
         && origin.is_none()
         && !req
@@ -229,7 +229,7 @@ fn client_ip(req: &Request, proxies: &[Cidr]) -> Option<IpAddr> {
 
 /// `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]:443` or `1.2.3.4:80`, canonical (`::ffff:` mapped
 /// addresses become IPv4).
-fn parse_hop(hop: &str) -> Option<IpAddr> {
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>()
         .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
         .ok()
@@ -257,10 +257,18 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    find_cookie(
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        name,
+    )
+}
+
+/// The value of the cookie `name` in `Cookie` header values (the first one wins).
+pub fn find_cookie<'a>(values: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    values
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
@@ -390,7 +398,11 @@ mod tests {
         assert_eq!(parse_hop("unknown"), None);
         let mut req = async_graphql::Request::new("query Q { me { id } } mutation M { signOut }");
         assert!(has_mutation(&mut req));
-        assert!(!has_mutation(&mut async_graphql::Request::new("{ me { id } }")));
-        assert!(!has_mutation(&mut async_graphql::Request::new("mutation {")));
+        assert!(!has_mutation(&mut async_graphql::Request::new(
+            "{ me { id } }"
+        )));
+        assert!(!has_mutation(&mut async_graphql::Request::new(
+            "mutation {"
+        )));
     }
 }

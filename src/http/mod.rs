@@ -4,6 +4,9 @@
 mod graphql;
 mod health;
 
+/// Parsers of untrusted header input, public for the fuzz targets in `fuzz/`.
+pub use graphql::{find_cookie, parse_hop};
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -13,9 +16,9 @@ use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response,
 
 use crate::auth::origin::TrustedOrigins;
 use crate::db::Pool;
-use crate::throttle::net::Cidr;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
+use crate::throttle::net::Cidr;
 
 /// Everything the HTTP handlers share.
 pub struct HttpState {

@@ -118,7 +118,9 @@ impl AccountThrottle {
                     let count = inner.next(current.map(|r| (r.0, r.1)), now)?;
                     let locked_until = after(now, delay(count, inner.free, inner.max_delay));
                     let won = match current {
-                        None => queries::insert_failures(&mut conn, &key, locked_until, now).await?,
+                        None => {
+                            queries::insert_failures(&mut conn, &key, locked_until, now).await?
+                        }
                         Some((old, _, version)) => {
                             queries::swap_failures(
                                 &mut conn,

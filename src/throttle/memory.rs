@@ -38,7 +38,9 @@ impl Windows {
         if map.len() >= PRUNE_AT {
             map.retain(|_, w| w.end > now);
         }
-        let w = map.entry((class, bucket)).or_insert(Window { end, count: 0 });
+        let w = map
+            .entry((class, bucket))
+            .or_insert(Window { end, count: 0 });
         if w.end != end {
             *w = Window { end, count: 0 };
         }

@@ -181,7 +181,14 @@ mod tests {
         for f in ["requestPasswordReset", "sendVerificationEmail"] {
             assert_eq!(class_of(f), Class::Mail, "{f}");
         }
-        for f in ["session", "me", "signOut", "signinemail", "adminUsers", "__typename"] {
+        for f in [
+            "session",
+            "me",
+            "signOut",
+            "signinemail",
+            "adminUsers",
+            "__typename",
+        ] {
             assert_eq!(class_of(f), Class::General, "{f}");
         }
     }

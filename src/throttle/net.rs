@@ -91,7 +91,14 @@ mod tests {
         assert!(!v6.contains(ip("2001:db9::1")));
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("8.8.8.8")));
-        for bad in ["10.0.0.0/33", "::/129", "x/8", "10.0.0.0/", "10.0.0.0/-1", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "::/129",
+            "x/8",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "",
+        ] {
             assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
         }
     }

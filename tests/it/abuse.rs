@@ -82,12 +82,21 @@ async fn aliased_fields_count_one_each(backend: Backend) {
             )
         })
         .collect();
-    let (status, _, body) =
-        post_raw(&app, &json!({ "query": format!("mutation {{ {aliases} }}") }), &[]).await;
+    let (status, _, body) = post_raw(
+        &app,
+        &json!({ "query": format!("mutation {{ {aliases} }}") }),
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
     assert_eq!(body["errors"][0]["path"], json!(["s3"]));
-    assert!(body["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap() >= 1);
+    assert!(
+        body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(users(&app).await, 3, "the fourth alias never ran");
     assert_eq!(hashes(&app), 3, "no hash beyond the budget");
 
@@ -119,14 +128,11 @@ async fn batched_brute_force_is_counted_per_operation(backend: Backend) {
         .collect();
     let (status, _, body) = post_raw(&limited, &json!(batch), &[]).await;
     assert_eq!(status, 200, "{body}");
-    let all: Vec<String> = body
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(codes)
-        .collect();
+    let all: Vec<String> = body.as_array().unwrap().iter().flat_map(codes).collect();
     assert_eq!(
-        all.iter().filter(|c| *c == "INVALID_EMAIL_OR_PASSWORD").count(),
+        all.iter()
+            .filter(|c| *c == "INVALID_EMAIL_OR_PASSWORD")
+            .count(),
         3,
         "{body}"
     );
@@ -207,8 +213,13 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
         let (_, _, body) =
             post_raw(&guarded, &sign_in_body("ada@example.com", PASSWORD), &[]).await;
         assert_eq!(code(&body), "RATE_LIMITED", "{storage:?}: {body}");
-        let retry = body["errors"][0]["extensions"]["retryAfter"].as_u64().unwrap();
-        assert!(retry <= 2, "the delay is capped at APEXKIT_SIGN_IN_MAX_DELAY");
+        let retry = body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            retry <= 2,
+            "the delay is capped at APEXKIT_SIGN_IN_MAX_DELAY"
+        );
         // ... and passes once it is over: never a permanent lockout.
         tokio::time::sleep(std::time::Duration::from_millis(retry * 1000 + 100)).await;
         let ok = guarded.sign_in("ada@example.com", PASSWORD).await;
@@ -290,8 +301,7 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
     // left is its own business.
     let (_, body) = sign_up_from(&app, "p1@example.com", "6.6.6.6, 203.0.113.7, 10.1.2.3").await;
     assert_eq!(
-        body["data"]["signUpEmail"]["session"]["ipAddress"],
-        "203.0.113.7",
+        body["data"]["signUpEmail"]["session"]["ipAddress"], "203.0.113.7",
         "{body}"
     );
     let (_, body) = sign_up_from(&app, "p2@example.com", "::FFFF:203.0.113.8").await;
@@ -345,16 +355,15 @@ const TRUSTED: &str = "https://app.example.com";
 
 async fn cross_site_mutations_are_refused(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.trusted_origins = vec![TRUSTED.into()]).await;
-    let sign_up = |email: &str| {
-        json!({ "query": format!("mutation {{ signUpEmail(input: {{name: \"A\", email: \"{email}\", password: \"{PASSWORD}\"}}) {{ token }} }}") })
-    };
+    let sign_up = |email: &str| json!({ "query": format!("mutation {{ signUpEmail(input: {{name: \"A\", email: \"{email}\", password: \"{PASSWORD}\"}}) {{ token }} }}") });
     for origin in [
         "https://evil.example",
         "null",
         "https://app.example.com.evil.io",
         "http://app.example.com",
     ] {
-        let (status, _, body) = post_raw(&app, &sign_up("e@example.com"), &[("origin", origin)]).await;
+        let (status, _, body) =
+            post_raw(&app, &sign_up("e@example.com"), &[("origin", origin)]).await;
         assert_eq!(status, 403, "{origin}");
         assert_eq!(code(&body), "FORBIDDEN");
     }
@@ -377,16 +386,27 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
     let (status, _, _) = post_raw(
         &app,
         &sign_out,
-        &[("cookie", &cookie), ("referer", "https://evil.example/app.example.com")],
+        &[
+            ("cookie", &cookie),
+            ("referer", "https://evil.example/app.example.com"),
+        ],
     )
     .await;
     assert_eq!(status, 403);
-    let (status, _, _) = post_raw(&app, &sign_out, &[("cookie", &cookie), ("origin", "null")]).await;
+    let (status, _, _) =
+        post_raw(&app, &sign_out, &[("cookie", &cookie), ("origin", "null")]).await;
     assert_eq!(status, 403);
-    assert!(app.session(&token).await["data"]["session"].is_object(), "still signed in");
+    assert!(
+        app.session(&token).await["data"]["session"].is_object(),
+        "still signed in"
+    );
     // Queries by cookie need no Origin.
-    let (status, _, body) =
-        post_raw(&app, &json!({ "query": "{ me { email } }" }), &[("cookie", &cookie)]).await;
+    let (status, _, body) = post_raw(
+        &app,
+        &json!({ "query": "{ me { email } }" }),
+        &[("cookie", &cookie)],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["me"]["email"], "s@example.com");
 
@@ -395,7 +415,11 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
     let (status, _, _) = post_raw(
         &app,
         &sign_out,
-        &[("cookie", &cookie), ("authorization", &bearer), ("origin", "https://evil.example")],
+        &[
+            ("cookie", &cookie),
+            ("authorization", &bearer),
+            ("origin", "https://evil.example"),
+        ],
     )
     .await;
     assert_eq!(status, 403);
@@ -403,7 +427,10 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
     let (status, _, body) = post_raw(
         &app,
         &sign_out,
-        &[("cookie", &cookie), ("authorization", &format!("Bearer {token2}"))],
+        &[
+            ("cookie", &cookie),
+            ("authorization", &format!("Bearer {token2}")),
+        ],
     )
     .await;
     assert_eq!(status, 200);
@@ -413,7 +440,10 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
     let (status, _, body) = post_raw(
         &app,
         &sign_out,
-        &[("cookie", &cookie), ("referer", "https://app.example.com/settings")],
+        &[
+            ("cookie", &cookie),
+            ("referer", "https://app.example.com/settings"),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -440,10 +470,19 @@ async fn cors_answers_trusted_origins_only(backend: Backend) {
             .unwrap()
             .contains("POST")
     );
-    for foreign in ["https://evil.example", "null", "https://app.example.com.evil.io"] {
+    for foreign in [
+        "https://evil.example",
+        "null",
+        "https://app.example.com.evil.io",
+    ] {
         let refused = preflight(foreign).await.unwrap();
         assert_eq!(refused.status(), 403, "{foreign}");
-        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(
+            refused
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none()
+        );
     }
     // Actual requests: the trusted origin is named, a foreign one gets no CORS headers.
     let query = json!({ "query": "{ me { id } }" });
@@ -454,7 +493,10 @@ async fn cors_answers_trusted_origins_only(backend: Backend) {
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     let (status, headers, _) = post_raw(&app, &query, &[("origin", "https://evil.example")]).await;
-    assert_eq!(status, 200, "a query is not a CSRF risk; the browser hides the answer");
+    assert_eq!(
+        status, 200,
+        "a query is not a CSRF risk; the browser hides the answer"
+    );
     assert!(headers.get("access-control-allow-origin").is_none());
 }
 
@@ -474,7 +516,9 @@ async fn query_cost_attacks_are_refused(backend: Backend) {
 
     // Alias bomb on a mutation field, within the complexity limit of its own kind.
     let aliases: String = (0..250).map(|i| format!("a{i}: signOut ")).collect();
-    let body = app.gql(&format!("mutation {{ {aliases} }}"), json!({})).await;
+    let body = app
+        .gql(&format!("mutation {{ {aliases} }}"), json!({}))
+        .await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
 
     // A nesting bomb inside the length limit: refused, and the server lives on.
@@ -489,7 +533,10 @@ async fn query_cost_attacks_are_refused(backend: Backend) {
     // Directive overload.
     let directives: String = (0..25).map(|_| "@skip(if: false) ").collect();
     let body = app
-        .gql(&format!("{{ session {directives} {{ user {{ id }} }} }}"), json!({}))
+        .gql(
+            &format!("{{ session {directives} {{ user {{ id }} }} }}"),
+            json!({}),
+        )
         .await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
 
@@ -533,8 +580,12 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     );
     // Rate limits are on by default in production.
     for i in 0..3 {
-        let (status, _, body) =
-            post_raw(&app, &sign_in_body(&format!("n{i}@example.com"), "wrong password"), &[]).await;
+        let (status, _, body) = post_raw(
+            &app,
+            &sign_in_body(&format!("n{i}@example.com"), "wrong password"),
+            &[],
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
     }
     let (status, headers, body) =
@@ -548,8 +599,13 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
             c.introspection = Some(Toggle::On);
         })
         .await;
-    let body = open.gql("{ __schema { queryType { name } } }", json!({})).await;
-    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query", "{body}");
+    let body = open
+        .gql("{ __schema { queryType { name } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
     drop(open);
 
     // Development: suggestions help, introspection works, no rate limit.
@@ -557,7 +613,9 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     let typo = dev.gql("{ sesion { user { id } } }", json!({})).await;
     assert!(typo.to_string().contains("Did you mean"), "{typo}");
     for i in 0..5 {
-        let body = dev.sign_in(&format!("d{i}@example.com"), "wrong password").await;
+        let body = dev
+            .sign_in(&format!("d{i}@example.com"), "wrong password")
+            .await;
         assert_eq!(code(&body), "INVALID_EMAIL_OR_PASSWORD");
     }
     drop(dev);
@@ -588,10 +646,19 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
     let (status, _, body) = try_sign_up("x".repeat(1 << 20)).await;
     assert_eq!(status, 413);
     assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
-    let (_, _, body) = post_raw(&app, &sign_in_body("p@example.com", &"y".repeat(60_000)), &[]).await;
+    let (_, _, body) = post_raw(
+        &app,
+        &sign_in_body("p@example.com", &"y".repeat(60_000)),
+        &[],
+    )
+    .await;
     assert_eq!(code(&body), "PASSWORD_TOO_LONG");
-    let (status, _, _) =
-        post_raw(&app, &sign_in_body("p@example.com", &"y".repeat(1 << 20)), &[]).await;
+    let (status, _, _) = post_raw(
+        &app,
+        &sign_in_body("p@example.com", &"y".repeat(1 << 20)),
+        &[],
+    )
+    .await;
     assert_eq!(status, 413);
     assert_eq!(hashes(&app), 0, "no refused password reached the hasher");
     assert_eq!(users(&app).await, 0);
@@ -600,7 +667,10 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
     let (_, _, body) = try_sign_up(" correct horse battery staple ".into()).await;
     assert!(body["data"]["signUpEmail"]["token"].is_string(), "{body}");
     assert_eq!(
-        code(&app.sign_in("p@example.com", "correct horse battery staple").await),
+        code(
+            &app.sign_in("p@example.com", "correct horse battery staple")
+                .await
+        ),
         "INVALID_EMAIL_OR_PASSWORD"
     );
 }
