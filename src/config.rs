@@ -345,3 +345,48 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["apexkit"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    }
+
+    #[test]
+    fn abuse_settings_default_by_environment_and_validate() {
+        let dev = parse(&[]);
+        assert!(!dev.rate_limit_enabled() && dev.introspection_enabled());
+        let prod = parse(&["--env", "production"]);
+        assert!(prod.rate_limit_enabled() && !prod.introspection_enabled());
+        let over = parse(&[
+            "--env",
+            "production",
+            "--rate-limit",
+            "off",
+            "--introspection",
+            "on",
+        ]);
+        assert!(!over.rate_limit_enabled() && over.introspection_enabled());
+
+        assert!(parse(&["--password-min-length", "7"]).validate().is_err());
+        assert!(parse(&["--password-min-length", "12"]).validate().is_ok());
+        assert!(
+            parse(&["--trusted-proxies", "10.0.0.0/8,::1"])
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            parse(&["--trusted-proxies", "10.0.0.0/99"])
+                .validate()
+                .is_err()
+        );
+        let rules = parse(&["--rate-limit-credential", "5/30"]);
+        assert_eq!(rules.rate_limit_credential.max, 5);
+        let bad = vec!["apexkit", "--rate-limit-mail", "0/60"];
+        assert!(Cli::try_parse_from(bad).is_err());
+    }
+}

@@ -210,7 +210,7 @@ mod tests {
     fn limiter(max: u32) -> RateLimiter {
         let rule = Rule {
             max,
-            window: Duration::from_secs(3600),
+            window: Duration::from_secs(1_000_000_000),
         };
         RateLimiter::new(
             Rules {
@@ -233,7 +233,7 @@ mod tests {
         let Err(Error::RateLimited { retry_after }) = l.hit("signInEmail", Some(a)).await else {
             panic!("third credential hit of one /64 passes");
         };
-        assert!((1..=3600).contains(&retry_after));
+        assert!((1..=1_000_000_000).contains(&retry_after));
         l.hit("signInEmail", Some(other)).await.unwrap();
         l.hit("sendVerificationEmail", Some(a)).await.unwrap();
         l.hit("me", Some(a)).await.unwrap();
