@@ -22,7 +22,8 @@ DATABASE_URL="sqlite://$work/fuzz.db" APEXKIT_LISTEN="127.0.0.1:$port" RUST_LOG=
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$port/healthz', timeout=1)" \
+        >/dev/null 2>&1 && break
     sleep 0.2
 done
 
