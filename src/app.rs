@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -13,11 +13,13 @@ use poem::listener::TcpAcceptor;
 
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
-use crate::auth::{AccessTokens, Auth, SessionPolicy, password::Hasher};
-use crate::config::{Config, Secret};
+use crate::auth::password::{Hasher, Policy as PasswordPolicy};
+use crate::auth::{AccessTokens, Auth, SessionPolicy};
+use crate::config::{Config, RateLimitStorage, Secret};
 use crate::db::{Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -34,6 +36,9 @@ pub struct App {
     auth: Auth,
     keys: KeyStore,
     ready: Arc<AtomicBool>,
+    rate_limiter: Option<RateLimiter>,
+    sign_in_throttle: AccountThrottle,
+    hashes: Arc<AtomicU64>,
 }
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
@@ -180,6 +185,26 @@ impl App {
             short_expires_in: Duration::from_secs(config.session_short_expires_in),
             update_age: Duration::from_secs(config.session_update_age),
         };
+        let hashes = hasher.computed();
+        let shared =
+            (config.rate_limit_storage == RateLimitStorage::Database).then(|| pool.clone());
+        let (rate_limiter, sign_in_throttle) = if config.rate_limit_enabled() {
+            let rules = Rules {
+                credential: config.rate_limit_credential,
+                mail: config.rate_limit_mail,
+                general: config.rate_limit_general,
+            };
+            (
+                Some(RateLimiter::new(rules, shared.clone())),
+                AccountThrottle::new(
+                    config.sign_in_free_failures,
+                    Duration::from_secs(config.sign_in_max_delay),
+                    shared,
+                ),
+            )
+        } else {
+            (None, AccountThrottle::disabled())
+        };
         let auth = Auth::new(pool.clone(), hasher, policy, tokens)
             .with_admin_emails(&config.admin_emails)
             .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
@@ -187,7 +212,11 @@ impl App {
                 url.clone(),
                 config.migrations_dir.clone(),
                 !config.is_production(),
-            ));
+            ))
+            .with_password_policy(PasswordPolicy {
+                min_length: config.password_min_length,
+            })
+            .with_sign_in_throttle(sign_in_throttle.clone());
         let promoted = auth
             .promote_admins()
             .await
@@ -199,7 +228,9 @@ impl App {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
             max_directives: config.max_directives,
-            introspection: !config.is_production(),
+            introspection: config.introspection_enabled(),
+            suggestions: !config.is_production(),
+            rate_limiter: rate_limiter.clone(),
             dev_tools: !config.is_production(),
         };
         let ready = Arc::new(AtomicBool::new(true));
@@ -213,6 +244,9 @@ impl App {
             graphiql: !config.is_production(),
             expected_migrations: migrations::embedded_versions(&url),
             ready: ready.clone(),
+            origins: Arc::new(config.trusted_origins(addr).map_err(anyhow::Error::msg)?),
+            trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
+            max_query_bytes: config.max_query_bytes,
         };
         tracing::info!(
             backend = url.backend(),
@@ -227,12 +261,20 @@ impl App {
             auth,
             keys,
             ready,
+            rate_limiter,
+            sign_in_throttle,
+            hashes,
         })
     }
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Password hashes and verifications computed so far (tests prove work was refused before).
+    pub fn hash_counter(&self) -> Arc<AtomicU64> {
+        self.hashes.clone()
     }
 
     /// Serves until SIGINT or SIGTERM.
@@ -250,6 +292,9 @@ impl App {
             auth,
             keys,
             ready,
+            rate_limiter,
+            sign_in_throttle,
+            hashes: _,
         } = self;
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
@@ -259,6 +304,14 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+                if let Some(limiter) = &rate_limiter
+                    && let Err(e) = limiter.purge().await
+                {
+                    tracing::warn!(error = %e, "rate-limit purge failed");
+                }
+                if let Err(e) = sign_in_throttle.purge().await {
+                    tracing::warn!(error = %e, "sign-in counter purge failed");
                 }
             }
         });

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::db::{DatabaseUrl, PoolOptions};
+use crate::throttle::Rule;
+use crate::throttle::net::Cidr;
 
 /// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
 #[derive(Debug, Parser)]
@@ -207,6 +209,75 @@ pub struct Config {
     /// default; development applies it with a warning).
     #[arg(long, env = "APEXKIT_ALLOW_OUT_OF_ORDER")]
     pub allow_out_of_order: bool,
+
+    // --- issue 6: abuse resistance ---
+    /// Rate limiting per client address and per executed field: on or off. Default: on in
+    /// production, off in development.
+    #[arg(long, env = "APEXKIT_RATE_LIMIT", value_enum)]
+    pub rate_limit: Option<Toggle>,
+
+    /// Where rate-limit counters live: memory (one instance) or database (shared by replicas,
+    /// survives restarts).
+    #[arg(
+        long,
+        env = "APEXKIT_RATE_LIMIT_STORAGE",
+        value_enum,
+        default_value = "memory"
+    )]
+    pub rate_limit_storage: RateLimitStorage,
+
+    /// Budget of the credential-checking fields (signInEmail, signUpEmail, changePassword,
+    /// changeEmail, deleteUser) per client address, as COUNT/SECONDS.
+    #[arg(long, env = "APEXKIT_RATE_LIMIT_CREDENTIAL", default_value = "3/10")]
+    pub rate_limit_credential: Rule,
+
+    /// Budget of the mail-sending fields (requestPasswordReset, sendVerificationEmail) per client
+    /// address, as COUNT/SECONDS.
+    #[arg(long, env = "APEXKIT_RATE_LIMIT_MAIL", default_value = "3/60")]
+    pub rate_limit_mail: Rule,
+
+    /// Budget of every other field per client address, as COUNT/SECONDS.
+    #[arg(long, env = "APEXKIT_RATE_LIMIT_GENERAL", default_value = "100/10")]
+    pub rate_limit_general: Rule,
+
+    /// Consecutive failed sign-ins of one account before each further attempt must wait.
+    #[arg(long, env = "APEXKIT_SIGN_IN_FREE_FAILURES", default_value_t = 5)]
+    pub sign_in_free_failures: u32,
+
+    /// Longest wait in seconds between sign-in attempts of an account after repeated failures
+    /// (the wait doubles per failure up to this; never a permanent lockout).
+    #[arg(long, env = "APEXKIT_SIGN_IN_MAX_DELAY", default_value_t = 900)]
+    pub sign_in_max_delay: u64,
+
+    /// Comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed. Empty: the
+    /// client address is the socket peer.
+    #[arg(long, env = "APEXKIT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Longest accepted GraphQL query text in bytes.
+    #[arg(long, env = "APEXKIT_MAX_QUERY_BYTES", default_value_t = 8 * 1024)]
+    pub max_query_bytes: usize,
+
+    /// GraphQL introspection: on or off. Default: off in production, on in development.
+    #[arg(long, env = "APEXKIT_INTROSPECTION", value_enum)]
+    pub introspection: Option<Toggle>,
+
+    /// Shortest accepted new password in characters (at least 8).
+    #[arg(long, env = "APEXKIT_PASSWORD_MIN_LENGTH", default_value_t = 8)]
+    pub password_min_length: usize,
+}
+
+/// An on/off switch whose default depends on the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RateLimitStorage {
+    Memory,
+    Database,
 }
 
 impl Config {
@@ -269,6 +340,23 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = self.trusted_proxies() {
+            problems.push(e);
+        }
+        if self.password_min_length < crate::auth::password::MIN_LENGTH
+            || self.password_min_length > crate::auth::password::MAX_LENGTH
+        {
+            problems.push(format!(
+                "APEXKIT_PASSWORD_MIN_LENGTH must be between {} and {}",
+                crate::auth::password::MIN_LENGTH,
+                crate::auth::password::MAX_LENGTH
+            ));
+        }
+        if self.max_query_bytes == 0 || self.sign_in_max_delay == 0 {
+            problems.push(
+                "APEXKIT_MAX_QUERY_BYTES and APEXKIT_SIGN_IN_MAX_DELAY must be positive".to_owned(),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -315,6 +403,29 @@ impl Config {
         }
     }
 
+    /// Whether rate limits (and the failed sign-in delay) apply.
+    pub fn rate_limit_enabled(&self) -> bool {
+        self.rate_limit
+            .map_or(self.is_production(), |t| t == Toggle::On)
+    }
+
+    pub fn introspection_enabled(&self) -> bool {
+        self.introspection
+            .map_or(!self.is_production(), |t| t == Toggle::On)
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<Cidr>, String> {
+        self.trusted_proxies
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<Cidr>()
+                    .map_err(|_| format!("APEXKIT_TRUSTED_PROXIES: {s:?} is not a CIDR or address"))
+            })
+            .collect()
+    }
+
     pub fn pool_options(&self) -> PoolOptions {
         PoolOptions {
             max_size: self.db_pool_size,
@@ -327,5 +438,50 @@ impl Config {
         self.hash_concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["apexkit"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).expect("parses").config
+    }
+
+    #[test]
+    fn abuse_settings_default_by_environment_and_validate() {
+        let dev = parse(&[]);
+        assert!(!dev.rate_limit_enabled() && dev.introspection_enabled());
+        let prod = parse(&["--env", "production"]);
+        assert!(prod.rate_limit_enabled() && !prod.introspection_enabled());
+        let over = parse(&[
+            "--env",
+            "production",
+            "--rate-limit",
+            "off",
+            "--introspection",
+            "on",
+        ]);
+        assert!(!over.rate_limit_enabled() && over.introspection_enabled());
+
+        assert!(parse(&["--password-min-length", "7"]).validate().is_err());
+        assert!(parse(&["--password-min-length", "12"]).validate().is_ok());
+        assert!(
+            parse(&["--trusted-proxies", "10.0.0.0/8,::1"])
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            parse(&["--trusted-proxies", "10.0.0.0/99"])
+                .validate()
+                .is_err()
+        );
+        let rules = parse(&["--rate-limit-credential", "5/30"]);
+        assert_eq!(rules.rate_limit_credential.max, 5);
+        let bad = vec!["apexkit", "--rate-limit-mail", "0/60"];
+        assert!(Cli::try_parse_from(bad).is_err());
     }
 }

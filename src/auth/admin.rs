@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDateTime};
 use super::audit::{AuditEvent, AuditKind};
 use super::{
     Admin, Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email, now,
-    password, token,
+    token,
 };
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::users::UserFilter;
@@ -163,7 +163,7 @@ impl Auth {
     ) -> Result<User> {
         let name = super::sign_in::check_name(input.name)?;
         let email = email::normalize(input.email)?;
-        password::check_policy(input.password)?;
+        self.check_new_password(input.password)?;
         let role = match input.role {
             Some(role) => check_role(role)?,
             None => self.role_for(&email),
@@ -352,7 +352,7 @@ impl Auth {
         user_id: &str,
         new_password: &str,
     ) -> Result<bool> {
-        password::check_policy(new_password)?;
+        self.check_new_password(new_password)?;
         let hash = self.hasher.hash(new_password).await?;
         let now = now();
         let account_id = token::new_id()?;

@@ -22,6 +22,7 @@ use chrono::{NaiveDateTime, Utc};
 pub use crate::db::models::{Account, Session, User};
 use crate::db::{Conn, Pool};
 use crate::error::Result;
+use crate::throttle::AccountThrottle;
 pub use access_token::{AccessToken, AccessTokens};
 pub use token::SessionToken;
 
@@ -108,6 +109,8 @@ pub struct Auth {
     /// Normalised emails that get role `admin` (`APEXKIT_ADMIN_EMAILS`).
     admin_emails: Arc<[String]>,
     migrator: Option<Arc<migrations::Migrator>>,
+    password_policy: password::Policy,
+    sign_in_throttle: AccountThrottle,
 }
 
 impl Auth {
@@ -124,6 +127,8 @@ impl Auth {
             tokens,
             admin_emails: Arc::from(Vec::new()),
             migrator: None,
+            password_policy: password::Policy::default(),
+            sign_in_throttle: AccountThrottle::disabled(),
         }
     }
 
@@ -180,6 +185,23 @@ impl Auth {
                 .await?
                 .filter(|u| !ban_in_force(u, now))),
         }
+    }
+
+    /// Applies the configured password policy (minimum length) to every new password.
+    pub fn with_password_policy(mut self, policy: password::Policy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// Counts failed sign-ins per account and delays further attempts.
+    pub fn with_sign_in_throttle(mut self, throttle: AccountThrottle) -> Self {
+        self.sign_in_throttle = throttle;
+        self
+    }
+
+    /// Checks a new password (sign-up, change, reset, admin-set) before any hashing.
+    pub fn check_new_password(&self, password: &str) -> Result<()> {
+        self.password_policy.check(password)
     }
 
     async fn conn(&self) -> Result<Conn> {

@@ -17,14 +17,61 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Checks a new password against the policy, before any hashing. Length is counted in
-/// Unicode code points; the password is used exactly as given (no trimming).
+/// Checks a new password against the policy with the default minimum (see
+/// [`Policy::check`] for the configured one), before any hashing.
 pub fn check_policy(password: &str) -> Result<()> {
-    check_not_too_long(password)?;
-    if password.chars().count() < MIN_LENGTH {
-        return Err(Error::PasswordTooShort { min: MIN_LENGTH });
+    Policy::default().check(password)
+}
+
+/// The rules for a new password: a length in Unicode code points (the password is used exactly
+/// as given, no trimming, no composition rules) and not one of the most common passwords.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// At least [`MIN_LENGTH`]; configuration validates it.
+    pub min_length: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_length: MIN_LENGTH,
+        }
     }
-    Ok(())
+}
+
+impl Policy {
+    pub fn check(&self, password: &str) -> Result<()> {
+        check_not_too_long(password)?;
+        let min = self.min_length.max(MIN_LENGTH);
+        if password.chars().count() < min {
+            return Err(Error::PasswordTooShort { min });
+        }
+        if is_common(password) {
+            return Err(Error::PasswordCompromised);
+        }
+        Ok(())
+    }
+}
+
+/// The bundled list (`common_passwords.txt`, provenance in its header and the README): the
+/// 11,611 most common passwords of 8 or more characters, lower-case, one per line.
+const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+
+fn common_set() -> &'static std::collections::HashSet<&'static str> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON_PASSWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+}
+
+/// Whether `password` is on the common list, compared case-insensitively.
+pub fn is_common(password: &str) -> bool {
+    common_set().contains(password.to_lowercase().as_str())
 }
 
 /// Refuses an over-long password before it reaches the hasher (sign-in included).
@@ -38,6 +85,8 @@ pub fn check_not_too_long(password: &str) -> Result<()> {
 
 #[derive(Clone)]
 pub struct Hasher {
+    /// Hashes and verifications computed so far (tests prove refusals happen before hashing).
+    computed: Arc<std::sync::atomic::AtomicU64>,
     permits: Arc<Semaphore>,
     /// Verified against when an email is unknown, so that case costs the same time.
     dummy_hash: Arc<str>,
@@ -50,6 +99,7 @@ impl Hasher {
             .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?
             .to_string();
         Ok(Self {
+            computed: Arc::default(),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy.into(),
         })
@@ -82,6 +132,11 @@ impl Hasher {
         Ok(known && matches)
     }
 
+    /// How many hashes and verifications this hasher has computed.
+    pub fn computed(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.computed.clone()
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
@@ -91,8 +146,49 @@ impl Hasher {
             .acquire()
             .await
             .map_err(|e| Error::internal(anyhow::anyhow!("hash semaphore closed: {e}")))?;
+        self.computed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| Error::internal(anyhow::anyhow!("hash task failed: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_counts_code_points_and_refuses_common_passwords() {
+        let p = Policy::default();
+        assert!(p.check("correct horse battery staple").is_ok());
+        assert!(matches!(
+            p.check("short"),
+            Err(Error::PasswordTooShort { min: 8 })
+        ));
+        // 8 code points, 16 bytes: long enough.
+        assert!(p.check("ÄÖÜäöüßé").is_ok());
+        for common in [
+            "password",
+            "PASSWORD1",
+            "Iloveyou",
+            "12345678",
+            "qwertyuiop",
+        ] {
+            assert!(
+                matches!(p.check(common), Err(Error::PasswordCompromised)),
+                "{common}"
+            );
+        }
+        let strict = Policy { min_length: 12 };
+        assert!(matches!(
+            strict.check("abcdefgh-1x"),
+            Err(Error::PasswordTooShort { min: 12 })
+        ));
+        assert!(matches!(
+            p.check(&"a".repeat(129)),
+            Err(Error::PasswordTooLong { max: 128 })
+        ));
+        assert!(common_set().len() > 11_000);
     }
 }

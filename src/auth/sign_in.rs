@@ -62,7 +62,7 @@ impl Auth {
     pub async fn sign_up(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<SignedIn> {
         let name = check_name(input.name)?;
         let email = email::normalize(input.email)?;
-        password::check_policy(input.password)?;
+        self.check_new_password(input.password)?;
         let image = check_image(input.image)?;
 
         // Cheap early answer for the common case; the unique index decides races below.
@@ -130,6 +130,8 @@ impl Auth {
     pub async fn sign_in(&self, input: SignIn<'_>, client: &ClientInfo) -> Result<SignedIn> {
         let email = email::normalize(input.email)?;
         password::check_not_too_long(input.password)?;
+        // The account's turn is taken before any hashing; refused attempts cost nothing.
+        self.sign_in_throttle.begin(&email).await?;
         let found =
             users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER).await?;
         let (user, hash) = match found {
@@ -155,6 +157,8 @@ impl Auth {
                 return Err(Error::InvalidEmailOrPassword);
             }
         };
+        // The right password resets the account's failure count, banned or not.
+        self.sign_in_throttle.succeeded(&email).await?;
         // Only the right password reveals a ban: a wrong one gets the ordinary answer above.
         let id = user.id.clone();
         let Some(user) = self.unless_banned(&mut self.conn().await?, user).await? else {

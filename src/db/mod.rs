@@ -8,6 +8,7 @@ pub mod models;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
+pub mod throttle;
 pub mod users;
 
 use std::fmt;

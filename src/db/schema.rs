@@ -69,6 +69,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    rate_limit (key) {
+        key -> Text,
+        count -> Integer,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sign_in_failure (key) {
+        key -> Text,
+        failures -> Integer,
+        locked_until -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(session -> user (user_id));
 diesel::joinable!(account -> user (user_id));
 diesel::allow_tables_to_appear_in_same_query!(user, session, account, verification);

@@ -1,13 +1,21 @@
-//! Refuses introspection outright where it is disabled: async-graphql's own switch answers
-//! `__schema` with a silent null, which tells a client nothing.
+//! Document and execution limits beyond async-graphql's own: introspection refused outright
+//! where it is disabled (async-graphql's switch answers `__schema` with a silent null, which
+//! tells a client nothing), and the per-field rate limit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, Pos, ServerError, ServerResult, Variables};
+use async_graphql::{
+    ErrorExtensionValues, PathSegment, Pos, ServerError, ServerResult, Value, Variables,
+};
 
-use crate::error::Code;
+use super::RequestState;
+use crate::error::{Code, Error};
+use crate::throttle::RateLimiter;
 
 pub struct NoIntrospection;
 
@@ -60,5 +68,75 @@ impl Extension for NoIntrospection {
             return Err(err);
         }
         Ok(doc)
+    }
+}
+
+/// Counts every executed root field against the client's budget *before* its resolver runs:
+/// aliases and batch entries count one each, and a refused field does no work (no hash).
+pub struct RateLimit(pub RateLimiter);
+
+impl ExtensionFactory for RateLimit {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RateLimit(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for RateLimit {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_none() && !info.is_for_introspection {
+            let state = ctx.data_opt::<RequestState>();
+            let ip = state.and_then(|s| s.client.ip);
+            match self.0.hit(info.name, ip).await {
+                Ok(()) => {
+                    if let Some(s) = state {
+                        s.rate.ran();
+                    }
+                }
+                Err(e) => {
+                    if let (Some(s), Error::RateLimited { retry_after }) = (state, &e) {
+                        s.rate.refused(*retry_after);
+                    }
+                    let mut err = ServerError::new(e.to_string(), None);
+                    err.path = vec![PathSegment::Field(
+                        info.alias.unwrap_or(info.name).to_owned(),
+                    )];
+                    err.source = Some(Arc::new(e));
+                    return Err(err);
+                }
+            }
+        }
+        next.run(ctx, info).await
+    }
+}
+
+/// What the limiter did during one HTTP request (all operations of a batch): when it refused
+/// every field and let none run, the transport answers 429 with `Retry-After`.
+#[derive(Debug, Default)]
+pub struct RateTally {
+    ran: AtomicU32,
+    refused: AtomicU32,
+    retry_after: AtomicU64,
+}
+
+impl RateTally {
+    fn ran(&self) {
+        self.ran.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn refused(&self, retry_after: u64) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        self.retry_after.fetch_max(retry_after, Ordering::Relaxed);
+    }
+
+    /// `Some(seconds)` when the limiter refused everything this request asked for.
+    pub fn refused_whole_request(&self) -> Option<u64> {
+        (self.refused.load(Ordering::Relaxed) > 0 && self.ran.load(Ordering::Relaxed) == 0)
+            .then(|| self.retry_after.load(Ordering::Relaxed))
     }
 }

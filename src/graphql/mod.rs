@@ -15,6 +15,8 @@ use tokio::sync::OnceCell;
 
 use crate::auth::{Admin, Auth, ClientInfo, SessionToken, Viewer};
 use crate::error::{Error, Result};
+pub use crate::graphql::limits::RateTally;
+use crate::throttle::RateLimiter;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -68,7 +70,7 @@ impl ApiSchema {
 }
 
 /// Limits applied to every document, and which fields exist.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
@@ -76,6 +78,10 @@ pub struct Limits {
     pub introspection: bool,
     /// Development-only fields (`pushSchema`) are part of the schema.
     pub dev_tools: bool,
+    /// "Did you mean …?" hints in validation errors (they leak the schema like introspection).
+    pub suggestions: bool,
+    /// Per-client budgets per executed root field; `None`: rate limiting off.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 impl Default for Limits {
@@ -86,6 +92,8 @@ impl Default for Limits {
             max_directives: 20,
             introspection: true,
             dev_tools: true,
+            suggestions: true,
+            rate_limiter: None,
         }
     }
 }
@@ -112,8 +120,13 @@ fn finish<M: ObjectType + 'static>(
     if !limits.introspection {
         builder = builder
             .disable_introspection()
-            .disable_suggestions()
             .extension(limits::NoIntrospection);
+    }
+    if !limits.suggestions {
+        builder = builder.disable_suggestions();
+    }
+    if let Some(limiter) = limits.rate_limiter {
+        builder = builder.extension(limits::RateLimit(limiter));
     }
     if let Some(auth) = auth {
         builder = builder.data(auth);
@@ -172,6 +185,8 @@ pub struct RequestState {
     /// The session token presented (the `Authorization` header wins over the cookie).
     pub token: Option<SessionToken>,
     pub cookie: CookiePolicy,
+    /// What the rate limiter did, shared by the operations of one HTTP request.
+    pub rate: std::sync::Arc<RateTally>,
     viewer: OnceCell<Option<Viewer>>,
 }
 
@@ -181,8 +196,15 @@ impl RequestState {
             client,
             token,
             cookie,
+            rate: std::sync::Arc::default(),
             viewer: OnceCell::new(),
         }
+    }
+
+    /// Shares one tally among the operations of a batch.
+    pub fn with_tally(mut self, rate: std::sync::Arc<RateTally>) -> Self {
+        self.rate = rate;
+        self
     }
 }
 

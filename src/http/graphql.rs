@@ -2,6 +2,7 @@
 //! bodies, a body size limit, a batch size limit with sequential execution, and no mutation over
 //! GET. Puts the request's facts (client address, user agent, credential) into the context.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
@@ -15,7 +16,8 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use super::{HttpState, refusal};
 use crate::auth::{ClientInfo, SessionToken};
 use crate::error::Code;
-use crate::graphql::RequestState;
+use crate::graphql::{RateTally, RequestState};
+use crate::throttle::net::Cidr;
 
 const MAX_USER_AGENT_BYTES: usize = 1024;
 
@@ -98,6 +100,9 @@ async fn get(req: &Request, state: &HttpState) -> Response {
             "Malformed GraphQL query string",
         );
     };
+    if let Some(refused) = query_too_long(&request, state) {
+        return refused;
+    }
     // Decide on the operation type before anything runs; a document that does not parse is
     // left to the executor, which reports the syntax error.
     if let Some(op) = operation_type(&mut request)
@@ -144,13 +149,97 @@ fn operation_type(request: &mut async_graphql::Request) -> Option<OperationType>
     Some(op.node.ty)
 }
 
+/// Whether any operation of the document is a mutation (an unparseable document runs nothing).
+/// The parsed document stays cached in the request for the executor.
+fn has_mutation(request: &mut async_graphql::Request) -> bool {
+    request.parsed_query().is_ok_and(|doc| {
+        doc.operations
+            .iter()
+            .any(|(_, op)| op.node.ty == OperationType::Mutation)
+    })
+}
+
+/// The query text is bounded before anything parses it (a long document is the cheapest way
+/// to make a parser work).
+fn query_too_long(request: &async_graphql::Request, state: &HttpState) -> Option<Response> {
+    (request.query.len() > state.max_query_bytes).then(|| {
+        refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Code::PayloadTooLarge,
+            &format!("The query exceeds {} bytes", state.max_query_bytes),
+        )
+    })
+}
+
+/// Cross-site request forgery: a mutation carrying an `Origin` must come from a trusted origin,
+/// and a mutation authenticated by the cookie (no `Authorization` header) must prove a trusted
+/// `Origin` or, lacking one, `Referer`. Server-side clients (no cookie, no Origin) pass.
+fn cross_site_refusal(req: &Request, state: &HttpState) -> Option<Response> {
+    let forbidden = |message: &str| Some(refusal(StatusCode::FORBIDDEN, Code::Forbidden, message));
+    let origin = req.header(header::ORIGIN);
+    if let Some(origin) = origin
+        && !state.origins.allows(origin)
+    {
+        return forbidden("Cross-origin mutations are allowed from trusted origins only");
+    }
+    let cookie_authenticated =
+        req.header(header::AUTHORIZATION).is_none() && cookie(req, state.cookie.name).is_some();
+    if cookie_authenticated
+        && origin.is_none()
+        && !req
+            .header(header::REFERER)
+            .is_some_and(|r| state.origins.allows(r))
+    {
+        return forbidden(
+            "A mutation authenticated by cookie needs a trusted Origin or Referer header",
+        );
+    }
+    None
+}
+
+/// The client address: the socket peer, unless the peer is a trusted proxy; then
+/// `X-Forwarded-For` is walked from the right through trusted hops only, and the first untrusted
+/// hop is the client. Forwarded headers from anyone else are ignored.
+fn client_ip(req: &Request, proxies: &[Cidr]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?.ip().to_canonical();
+    let trusted = |ip: IpAddr| proxies.iter().any(|c| c.contains(ip));
+    if !trusted(peer) {
+        return Some(peer);
+    }
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // A hop that is no address (garbage, `unknown`) ends the walk at the last trusted one.
+        let Some(ip) = parse_hop(hop.trim()) else {
+            break;
+        };
+        client = ip;
+        if !trusted(ip) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// `1.2.3.4`, `2001:db8::1`, `[2001:db8::1]:443` or `1.2.3.4:80`, canonical (`::ffff:` mapped
+/// addresses become IPv4).
+pub fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
+}
+
 /// Facts about the client and its credential. `Authorization` wins over the cookie, even when it
 /// holds no valid token.
 fn request_state(req: &Request, state: &HttpState) -> RequestState {
-    let ip = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip().to_canonical());
+    let ip = client_ip(req, &state.trusted_proxies);
     let user_agent = req
         .header(header::USER_AGENT)
         .filter(|ua| ua.len() <= MAX_USER_AGENT_BYTES)
@@ -168,10 +257,18 @@ fn bearer(value: &str) -> Option<&str> {
 }
 
 fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
+    find_cookie(
+        req.headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+        name,
+    )
+}
+
+/// The value of the cookie `name` in `Cookie` header values (the first one wins).
+pub fn find_cookie<'a>(values: impl Iterator<Item = &'a str>, name: &str) -> Option<&'a str> {
+    values
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
@@ -190,11 +287,25 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
         }
         BatchRequest::Batch(rs) => (rs, true),
     };
+    let mut requests = requests;
+    if let Some(refused) = requests.iter().find_map(|r| query_too_long(r, state)) {
+        return refused;
+    }
+    // Every operation of a batch is looked at before any runs.
+    if requests.iter_mut().any(has_mutation)
+        && let Some(refused) = cross_site_refusal(req, state)
+    {
+        return refused;
+    }
+    let tally = Arc::new(RateTally::default());
     let mut responses = Vec::with_capacity(requests.len());
     // Sequentially: a batch must not multiply the server's concurrency.
     for request in requests {
-        let request = request.data(request_state(req, state));
+        let request = request.data(request_state(req, state).with_tally(tally.clone()));
         responses.push(state.schema.execute(request).await);
+    }
+    if let Some(retry_after) = tally.refused_whole_request() {
+        return too_many_requests(retry_after);
     }
     let mut http = Response::builder()
         .status(StatusCode::OK)
@@ -224,6 +335,22 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
             )
         }
     }
+}
+
+/// 429 when the limiter refused everything a request asked for.
+fn too_many_requests(retry_after: u64) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("Too many requests, retry in {retry_after} seconds"),
+            "extensions": { "code": Code::RateLimited.as_str(), "retryAfter": retry_after }
+        }]
+    });
+    Response::builder()
+        .status(StatusCode::TOO_MANY_REQUESTS)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::RETRY_AFTER, retry_after.to_string())
+        .body(body.to_string())
 }
 
 #[cfg(test)]
@@ -260,5 +387,22 @@ mod tests {
         assert_eq!(req.query, "{me{id}}");
         assert_eq!(req.operation_name.as_deref(), Some("Q"));
         assert!(parse_query_string("variables=not-json").is_none());
+    }
+
+    #[test]
+    fn forwarded_hops_parse_canonically() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(parse_hop("::FFFF:192.0.2.1"), Some(ip("192.0.2.1")));
+        assert_eq!(parse_hop("[2001:db8::1]:443"), Some(ip("2001:db8::1")));
+        assert_eq!(parse_hop("192.0.2.1:80"), Some(ip("192.0.2.1")));
+        assert_eq!(parse_hop("unknown"), None);
+        let mut req = async_graphql::Request::new("query Q { me { id } } mutation M { signOut }");
+        assert!(has_mutation(&mut req));
+        assert!(!has_mutation(&mut async_graphql::Request::new(
+            "{ me { id } }"
+        )));
+        assert!(!has_mutation(&mut async_graphql::Request::new(
+            "mutation {"
+        )));
     }
 }

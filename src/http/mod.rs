@@ -5,17 +5,22 @@ mod graphql;
 mod health;
 mod jwks;
 
+/// Parsers of untrusted header input, public for the fuzz targets in `fuzz/`.
+pub use graphql::{find_cookie, parse_hop};
+
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::middleware::SetHeader;
-use poem::{EndpointExt, IntoEndpoint, Response, Route, get};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, get};
 
 use crate::auth::keys::KeyStore;
+use crate::auth::origin::TrustedOrigins;
 use crate::db::Pool;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
+use crate::throttle::net::Cidr;
 
 /// Everything the HTTP handlers share.
 pub struct HttpState {
@@ -31,19 +36,74 @@ pub struct HttpState {
     pub expected_migrations: Vec<String>,
     /// Cleared when shutdown starts, so `/readyz` turns 503 at once.
     pub ready: Arc<AtomicBool>,
+    /// Origins trusted for CORS with credentials and cookie-authenticated mutations.
+    pub origins: Arc<TrustedOrigins>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    pub max_query_bytes: usize,
 }
 
 pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
+    let origins = state.origins.clone();
     Route::new()
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/.well-known/jwks.json", get(jwks::jwks))
         .data(Arc::new(state))
+        .around(move |ep, req| {
+            let origins = origins.clone();
+            async move { Ok(cors(ep.as_ref(), req, &origins).await) }
+        })
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+}
+
+/// CORS for trusted origins only, with credentials: the answer names the request's own origin
+/// (never `*`, never an untrusted origin); a preflight from anyone else is refused.
+async fn cors<E: Endpoint>(ep: &E, req: Request, origins: &TrustedOrigins) -> Response {
+    let origin = req.header(header::ORIGIN).map(str::to_owned);
+    let trusted = origin.filter(|o| origins.allows(o));
+    let preflight = req.method() == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut resp = if preflight {
+        if trusted.is_none() {
+            return refusal(
+                StatusCode::FORBIDDEN,
+                crate::error::Code::Forbidden,
+                "Origin not allowed",
+            );
+        }
+        Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST")
+            .header(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type",
+            )
+            .header(header::ACCESS_CONTROL_MAX_AGE, "600")
+            .finish()
+    } else {
+        match ep.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        }
+    };
+    let headers = resp.headers_mut();
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
+    if let Some(value) = trusted.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    resp
 }
 
 /// A refusal at the HTTP level: `{"errors":[{"message","extensions":{"code"}}]}`.

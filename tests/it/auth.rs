@@ -138,11 +138,12 @@ async fn cookie_authenticates_and_bearer_wins(backend: Backend) {
         .unwrap();
     assert!(with_bad_bearer["data"]["me"].is_null(), "{with_bad_bearer}");
 
-    // Sign-out by cookie clears it.
+    // Sign-out by cookie clears it (a cookie-authenticated mutation shows its trusted Origin).
     let out = app
         .client
         .post(app.url("/graphql"))
         .header("cookie", pair)
+        .header("origin", &app.base)
         .json(&json!({ "query": "mutation { signOut }" }))
         .send()
         .await

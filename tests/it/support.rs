@@ -159,6 +159,8 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub db: TestDb,
+    /// Password hashes and verifications this app has computed.
+    pub hashes: std::sync::Arc<std::sync::atomic::AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -169,10 +171,26 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::new(backend).await;
+        Self::spawn_on(db, tweak).await
+    }
+
+    /// A second instance on this app's database (a replica, or the same service restarted).
+    /// Drop it before `self`: the database belongs to `self`.
+    pub async fn spawn_sibling(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let db = TestDb {
+            url: self.db.url.clone(),
+            pg_name: None,
+            _dir: None,
+        };
+        Self::spawn_on(db, tweak).await
+    }
+
+    pub async fn spawn_on(db: TestDb, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(&db.url);
         tweak(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let hashes = app.hash_counter();
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -184,6 +202,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             db,
+            hashes,
             shutdown: Some(tx),
         }
     }
@@ -342,4 +361,21 @@ impl TestApp {
         assert!(body["errors"].is_null(), "sign-up failed: {body}");
         body["data"]["signUpEmail"].clone()
     }
+}
+
+/// A raw POST to `/graphql` with extra headers: status, headers and JSON body, whatever the status.
+pub async fn post_raw(
+    app: &TestApp,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = app.client.post(app.url("/graphql")).json(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
 }

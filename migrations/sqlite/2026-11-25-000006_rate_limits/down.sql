@@ -1,0 +1,2 @@
+DROP TABLE sign_in_failure;
+DROP TABLE rate_limit;
