@@ -13,14 +13,13 @@ use poem::listener::TcpAcceptor;
 
 use crate::auth::{Auth, SessionPolicy, password::Hasher};
 use crate::config::Config;
-use crate::db::{Pool, migrations};
+use crate::db::{self, Pool, migrations};
+use crate::observability;
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
-/// How long in-flight requests get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A built application, bound to its listen address but not yet serving.
 pub struct App {
@@ -29,12 +28,15 @@ pub struct App {
     state: HttpState,
     auth: Auth,
     ready: Arc<AtomicBool>,
+    /// How long in-flight requests get to finish after a shutdown signal.
+    shutdown_timeout: Duration,
 }
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran.
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     config.validate().map_err(anyhow::Error::msg)?;
     let url = config.database().map_err(anyhow::Error::msg)?;
+    db::wait_until_reachable(&url, Duration::from_secs(config.db_connect_timeout)).await?;
     let applied = migrations::run_pending(&url).await?;
     for version in &applied {
         tracing::info!(%version, backend = url.backend(), "migration applied");
@@ -83,6 +85,8 @@ impl App {
             graphiql: !config.is_production(),
             expected_migrations: migrations::embedded_versions(&url),
             ready: ready.clone(),
+            metrics: observability::prometheus(),
+            pool_max_size: config.db_pool_size,
         };
         tracing::info!(
             backend = url.backend(),
@@ -96,6 +100,7 @@ impl App {
             state,
             auth,
             ready,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
         })
     }
 
@@ -109,8 +114,9 @@ impl App {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then stops accepting, turns `/readyz` to 503 and lets
-    /// in-flight requests finish.
+    /// Serves until `signal` completes; then turns `/readyz` to 503 and stops accepting at once,
+    /// lets in-flight requests finish for at most `APEXKIT_SHUTDOWN_TIMEOUT` (cutting off the
+    /// rest), and closes the database pool before returning.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let Self {
             listener,
@@ -118,7 +124,18 @@ impl App {
             state,
             auth,
             ready,
+            shutdown_timeout,
         } = self;
+        let pool = state.pool.clone();
+        let upkeep = state.metrics.clone().map(|handle| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(observability::UPKEEP_EVERY);
+                loop {
+                    tick.tick().await;
+                    handle.run_upkeep();
+                }
+            })
+        });
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -138,12 +155,26 @@ impl App {
                 async move {
                     signal.await;
                     ready.store(false, Ordering::Release);
-                    tracing::info!("shutting down: draining in-flight requests");
+                    tracing::info!(
+                        timeout_s = shutdown_timeout.as_secs(),
+                        "shutting down: draining in-flight requests"
+                    );
                 },
-                Some(SHUTDOWN_GRACE),
+                Some(shutdown_timeout),
             )
             .await;
         purge.abort();
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
+        // The routes (and every clone of the pool they held) are gone; dropping the last one
+        // closes the idle connections instead of leaving them to the process exit.
+        let stats = pool.stats();
+        drop(pool);
+        tracing::info!(
+            connections = stats.connections,
+            "database pool closed; shutdown complete"
+        );
         result
     }
 }

@@ -21,9 +21,13 @@ fn init_logging(config: &Config) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::PrintSchema) = cli.command {
-        print!("{}", apexkit::graphql::sdl());
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::PrintSchema) => {
+            print!("{}", apexkit::graphql::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::BenchHash { iterations }) => return bench_hash(iterations),
+        None => {}
     }
     init_logging(&cli.config);
     let result = if cli.migrate_only {
@@ -40,6 +44,26 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            eprintln!("apexkit: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `apexkit bench-hash`: the median argon2 hash time and the sign-in ceiling it implies
+/// (cores ÷ hash time), as `key=value` lines for `bench/run.sh`.
+fn bench_hash(iterations: u32) -> ExitCode {
+    match apexkit::auth::password::time_hashes(iterations) {
+        Ok(mut times) => {
+            times.sort();
+            let median = times[times.len() / 2].as_secs_f64();
+            let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            println!("hash_ms={:.2}", median * 1000.0);
+            println!("cores={cores}");
+            println!("sign_in_ceiling_per_s={:.1}", cores as f64 / median);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("apexkit: {e:#}");
             ExitCode::FAILURE
         }

@@ -2,11 +2,13 @@
 //! hashing never stalls the async workers and memory stays bounded (19 MiB per hash in flight).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
+use crate::observability as obs;
 
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 128;
@@ -34,6 +36,20 @@ pub fn check_not_too_long(password: &str) -> Result<()> {
         return Err(Error::PasswordTooLong { max: MAX_LENGTH });
     }
     Ok(())
+}
+
+/// Times `iterations` sequential hashes with the production parameters (for `apexkit
+/// bench-hash`): one core's cost per sign-in, which bounds sign-in throughput.
+pub fn time_hashes(iterations: u32) -> anyhow::Result<Vec<std::time::Duration>> {
+    (0..iterations.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            argon2()
+                .hash_password(b"apexkit-benchmark-password")
+                .map_err(|e| anyhow::anyhow!("argon2 hash failed: {e}"))?;
+            Ok(started.elapsed())
+        })
+        .collect()
 }
 
 #[derive(Clone)]
@@ -86,13 +102,37 @@ impl Hasher {
         &self,
         work: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
+        let queued = Instant::now();
+        let _permit = {
+            // A guard, so a request dropped while queued (client gone) still leaves the queue.
+            let _waiting = QueueGuard::enter();
+            self.permits
+                .acquire()
+                .await
+                .map_err(|e| Error::internal(anyhow::anyhow!("hash semaphore closed: {e}")))?
+        };
+        metrics::histogram!(obs::HASH_WAIT).record(queued.elapsed());
+        let started = Instant::now();
+        let result = tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| Error::internal(anyhow::anyhow!("hash semaphore closed: {e}")))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Error::internal(anyhow::anyhow!("hash task failed: {e}")))?
+            .map_err(|e| Error::internal(anyhow::anyhow!("hash task failed: {e}")))?;
+        metrics::histogram!(obs::HASH_DURATION).record(started.elapsed());
+        result
+    }
+}
+
+/// Counts a hash waiting for a slot in the queue-depth gauge for as long as it lives.
+struct QueueGuard;
+
+impl QueueGuard {
+    fn enter() -> Self {
+        metrics::gauge!(obs::HASH_QUEUE_DEPTH).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        metrics::gauge!(obs::HASH_QUEUE_DEPTH).decrement(1.0);
     }
 }

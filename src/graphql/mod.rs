@@ -4,6 +4,7 @@
 mod auth;
 pub mod errors;
 mod limits;
+mod observe;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -46,7 +47,8 @@ pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
-        .extension(errors::ErrorCodes);
+        .extension(errors::ErrorCodes)
+        .extension(observe::Observe);
     if !limits.introspection {
         builder = builder
             .disable_introspection()

@@ -3,16 +3,19 @@
 
 mod graphql;
 mod health;
+mod metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SetHeader;
-use poem::{EndpointExt, IntoEndpoint, Response, Route, get};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, get};
+use tracing::Instrument as _;
 
 use crate::db::Pool;
 use crate::error::Code;
+use crate::observability;
 use crate::graphql::{ApiSchema, CookiePolicy};
 
 /// Everything the HTTP handlers share.
@@ -27,6 +30,10 @@ pub struct HttpState {
     pub expected_migrations: Vec<String>,
     /// Cleared when shutdown starts, so `/readyz` turns 503 at once.
     pub ready: Arc<AtomicBool>,
+    /// The Prometheus registry `/metrics` renders (`None`: another recorder owns the process).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `APEXKIT_DB_POOL_SIZE`, reported next to the pool's live figures.
+    pub pool_max_size: u32,
 }
 
 pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
@@ -34,11 +41,36 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at("/metrics", get(metrics::metrics))
         .data(Arc::new(state))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .around(with_request_id)
+}
+
+/// The `x-request-id` response header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (the client's when sane, else a fresh one): a tracing span carries
+/// it onto every log line of the request, and the response returns it.
+async fn with_request_id<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let id = observability::request_id(req.header(REQUEST_ID));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let mut resp = match next.call(req).instrument(span).await {
+        Ok(resp) => resp.into_response(),
+        Err(err) => err.into_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(resp)
 }
 
 /// A refusal at the HTTP level: `{"errors":[{"message","extensions":{"code"}}]}`.

@@ -100,6 +100,7 @@ impl TestDb {
                 max_size: 2,
                 checkout_timeout: Duration::from_secs(10),
                 statement_timeout: Duration::from_secs(10),
+                sqlite_max_size_mb: None,
             },
         )
     }
