@@ -14,9 +14,9 @@ use poem::listener::TcpAcceptor;
 use crate::auth::{Auth, SessionPolicy, password::Hasher};
 use crate::config::Config;
 use crate::db::{self, Pool, migrations};
-use crate::observability;
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::observability;
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);

@@ -65,19 +65,39 @@ pub fn prometheus() -> Option<PrometheusHandle> {
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(GRAPHQL_REQUESTS, "Root GraphQL fields executed, by field and outcome");
-    describe_histogram!(GRAPHQL_DURATION, Unit::Seconds, "Latency of root GraphQL fields");
+    describe_counter!(
+        GRAPHQL_REQUESTS,
+        "Root GraphQL fields executed, by field and outcome"
+    );
+    describe_histogram!(
+        GRAPHQL_DURATION,
+        Unit::Seconds,
+        "Latency of root GraphQL fields"
+    );
     describe_counter!(SIGN_IN, "signInEmail outcomes");
-    describe_gauge!(HASH_QUEUE_DEPTH, "Password hashes waiting for an argon2 slot");
+    describe_gauge!(
+        HASH_QUEUE_DEPTH,
+        "Password hashes waiting for an argon2 slot"
+    );
     describe_histogram!(HASH_WAIT, Unit::Seconds, "Wait for an argon2 slot");
-    describe_histogram!(HASH_DURATION, Unit::Seconds, "One argon2 hash or verification");
+    describe_histogram!(
+        HASH_DURATION,
+        Unit::Seconds,
+        "One argon2 hash or verification"
+    );
     describe_counter!(RATE_LIMITED, "Requests refused by the rate limiter");
     describe_gauge!(POOL_CONNECTIONS, "Open database connections");
     describe_gauge!(POOL_IDLE, "Idle database connections");
     describe_gauge!(POOL_MAX, "Configured maximum of database connections");
     describe_counter!(POOL_WAITS, "Connection checkouts that had to wait");
-    describe_counter!(POOL_TIMEOUTS, "Connection checkouts that timed out (SERVICE_UNAVAILABLE)");
-    describe_counter!(POOL_WAIT_SECONDS, "Total time spent waiting for a connection");
+    describe_counter!(
+        POOL_TIMEOUTS,
+        "Connection checkouts that timed out (SERVICE_UNAVAILABLE)"
+    );
+    describe_counter!(
+        POOL_WAIT_SECONDS,
+        "Total time spent waiting for a connection"
+    );
     describe_counter!(POOL_BROKEN, "Connections discarded as broken");
 }
 

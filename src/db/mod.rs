@@ -165,6 +165,9 @@ fn is_transient(message: &str) -> bool {
         "error communicating with the server",
         "too many clients",
         "attempt to write a readonly database",
+        // SQLite rolls a transaction back by itself on SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY
+        // or SQLITE_NOMEM; diesel's ROLLBACK then fails with this and hides the first error.
+        "cannot rollback - no transaction is active",
     ]
     .iter()
     .any(|needle| m.contains(needle))
@@ -328,7 +331,10 @@ const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// starting up, too many clients) with capped exponential backoff for at most `timeout`, and
 /// logging each failed attempt. Errors retrying cannot fix end the wait at once. SQLite is a
 /// local file: opening it is left to the migrations, which report their own error.
-pub async fn wait_until_reachable(url: &DatabaseUrl, timeout: Duration) -> Result<(), ConnectError> {
+pub async fn wait_until_reachable(
+    url: &DatabaseUrl,
+    timeout: Duration,
+) -> Result<(), ConnectError> {
     let DatabaseUrl::Postgres(url) = url else {
         return Ok(());
     };

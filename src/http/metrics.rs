@@ -18,7 +18,10 @@ pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
     observability::record_pool(state.pool.stats(), state.pool_max_size);
     Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .header(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
         .header(header::CACHE_CONTROL, "no-store")
         .body(handle.render())
 }

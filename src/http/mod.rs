@@ -15,8 +15,8 @@ use tracing::Instrument as _;
 
 use crate::db::Pool;
 use crate::error::Code;
-use crate::observability;
 use crate::graphql::{ApiSchema, CookiePolicy};
+use crate::observability;
 
 /// Everything the HTTP handlers share.
 pub struct HttpState {

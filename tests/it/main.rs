@@ -6,5 +6,6 @@ mod support;
 mod auth;
 mod http;
 mod migrations;
+mod operations;
 mod process;
 mod schema;
