@@ -368,21 +368,23 @@ pub async fn wait_until_reachable(
             }
             Err(_) => "connection attempt timed out".to_owned(),
         };
-        let now = tokio::time::Instant::now();
-        if now + backoff > deadline {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
             return Err(ConnectError::GaveUp {
                 seconds: timeout.as_secs(),
                 attempts,
                 last: message,
             });
         }
+        // The last pause is shortened so the final attempt lands on the deadline.
+        let pause = backoff.min(left);
         tracing::warn!(
             attempt = attempts,
             error = %message,
-            retry_in_ms = backoff.as_millis() as u64,
+            retry_in_ms = pause.as_millis() as u64,
             "database unreachable, retrying"
         );
-        tokio::time::sleep(backoff).await;
+        tokio::time::sleep(pause).await;
         backoff = (backoff * 2).min(BACKOFF_CAP);
     }
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod faults;
 mod http;
 mod migrations;
 mod operations;

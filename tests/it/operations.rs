@@ -335,8 +335,7 @@ async fn a_full_sqlite_database_refuses_writes_and_keeps_serving_reads() {
     // Reads keep working.
     let session = app.session(&token).await;
     assert_eq!(
-        session["data"]["session"]["user"]["email"],
-        "early@example.com",
+        session["data"]["session"]["user"]["email"], "early@example.com",
         "{session}"
     );
 }
