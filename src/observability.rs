@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+/// HTTP requests being handled right now.
+pub const HTTP_IN_FLIGHT: &str = "apexkit_http_requests_in_flight";
 /// Root GraphQL fields executed, labelled `field` and `outcome` (`ok` or the error code).
 pub const GRAPHQL_REQUESTS: &str = "apexkit_graphql_requests_total";
 /// Latency of each root GraphQL field, labelled `field`.
@@ -116,6 +118,22 @@ pub fn record_pool(stats: crate::db::PoolStats, max_size: u32) {
     metrics::counter!(POOL_TIMEOUTS).absolute(stats.gets_timed_out);
     metrics::counter!(POOL_WAIT_SECONDS).absolute(stats.wait_time.as_secs());
     metrics::counter!(POOL_BROKEN).absolute(stats.closed_broken);
+}
+
+/// Counts a request in the in-flight gauge for as long as it lives (dropped requests too).
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn enter() -> Self {
+        metrics::gauge!(HTTP_IN_FLIGHT).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(HTTP_IN_FLIGHT).decrement(1.0);
+    }
 }
 
 /// How often histograms are drained when nobody scrapes (bounds their memory).

@@ -63,16 +63,27 @@ async fn with_request_id<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Resul
         method = %req.method(),
         path = %req.uri().path(),
     );
-    let mut resp = match next.call(req).instrument(span).await {
-        Ok(resp) => resp.into_response(),
-        Err(err) => err.into_response(),
-    };
+    let mut resp = async {
+        let _in_flight = observability::InFlight::enter();
+        let started = std::time::Instant::now();
+        let resp = match next.call(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(err) => err.into_response(),
+        };
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request finished"
+        );
+        resp
+    }
+    .instrument(span)
+    .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(resp)
 }
-
 /// A refusal at the HTTP level: `{"errors":[{"message","extensions":{"code"}}]}`.
 pub(crate) fn refusal(status: StatusCode, code: Code, message: &str) -> Response {
     let body = serde_json::json!({

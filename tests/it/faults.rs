@@ -142,14 +142,14 @@ impl Drop for PrivatePg {
 }
 
 /// The binary with a clean environment, stderr lines streamed to a channel.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     lines: mpsc::Receiver<String>,
-    log: Vec<String>,
+    pub(crate) log: Vec<String>,
 }
 
 impl Proc {
-    fn start(envs: &[(&str, &str)]) -> Self {
+    pub(crate) fn start(envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .env_clear()
             .envs(envs.iter().copied())
@@ -175,7 +175,7 @@ impl Proc {
     }
 
     /// Waits (at most `within`) for a log line containing `needle`; returns it.
-    fn wait_for_line(&mut self, needle: &str, within: Duration) -> Option<String> {
+    pub(crate) fn wait_for_line(&mut self, needle: &str, within: Duration) -> Option<String> {
         let deadline = Instant::now() + within;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
@@ -192,7 +192,10 @@ impl Proc {
     }
 
     /// Waits for the process to exit; returns its status and whole log.
-    fn wait_exit(&mut self, within: Duration) -> (Option<std::process::ExitStatus>, String) {
+    pub(crate) fn wait_exit(
+        &mut self,
+        within: Duration,
+    ) -> (Option<std::process::ExitStatus>, String) {
         let deadline = Instant::now() + within;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -401,6 +404,11 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
         acknowledged.extend(a);
         refused.extend(r);
     }
+    eprintln!(
+        "restart mid-traffic: {} acknowledged, {} refused, recovered after {recovered:?}",
+        acknowledged.len(),
+        refused.len()
+    );
     assert!(
         !refused.is_empty(),
         "the restart was felt by in-flight requests"

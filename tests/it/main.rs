@@ -10,3 +10,4 @@ mod migrations;
 mod operations;
 mod process;
 mod schema;
+mod shutdown;
