@@ -188,7 +188,7 @@ async fn three_replicas_share_sessions_and_revocation(backend: Backend) {
 /// Blocks writes from a second connection: `LOCK TABLE "user"` inside an open transaction on
 /// PostgreSQL, `BEGIN IMMEDIATE` on SQLite (the single writer lock). Released on `release`.
 enum Blocker {
-    Postgres(diesel_async::AsyncPgConnection),
+    Postgres(Box<diesel_async::AsyncPgConnection>),
     Sqlite(apexkit::db::SqliteConn),
 }
 
@@ -200,7 +200,7 @@ impl Blocker {
                 c.batch_execute("BEGIN; LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE")
                     .await
                     .unwrap();
-                Self::Postgres(c)
+                Self::Postgres(Box::new(c))
             }
             Backend::Sqlite => {
                 let path = url.strip_prefix("sqlite://").unwrap();
