@@ -472,3 +472,31 @@ impl<E: fmt::Display> bb8::ErrorSink<E> for LogErrorSink {
         Box::new(*self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_retryable_connect_error as retryable;
+
+    #[test]
+    fn classifies_connect_errors() {
+        for transient in [
+            "error connecting to server: Connection refused (os error 111)",
+            "the database system is starting up",
+            "sorry, too many clients already",
+            "error communicating with the server: Connection reset by peer (os error 104)",
+            "error connecting to server: failed to lookup address information: Name or service not known",
+        ] {
+            assert!(retryable(transient), "{transient}");
+        }
+        for fatal in [
+            "database \"nope\" does not exist",
+            "password authentication failed for user \"x\"",
+            "role \"x\" does not exist",
+            "invalid configuration: invalid port",
+            "no pg_hba.conf entry for host",
+            "something nobody anticipated",
+        ] {
+            assert!(!retryable(fatal), "{fatal}");
+        }
+    }
+}
