@@ -44,7 +44,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 
 seconds() { local d=$1; case $d in *m) echo $(( ${d%m} * 60 ));; *s) echo "${d%s}";; *) echo "$d";; esac; }
-kib() { awk -v k="$1" '/^'"$2"':/ {print $2}' "/proc/$k/status"; }
+kib() { awk '/^'"$2"':/ {print $2}' "/proc/$1/status"; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 gql() { # gql QUERY [TOKEN] -> JSON body

@@ -18,8 +18,25 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Each argon2 hash allocates and frees 19 MiB. glibc's dynamic mmap threshold grows to that
+/// size after the first free, after which those blocks come from per-thread heaps that are
+/// never given back: measured under 64 concurrent sign-ups, peak RSS 380 MiB. A fixed 1 MiB
+/// threshold keeps every such block mmapped and returned on free (measured: 70 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_large_allocations_to_the_os() {
+    // SAFETY: mallopt only sets an allocator tunable; it takes glibc's own locks and touches
+    // no Rust-managed memory.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_allocations_to_the_os() {}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::PrintSchema) => {
