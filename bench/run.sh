@@ -79,9 +79,19 @@ seed() { # one user to sign in as, and a session token per wrk thread
     echo "}"; } > "$WORK/tokens.lua"
 }
 
+drain() { # wait until the server has finished the previous run's backlog (only /metrics in flight)
+  for _ in $(seq 600); do
+    n=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^apexkit_http_requests_in_flight / {print $2}')
+    [[ "${n:-1}" == 1 || "${n:-1}" == 0 ]] && return 0
+    sleep 0.1
+  done
+}
+
 wrk_run() { # wrk_run SCRIPT CONNECTIONS -> RESULT line
+  # Hash-bound runs at 64 connections queue for seconds: a generous timeout keeps wrk from
+  # abandoning (and re-sending) requests the server still works on.
   local c=$2 t=$(( $2 < 2 ? 1 : 2 ))
-  wrk -t"$t" -c"$c" -d"$DURATION" -s "$BENCH_DIR/$1.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT'
+  wrk -t"$t" -c"$c" -d"$DURATION" --timeout 30s -s "$BENCH_DIR/$1.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT'
 }
 
 row() { # row BACKEND SCENARIO CONC RESULT-LINE
@@ -112,15 +122,20 @@ for backend in $BACKENDS; do
   sleep 1
   idle_kib=$(kib "$SERVER_PID" VmRSS)
   seed
-  for c in $CONCURRENCY; do row "$backend" session "$c" "$(wrk_run session "$c")"; done
-  for c in $CONCURRENCY; do row "$backend" signInEmail "$c" "$(wrk_run signin "$c")"; done
-  for c in $CONCURRENCY; do row "$backend" signUpEmail "$c" "$(wrk_run signup "$c")"; done
+  for scenario in session:session signin:signInEmail signup:signUpEmail; do
+    for c in $CONCURRENCY; do
+      drain
+      row "$backend" "${scenario#*:}" "$c" "$(wrk_run "${scenario%%:*}" "$c")"
+    done
+  done
+  drain
   # The session path while sign-ins saturate the hash pool.
   wrk_run signin 16 >"$WORK/mixed-signin" &
   mixed=$!
   row "$backend" "session+signIn(16)" 16 "$(wrk_run session 16)"
   wait "$mixed"
   row "$backend" "  (the signIn load)" 16 "$(cat "$WORK/mixed-signin")"
+  drain
   peak_kib=$(kib "$SERVER_PID" VmHWM)
   echo "# $backend: idle RSS $(mib "$idle_kib") MiB (after boot), peak RSS $(mib "$peak_kib") MiB (VmHWM after all runs)"
   stop_server
