@@ -15,7 +15,10 @@ use serde_json::{Value, json};
 use crate::support::{PASSWORD, Replica, pg_admin_url};
 
 const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Where initdb and pg_ctl live (`APEXKIT_TEST_PG_BIN` overrides).
+fn pg_bin() -> String {
+    std::env::var("APEXKIT_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -33,7 +36,7 @@ pub struct PrivatePg {
 
 /// Runs a PostgreSQL tool as the `postgres` OS user when we are root (initdb refuses root).
 fn pg_tool(tool: &str) -> Command {
-    let path = format!("{PG_BIN}/{tool}");
+    let path = format!("{}/{tool}", pg_bin());
     let is_root = Command::new("id")
         .arg("-u")
         .output()
