@@ -16,17 +16,16 @@ use crate::auth::migrations::Migrator;
 use crate::auth::password::{Hasher, Policy as PasswordPolicy};
 use crate::auth::{AccessTokens, Auth, SessionPolicy};
 use crate::config::{Config, RateLimitStorage, Secret};
-use crate::db::{Pool, migrations};
+use crate::db::{self, Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::observability;
 use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest pause between checks whether the signing key is due for rotation.
 const KEY_CHECK_MAX: Duration = Duration::from_secs(60);
-/// How long in-flight requests get to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A built application, bound to its listen address but not yet serving.
 pub struct App {
@@ -39,6 +38,8 @@ pub struct App {
     rate_limiter: Option<RateLimiter>,
     sign_in_throttle: AccountThrottle,
     hashes: Arc<AtomicU64>,
+    /// How long in-flight requests get to finish after a shutdown signal.
+    shutdown_timeout: Duration,
 }
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
@@ -55,6 +56,7 @@ async fn run_migrations(
     config: &Config,
     url: &crate::db::DatabaseUrl,
 ) -> anyhow::Result<Vec<String>> {
+    db::wait_until_reachable(url, Duration::from_secs(config.db_connect_timeout)).await?;
     let allow_out_of_order = config.allow_out_of_order || !config.is_production();
     let applied = migrations::run_pending_checked(url, allow_out_of_order).await?;
     for version in &applied {
@@ -247,6 +249,8 @@ impl App {
             origins: Arc::new(config.trusted_origins(addr).map_err(anyhow::Error::msg)?),
             trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
             max_query_bytes: config.max_query_bytes,
+            metrics: observability::prometheus(),
+            pool_max_size: config.db_pool_size,
         };
         tracing::info!(
             backend = url.backend(),
@@ -264,6 +268,7 @@ impl App {
             rate_limiter,
             sign_in_throttle,
             hashes,
+            shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
         })
     }
 
@@ -282,8 +287,9 @@ impl App {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `signal` completes, then stops accepting, turns `/readyz` to 503 and lets
-    /// in-flight requests finish.
+    /// Serves until `signal` completes; then turns `/readyz` to 503 and stops accepting at once,
+    /// lets in-flight requests finish for at most `APEXKIT_SHUTDOWN_TIMEOUT` (cutting off the
+    /// rest), and closes the database pool before returning.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let Self {
             listener,
@@ -295,7 +301,18 @@ impl App {
             rate_limiter,
             sign_in_throttle,
             hashes: _,
+            shutdown_timeout,
         } = self;
+        let pool = state.pool.clone();
+        let upkeep = state.metrics.clone().map(|handle| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(observability::UPKEEP_EVERY);
+                loop {
+                    tick.tick().await;
+                    handle.run_upkeep();
+                }
+            })
+        });
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -341,13 +358,27 @@ impl App {
                 async move {
                     signal.await;
                     ready.store(false, Ordering::Release);
-                    tracing::info!("shutting down: draining in-flight requests");
+                    tracing::info!(
+                        timeout_s = shutdown_timeout.as_secs(),
+                        "shutting down: draining in-flight requests"
+                    );
                 },
-                Some(SHUTDOWN_GRACE),
+                Some(shutdown_timeout),
             )
             .await;
         purge.abort();
         rotation.abort();
+        if let Some(upkeep) = upkeep {
+            upkeep.abort();
+        }
+        // The routes (and every clone of the pool they held) are gone; dropping the last one
+        // closes the idle connections instead of leaving them to the process exit.
+        let stats = pool.stats();
+        drop(pool);
+        tracing::info!(
+            connections = stats.connections,
+            "database pool closed; shutdown complete"
+        );
         result
     }
 }

@@ -30,6 +30,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
     PrintSchema,
+    /// Time argon2 password hashes (this build, this machine) and print the sign-in ceiling.
+    BenchHash {
+        /// Hashes to time (sequentially, one core).
+        #[arg(long, default_value_t = 20)]
+        iterations: u32,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]
@@ -265,6 +271,21 @@ pub struct Config {
     /// Shortest accepted new password in characters (at least 8).
     #[arg(long, env = "APEXKIT_PASSWORD_MIN_LENGTH", default_value_t = 8)]
     pub password_min_length: usize,
+
+    // --- issue 7: operations ---
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
+    #[arg(long, env = "APEXKIT_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+
+    /// Seconds to keep retrying (capped exponential backoff) when PostgreSQL is unreachable at
+    /// boot; then exit non-zero. Bad credentials, an unknown database or a bad URL exit at once.
+    #[arg(long, env = "APEXKIT_DB_CONNECT_TIMEOUT", default_value_t = 30)]
+    pub db_connect_timeout: u64,
+
+    /// Cap on the SQLite database size in MiB (PRAGMA max_page_count on every connection);
+    /// beyond it writes fail with SERVICE_UNAVAILABLE while reads keep working. Default: none.
+    #[arg(long, env = "APEXKIT_SQLITE_MAX_SIZE_MB")]
+    pub sqlite_max_size_mb: Option<u64>,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -431,6 +452,7 @@ impl Config {
             max_size: self.db_pool_size,
             checkout_timeout: Duration::from_millis(self.db_pool_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            sqlite_max_size_mb: self.sqlite_max_size_mb,
         }
     }
 

@@ -131,7 +131,11 @@ impl Auth {
         let email = email::normalize(input.email)?;
         password::check_not_too_long(input.password)?;
         // The account's turn is taken before any hashing; refused attempts cost nothing.
-        self.sign_in_throttle.begin(&email).await?;
+        self.sign_in_throttle.begin(&email).await.inspect_err(|e| {
+            if matches!(e, Error::RateLimited { .. }) {
+                crate::observability::record_rate_limited("signInEmail");
+            }
+        })?;
         let found =
             users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER).await?;
         let (user, hash) = match found {

@@ -136,6 +136,11 @@ impl From<DieselError> for DbError {
             DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 Self::Unavailable(info.message().to_owned())
             }
+            // No SQLSTATE: the driver could not talk to the server at all (connection closed,
+            // reset, refused) — the database's state, not the query's fault.
+            DieselError::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+                Self::Unavailable(info.message().to_owned())
+            }
             DieselError::BrokenTransactionManager => Self::Unavailable(err.to_string()),
             DieselError::DatabaseError(_, info) if is_transient(info.message()) => {
                 Self::Unavailable(info.message().to_owned())
@@ -158,7 +163,14 @@ fn is_transient(message: &str) -> bool {
         "broken pipe",
         "terminating connection",
         "canceling statement due to statement timeout",
+        "canceling statement due to lock timeout",
         "the database system is",
+        "error communicating with the server",
+        "too many clients",
+        "attempt to write a readonly database",
+        // SQLite rolls a transaction back by itself on SQLITE_FULL, SQLITE_IOERR, SQLITE_BUSY
+        // or SQLITE_NOMEM; diesel's ROLLBACK then fails with this and hides the first error.
+        "cannot rollback - no transaction is active",
     ]
     .iter()
     .any(|needle| m.contains(needle))
@@ -179,6 +191,8 @@ pub struct PoolOptions {
     pub checkout_timeout: Duration,
     /// PostgreSQL `statement_timeout`, SQLite `busy_timeout`.
     pub statement_timeout: Duration,
+    /// SQLite only: `PRAGMA max_page_count` so the file stops growing at this many MiB.
+    pub sqlite_max_size_mb: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -226,9 +240,23 @@ impl Pool {
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut config = ManagerConfig::<SqliteConn>::default();
+                let max_size_mb = opts.sqlite_max_size_mb;
                 config.custom_setup = Box::new(move |path| {
                     let path = path.to_owned();
-                    async move { connect_sqlite(&path, statement_ms).await }.boxed()
+                    async move {
+                        let mut conn = connect_sqlite(&path, statement_ms).await?;
+                        if let Some(mb) = max_size_mb {
+                            // Pages are SQLite's default 4 KiB (the schema never changes it).
+                            conn.batch_execute(&format!(
+                                "PRAGMA max_page_count = {}",
+                                mb.saturating_mul(256)
+                            ))
+                            .await
+                            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+                        }
+                        Ok(conn)
+                    }
+                    .boxed()
                 });
                 let manager = SqliteManager::new_with_config(path.clone(), config);
                 Self::Sqlite(builder(opts).build_unchecked(manager))
@@ -250,6 +278,153 @@ impl Pool {
             Self::Sqlite(_) => "sqlite",
         }
     }
+
+    /// Connections open and idle, and the pool's cumulative checkout statistics.
+    pub fn stats(&self) -> PoolStats {
+        let state = match self {
+            Self::Postgres(pool) => pool.state(),
+            Self::Sqlite(pool) => pool.state(),
+        };
+        let s = &state.statistics;
+        PoolStats {
+            connections: state.connections,
+            idle: state.idle_connections,
+            gets_waited: s.get_waited,
+            gets_timed_out: s.get_timed_out,
+            wait_time: s.get_wait_time,
+            closed_broken: s.connections_closed_broken,
+        }
+    }
+}
+
+/// A snapshot of the pool for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub connections: u32,
+    pub idle: u32,
+    /// Checkouts that had to wait for a connection.
+    pub gets_waited: u64,
+    /// Checkouts that gave up (answered SERVICE_UNAVAILABLE).
+    pub gets_timed_out: u64,
+    pub wait_time: Duration,
+    /// Connections discarded because they were found broken (e.g. after a database restart).
+    pub closed_broken: u64,
+}
+
+/// Why the database cannot be reached at boot.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Retrying cannot help: bad credentials, unknown database, malformed URL.
+    #[error("{0} (not retrying: fix the configuration)")]
+    Fatal(String),
+    /// Still unreachable when the connect timeout ran out.
+    #[error("database still unreachable after {seconds} s and {attempts} attempts: {last}")]
+    GaveUp {
+        seconds: u64,
+        attempts: u32,
+        last: String,
+    },
+}
+
+/// First and largest pause between connection attempts at boot.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+/// Waits until PostgreSQL accepts a connection, retrying transient failures (refused, reset,
+/// starting up, too many clients) with capped exponential backoff for at most `timeout`, and
+/// logging each failed attempt. Errors retrying cannot fix end the wait at once. SQLite is a
+/// local file: opening it is left to the migrations, which report their own error.
+pub async fn wait_until_reachable(
+    url: &DatabaseUrl,
+    timeout: Duration,
+) -> Result<(), ConnectError> {
+    let DatabaseUrl::Postgres(url) = url else {
+        return Ok(());
+    };
+    let started = tokio::time::Instant::now();
+    let deadline = started + timeout;
+    let mut backoff = BACKOFF_FIRST;
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        // A black-holed host would hang a connect forever: bound each attempt too.
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = tokio::time::timeout(remaining.max(Duration::from_millis(100)), async {
+            connect_postgres(url, 0).await
+        })
+        .await;
+        let message = match attempt {
+            Ok(Ok(_conn)) => {
+                if attempts > 1 {
+                    tracing::info!(attempts, "database reachable");
+                }
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                if !is_retryable_connect_error(&message) {
+                    return Err(ConnectError::Fatal(format!(
+                        "cannot connect to PostgreSQL: {message}"
+                    )));
+                }
+                message
+            }
+            Err(_) => "connection attempt timed out".to_owned(),
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(ConnectError::GaveUp {
+                seconds: timeout.as_secs(),
+                attempts,
+                last: message,
+            });
+        }
+        // The last pause is shortened so the final attempt lands on the deadline.
+        let pause = backoff.min(left);
+        tracing::warn!(
+            attempt = attempts,
+            error = %message,
+            retry_in_ms = pause.as_millis() as u64,
+            "database unreachable, retrying"
+        );
+        tokio::time::sleep(pause).await;
+        backoff = (backoff * 2).min(BACKOFF_CAP);
+    }
+}
+
+/// Classifies a failed PostgreSQL connect. The driver reports a server refusal (SQLSTATE) by its
+/// message and a transport failure without one; only the transient kinds are retried.
+fn is_retryable_connect_error(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    let fatal = [
+        "invalid configuration",
+        "invalid connection",
+        "does not exist",
+        "password authentication failed",
+        "authentication failed",
+        "no pg_hba.conf entry",
+        "permission denied",
+        "not permitted to log in",
+        "password missing",
+    ];
+    if fatal.iter().any(|needle| m.contains(needle)) {
+        return false;
+    }
+    [
+        "error connecting to server",
+        "connection refused",
+        "connection reset",
+        "connection closed",
+        "error communicating with the server",
+        "timed out",
+        "the database system is",
+        "too many clients",
+        "failed to lookup",
+        "name or service not known",
+        "temporary failure in name resolution",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }
 
 /// Opens one PostgreSQL connection with the session settings every connection needs.
@@ -298,5 +473,33 @@ impl<E: fmt::Display> bb8::ErrorSink<E> for LogErrorSink {
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<E>> {
         Box::new(*self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_retryable_connect_error as retryable;
+
+    #[test]
+    fn classifies_connect_errors() {
+        for transient in [
+            "error connecting to server: Connection refused (os error 111)",
+            "the database system is starting up",
+            "sorry, too many clients already",
+            "error communicating with the server: Connection reset by peer (os error 104)",
+            "error connecting to server: failed to lookup address information: Name or service not known",
+        ] {
+            assert!(retryable(transient), "{transient}");
+        }
+        for fatal in [
+            "database \"nope\" does not exist",
+            "password authentication failed for user \"x\"",
+            "role \"x\" does not exist",
+            "invalid configuration: invalid port",
+            "no pg_hba.conf entry for host",
+            "something nobody anticipated",
+        ] {
+            assert!(!retryable(fatal), "{fatal}");
+        }
     }
 }

@@ -99,8 +99,11 @@ impl Extension for RateLimit {
                     }
                 }
                 Err(e) => {
-                    if let (Some(s), Error::RateLimited { retry_after }) = (state, &e) {
-                        s.rate.refused(*retry_after);
+                    if let Error::RateLimited { retry_after } = &e {
+                        crate::observability::record_rate_limited(info.name);
+                        if let Some(s) = state {
+                            s.rate.refused(*retry_after);
+                        }
                     }
                     let mut err = ServerError::new(e.to_string(), None);
                     err.path = vec![PathSegment::Field(

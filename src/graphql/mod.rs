@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 pub mod errors;
 mod limits;
+mod observe;
 mod sessions;
 pub mod types;
 
@@ -116,7 +117,8 @@ fn finish<M: ObjectType + 'static>(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
-        .extension(errors::ErrorCodes);
+        .extension(errors::ErrorCodes)
+        .extension(observe::Observe);
     if !limits.introspection {
         builder = builder
             .disable_introspection()

@@ -7,6 +7,7 @@ mod jwks;
 
 /// Parsers of untrusted header input, public for the fuzz targets in `fuzz/`.
 pub use graphql::{find_cookie, parse_hop};
+mod metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -14,12 +15,14 @@ use std::sync::atomic::AtomicBool;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::middleware::SetHeader;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, get};
+use tracing::Instrument as _;
 
 use crate::auth::keys::KeyStore;
 use crate::auth::origin::TrustedOrigins;
 use crate::db::Pool;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
+use crate::observability;
 use crate::throttle::net::Cidr;
 
 /// Everything the HTTP handlers share.
@@ -41,6 +44,10 @@ pub struct HttpState {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
     pub max_query_bytes: usize,
+    /// The Prometheus registry `/metrics` renders (`None`: another recorder owns the process).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `APEXKIT_DB_POOL_SIZE`, reported next to the pool's live figures.
+    pub pool_max_size: u32,
 }
 
 pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
@@ -50,6 +57,7 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
         .at("/.well-known/jwks.json", get(jwks::jwks))
+        .at("/metrics", get(metrics::metrics))
         .data(Arc::new(state))
         .around(move |ep, req| {
             let origins = origins.clone();
@@ -59,6 +67,7 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        .around(with_request_id)
 }
 
 /// CORS for trusted origins only, with credentials: the answer names the request's own origin
@@ -106,6 +115,40 @@ async fn cors<E: Endpoint>(ep: &E, req: Request, origins: &TrustedOrigins) -> Re
     resp
 }
 
+/// The `x-request-id` response header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (the client's when sane, else a fresh one): a tracing span carries
+/// it onto every log line of the request, and the response returns it.
+async fn with_request_id<E: Endpoint>(next: Arc<E>, req: Request) -> poem::Result<Response> {
+    let id = observability::request_id(req.header(REQUEST_ID));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let mut resp = async {
+        let _in_flight = observability::InFlight::enter();
+        let started = std::time::Instant::now();
+        let resp = match next.call(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(err) => err.into_response(),
+        };
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request finished"
+        );
+        resp
+    }
+    .instrument(span)
+    .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(resp)
+}
 /// A refusal at the HTTP level: `{"errors":[{"message","extensions":{"code"}}]}`.
 pub(crate) fn refusal(status: StatusCode, code: Code, message: &str) -> Response {
     let body = serde_json::json!({

@@ -100,6 +100,7 @@ impl TestDb {
                 max_size: 2,
                 checkout_timeout: Duration::from_secs(10),
                 statement_timeout: Duration::from_secs(10),
+                sqlite_max_size_mb: None,
             },
         )
     }
@@ -378,4 +379,51 @@ pub async fn post_raw(
     let headers = resp.headers().clone();
     let body = resp.json().await.unwrap_or(Value::Null);
     (status, headers, body)
+}
+
+// --- issue 7: operations ---
+
+/// Another running app on an existing database (a replica), stopped when dropped.
+pub struct Replica {
+    pub base: String,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl Replica {
+    pub async fn spawn(url: &str, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(url);
+        tweak(&mut config);
+        let app = App::build(config).await.expect("replica builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            base: format!("http://{addr}"),
+            _shutdown: tx,
+        }
+    }
+}
+
+/// Sum of the samples of a Prometheus metric whose labels include every `labels` pair
+/// (0 when absent), read from a `/metrics` text body.
+pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            if metric != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            all.then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }

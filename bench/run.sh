@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Load benchmark of the release binary on PostgreSQL and SQLite (README "Performance").
+#
+#   bench/run.sh                      # full run: 10 s per measurement
+#   DURATION=3s bench/run.sh          # quick smoke run
+#
+# Environment: DURATION (wrk -d, default 10s), CONCURRENCY (default "1 16 64"),
+# BACKENDS (default "postgres sqlite"), BENCH_PG_URL (a PostgreSQL server where the script may
+# create and drop databases; default postgres://postgres@127.0.0.1:5432/postgres),
+# CARGO_TARGET_DIR (honoured), SKIP_BUILD=1 (use the existing release binary).
+# Needs: cargo, wrk, curl, jq, psql, pgbench.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BENCH_DIR="$(pwd)/bench"
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-"1 16 64"}
+BACKENDS=${BACKENDS:-"postgres sqlite"}
+BENCH_PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PG_BASE=${BENCH_PG_URL%/*}
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+BIN="$TARGET_DIR/release/apexkit"
+PORT=${PORT:-47070}
+PASSWORD="bench password 123"
+WORK=$(mktemp -d)
+export APEXKIT_BENCH_DIR="$BENCH_DIR" APEXKIT_BENCH_TOKENS="$WORK/tokens.lua"
+SERVER_PID=""
+PG_DBS=()
+
+cleanup() {
+  if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  for db in "${PG_DBS[@]}"; do psql -q "$BENCH_PG_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for tool in wrk curl jq psql pgbench; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk jq postgresql-client)" >&2; exit 1; }
+done
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+  echo "# building the release binary"
+  cargo build --release -q
+fi
+
+seconds() { local d=$1; case $d in *m) echo $(( ${d%m} * 60 ));; *s) echo "${d%s}";; *) echo "$d";; esac; }
+kib() { awk '/^'"$2"':/ {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+gql() { # gql QUERY [TOKEN] -> JSON body
+  local auth=()
+  [[ -n "${2:-}" ]] && auth=(-H "Authorization: Bearer $2")
+  curl -sf "http://127.0.0.1:$PORT/graphql" -H 'Content-Type: application/json' "${auth[@]}" \
+    -d "$(jq -nc --arg q "$1" '{query: $q}')"
+}
+
+start_server() { # start_server DATABASE_URL
+  RUST_LOG=warn APEXKIT_ENV=development APEXKIT_RATE_LIMIT=off DATABASE_URL="$1" \
+    APEXKIT_LISTEN="127.0.0.1:$PORT" "$BIN" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 200); do
+    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench: server did not become ready:" >&2; cat "$WORK/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
+}
+
+seed() { # one user to sign in as, and a session token per wrk thread
+  gql "mutation { signUpEmail(input: {name: \"Bench\", email: \"bench@example.com\", password: \"$PASSWORD\"}) { token } }" >/dev/null
+  { echo "return {"
+    for i in 1 2 3 4; do
+      t=$(gql "mutation { signInEmail(input: {email: \"bench@example.com\", password: \"$PASSWORD\"}) { token } }" | jq -r .data.signInEmail.token)
+      echo "  \"$t\","
+    done
+    echo "}"; } > "$WORK/tokens.lua"
+}
+
+drain() { # wait until the server has finished the previous run's backlog (only /metrics in flight)
+  for _ in $(seq 600); do
+    n=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^apexkit_http_requests_in_flight / {print $2}')
+    [[ "${n:-1}" == 1 || "${n:-1}" == 0 ]] && return 0
+    sleep 0.1
+  done
+}
+
+wrk_run() { # wrk_run SCRIPT CONNECTIONS -> RESULT line
+  # Hash-bound runs at 64 connections queue for seconds: a generous timeout keeps wrk from
+  # abandoning (and re-sending) requests the server still works on.
+  local c=$2 t=$(( $2 < 2 ? 1 : 2 ))
+  wrk -t"$t" -c"$c" -d"$DURATION" --timeout 30s -s "$BENCH_DIR/$1.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT'
+}
+
+row() { # row BACKEND SCENARIO CONC RESULT-LINE
+  local r=$4 get
+  get() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<" $r"; }
+  printf "%-9s %-22s %5s %10s %9s %9s %8s\n" "$1" "$2" "$3" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" "$(get failed)"
+}
+
+echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# duration per measurement: $DURATION; wrk on the same machine"
+eval "$("$BIN" bench-hash --iterations 20)"
+target=$(awk -v c="$sign_in_ceiling_per_s" 'BEGIN {printf "%.1f", c * 0.9}')
+echo "# argon2 (m=19456 KiB, t=2, p=1): ${hash_ms} ms per hash -> ceiling ${cores} / hash = ${sign_in_ceiling_per_s}/s; sign-in target (90 %) = ${target}/s"
+echo
+
+printf "%-9s %-22s %5s %10s %9s %9s %8s\n" backend scenario conns req/s p50_ms p99_ms failed
+for backend in $BACKENDS; do
+  case $backend in
+    postgres)
+      db="apexkit_bench_$$"
+      psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
+      PG_DBS+=("$db")
+      url="$PG_BASE/$db" ;;
+    sqlite) url="sqlite://$WORK/bench.db" ;;
+    *) echo "unknown backend $backend" >&2; exit 1 ;;
+  esac
+  start_server "$url"
+  sleep 1
+  idle_kib=$(kib "$SERVER_PID" VmRSS)
+  seed
+  for scenario in session:session signin:signInEmail signup:signUpEmail; do
+    for c in $CONCURRENCY; do
+      drain
+      row "$backend" "${scenario#*:}" "$c" "$(wrk_run "${scenario%%:*}" "$c")"
+    done
+  done
+  drain
+  # The session path while sign-ins saturate the hash pool.
+  wrk_run signin 16 >"$WORK/mixed-signin" &
+  mixed=$!
+  row "$backend" "session+signIn(16)" 16 "$(wrk_run session 16)"
+  wait "$mixed"
+  row "$backend" "  (the signIn load)" 16 "$(cat "$WORK/mixed-signin")"
+  drain
+  peak_kib=$(kib "$SERVER_PID" VmHWM)
+  echo "# $backend: idle RSS $(mib "$idle_kib") MiB (after boot), peak RSS $(mib "$peak_kib") MiB (VmHWM after all runs)"
+  stop_server
+done
+
+echo
+echo "# pgbench -S (select-only, scale 10, 16 clients, 2 threads): the database's own ceiling"
+pgdb="apexkit_pgbench_$$"
+psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $pgdb" >/dev/null
+PG_DBS+=("$pgdb")
+pgbench -q -i -s 10 "$PG_BASE/$pgdb" >/dev/null 2>&1
+pgbench -n -S -c 16 -j 2 -T "$(seconds "$DURATION")" "$PG_BASE/$pgdb" 2>/dev/null | grep -E '^(tps|latency average)'
