@@ -11,16 +11,20 @@ use anyhow::Context as _;
 use poem::Server;
 use poem::listener::TcpAcceptor;
 
+use crate::auth::verification::AccountFlows;
 use crate::auth::{Auth, SessionPolicy, password::Hasher};
 use crate::config::Config;
 use crate::db::{Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::mail::{OutboxSettings, Transport, Worker};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the mail worker gets to finish a delivery after shutdown.
+const MAIL_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A built application, bound to its listen address but not yet serving.
 pub struct App {
@@ -29,6 +33,7 @@ pub struct App {
     state: HttpState,
     auth: Auth,
     ready: Arc<AtomicBool>,
+    mail: Worker,
 }
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran.
@@ -66,7 +71,48 @@ impl App {
             short_expires_in: Duration::from_secs(config.session_short_expires_in),
             update_age: Duration::from_secs(config.session_update_age),
         };
-        let auth = Auth::new(pool.clone(), hasher, policy);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let flows = AccountFlows {
+            base_url: base_url.clone(),
+            trusted: config.trusted_origins(addr).map_err(anyhow::Error::msg)?,
+            require_email_verification: config.require_email_verification,
+            reset_expires_in: Duration::from_secs(config.reset_token_expires_in),
+            verification_expires_in: Duration::from_secs(config.verification_token_expires_in),
+            send_limit: config.mail_limit,
+            send_window: Duration::from_secs(config.mail_limit_window),
+            fresh_session_age: Duration::from_secs(config.fresh_session_age),
+            wake: wake.clone(),
+        };
+        let auth = Auth::new(pool.clone(), hasher, policy).with_account_flows(flows);
+        let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
+        let transport = Transport::from_config(
+            smtp_url.as_deref(),
+            &config.mail_from,
+            !config.is_production(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if smtp_url.is_none() {
+            if config.is_production() {
+                tracing::warn!(
+                    "no APEXKIT_SMTP_URL: mail is not delivered, only logged without its links"
+                );
+            } else {
+                tracing::info!("no APEXKIT_SMTP_URL: mail is logged to stderr (links included)");
+            }
+        }
+        let mail = Worker::new(
+            pool.clone(),
+            transport,
+            OutboxSettings {
+                poll_interval: Duration::from_millis(config.mail_poll_interval_ms),
+                retry_base: Duration::from_millis(config.mail_retry_base_ms),
+                retry_max: Duration::from_millis(config.mail_retry_max_ms),
+                max_attempts: config.mail_max_attempts,
+                keep_sent_for: Duration::from_secs(config.mail_limit_window),
+                ..OutboxSettings::default()
+            },
+            wake,
+        );
         let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -77,6 +123,7 @@ impl App {
         let state = HttpState {
             schema: build_schema(Some(auth.clone()), limits),
             pool,
+            auth: auth.clone(),
             cookie: CookiePolicy::for_base_url(&base_url),
             max_body_bytes: config.max_body_bytes,
             max_batch: config.max_batch,
@@ -96,6 +143,7 @@ impl App {
             state,
             auth,
             ready,
+            mail,
         })
     }
 
@@ -118,7 +166,10 @@ impl App {
             state,
             auth,
             ready,
+            mail,
         } = self;
+        let (stop_mail, mail_stopped) = tokio::sync::watch::channel(false);
+        let mail = tokio::spawn(mail.run(mail_stopped));
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -144,6 +195,12 @@ impl App {
             )
             .await;
         purge.abort();
+        // Let a delivery in progress finish (so it is not sent twice), but not forever.
+        let _ = stop_mail.send(true);
+        let abort = mail.abort_handle();
+        if tokio::time::timeout(MAIL_STOP_GRACE, mail).await.is_err() {
+            abort.abort();
+        }
         result
     }
 }

@@ -1,12 +1,15 @@
 //! The domain core: sign-up, sign-in, sessions and the rules around them (password policy,
 //! expiry, enumeration safety). Knows nothing of GraphQL or HTTP; talks to `db` only.
 
+pub mod account;
 pub mod email;
+pub mod links;
 pub mod origin;
 pub mod password;
 pub mod session;
 pub mod sign_in;
 pub mod token;
+pub mod verification;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -67,6 +70,8 @@ pub struct Auth {
     pool: Pool,
     hasher: password::Hasher,
     policy: SessionPolicy,
+    /// Mail-sending flows (verification, reset, email change); set by `with_account_flows`.
+    flows: Option<std::sync::Arc<verification::AccountFlows>>,
 }
 
 impl Auth {
@@ -75,7 +80,13 @@ impl Auth {
             pool,
             hasher,
             policy,
+            flows: None,
         }
+    }
+
+    pub fn with_account_flows(mut self, flows: verification::AccountFlows) -> Self {
+        self.flows = Some(std::sync::Arc::new(flows));
+        self
     }
 
     async fn conn(&self) -> Result<Conn> {

@@ -24,7 +24,7 @@ pub struct SignIn<'a> {
     pub remember_me: bool,
 }
 
-fn check_name(name: &str) -> Result<&str> {
+pub(super) fn check_name(name: &str) -> Result<&str> {
     let name = name.trim();
     if name.is_empty() {
         return Err(Error::BadUserInput {
@@ -41,7 +41,7 @@ fn check_name(name: &str) -> Result<&str> {
     Ok(name)
 }
 
-fn check_image(image: Option<&str>) -> Result<Option<&str>> {
+pub(super) fn check_image(image: Option<&str>) -> Result<Option<&str>> {
     match image.map(str::trim) {
         None | Some("") => Ok(None),
         Some(url)
@@ -130,6 +130,10 @@ impl Auth {
             Some(user) if verified => user,
             _ => return Err(Error::InvalidEmailOrPassword),
         };
+        // Only after a correct password, so the answer reveals nothing to a guesser.
+        if self.requires_email_verification() && user.email_verified != Some(true) {
+            return Err(Error::EmailNotVerified);
+        }
         self.open_session(user, input.remember_me, client).await
     }
 }

@@ -4,9 +4,11 @@
 pub mod accounts;
 pub mod migrations;
 pub mod models;
+pub mod outbox;
 pub mod schema;
 pub mod sessions;
 pub mod users;
+pub mod verifications;
 
 use std::fmt;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The GraphQL API: `build_schema` is the one place the schema is assembled; resolvers are thin
 //! and call the domain (`auth`). Request facts arrive from `http` as [`RequestState`].
 
+mod account;
 mod auth;
 pub mod errors;
 mod limits;
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 pub struct Query(auth::SessionQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::SessionMutation);
+pub struct Mutation(auth::SessionMutation, account::AccountMutation);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 

@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+mod pages;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -19,6 +20,7 @@ use crate::graphql::{ApiSchema, CookiePolicy};
 pub struct HttpState {
     pub schema: ApiSchema,
     pub pool: Pool,
+    pub auth: crate::auth::Auth,
     pub cookie: CookiePolicy,
     pub max_body_bytes: usize,
     pub max_batch: usize,
@@ -34,6 +36,14 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at(
+            "/verify-email",
+            get(pages::verify_email_page).post(pages::verify_email),
+        )
+        .at(
+            "/reset-password",
+            get(pages::reset_password_page).post(pages::reset_password),
+        )
         .data(Arc::new(state))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,
