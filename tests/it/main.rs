@@ -3,8 +3,10 @@
 
 mod support;
 
+mod account;
 mod auth;
 mod http;
 mod migrations;
 mod process;
 mod schema;
+mod smtp;

@@ -28,10 +28,10 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
     assert_eq!(reverted, expected, "every migration has a working down");
     let tables = match backend {
         Backend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification')"
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification', 'mail_outbox')"
         }
         Backend::Postgres => {
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification')"
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification', 'mail_outbox')"
         }
     };
     assert_eq!(db.count(tables).await, 0, "down removes every table");
@@ -40,5 +40,5 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
         migrations::run_pending(&url).await.expect("up again"),
         expected
     );
-    assert_eq!(db.count(tables).await, 4);
+    assert_eq!(db.count(tables).await, 5);
 }

@@ -264,3 +264,60 @@ pub fn code(body: &Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
+
+// --- issue 4: mail and account flows ---
+
+impl TestDb {
+    /// Runs a statement (test set-up such as ageing a token); returns the affected row count.
+    pub async fn exec(&self, sql: &str) -> usize {
+        let pool = self.pool();
+        let mut conn = pool.get().await.expect("test connection");
+        match &mut conn {
+            Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
+            Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+/// Another app process-alike on an existing database (a second replica); stops when dropped.
+pub struct Replica {
+    pub base: String,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts a second app on this app's database.
+    pub async fn replica(&self, tweak: impl FnOnce(&mut Config)) -> Replica {
+        let mut config = test_config(&self.db.url);
+        tweak(&mut config);
+        let app = App::build(config).await.expect("replica builds");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Replica {
+            base: format!("http://{addr}"),
+            shutdown: Some(tx),
+        }
+    }
+}
+
+/// Mail settings for tests: this SMTP URL, a fast outbox, quick retries.
+pub fn fast_mail(config: &mut Config, smtp_url: &str) {
+    config.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
+    config.mail_from = "Apexkit Test <auth@example.com>".to_owned();
+    config.mail_poll_interval_ms = 50;
+    config.mail_retry_base_ms = 100;
+    config.mail_retry_max_ms = 400;
+    config.mail_limit = 50;
+}
