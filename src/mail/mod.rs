@@ -119,3 +119,54 @@ fn build_message(from: &Mailbox, mail: &Outgoing) -> Result<lettre::Message, Str
         ))
         .map_err(|e| format!("cannot build message: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_from_config() {
+        assert!(matches!(
+            Transport::from_config(None, "Apexkit <a@example.com>", true),
+            Ok(Transport::Log {
+                with_bodies: true,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Transport::from_config(None, "a@example.com", false),
+            Ok(Transport::Log {
+                with_bodies: false,
+                ..
+            })
+        ));
+        for url in [
+            "smtp://user:pass@mail.example.com:587",
+            "smtp://mail.example.com:25?tls=required",
+            "smtps://user:pass@mail.example.com:465",
+        ] {
+            assert!(
+                matches!(
+                    Transport::from_config(Some(url), "a@example.com", false),
+                    Ok(Transport::Smtp { .. })
+                ),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_named_without_secrets() {
+        let err = Transport::from_config(Some("mysql://user:hunter2@x"), "a@example.com", false)
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("APEXKIT_SMTP_URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = Transport::from_config(None, "not a mailbox", true)
+            .err()
+            .unwrap();
+        assert!(err.contains("APEXKIT_MAIL_FROM"), "{err}");
+    }
+}

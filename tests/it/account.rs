@@ -1093,3 +1093,130 @@ async fn two_replicas_never_send_a_row_twice(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(smtp.all().len(), n, "each message exactly once");
 }
+
+/// The binary with stderr collected line by line; killed on drop.
+struct Process {
+    child: std::process::Child,
+    base: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    async fn start(envs: &[(&str, &str)]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apexkit"))
+            .env_clear()
+            .env("APEXKIT_LISTEN", "127.0.0.1:0")
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn apexkit");
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut process = Self {
+            child,
+            base: String::new(),
+            log,
+        };
+        let line = process.wait_for_line("listening on http://").await;
+        let addr: String = line
+            .split("listening on http://")
+            .nth(1)
+            .unwrap()
+            .chars()
+            .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '\u{1b}')
+            .collect();
+        process.base = format!("http://{addr}");
+        process
+    }
+
+    async fn wait_for_line(&self, needle: &str) -> String {
+        for _ in 0..600 {
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "no log line with {needle:?}:\n{}",
+            self.log.lock().unwrap().join("\n")
+        );
+    }
+
+    async fn gql(&self, query: &str) -> Value {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}/graphql", self.base))
+            .json(&json!({ "query": query }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+const SIGN_UP_AND_RESET: [&str; 2] = [
+    "mutation { signUpEmail(input: {name: \"Ada\", email: \"ada@example.com\", password: \"correct horse battery staple\"}) { user { id } } }",
+    "mutation { requestPasswordReset(input: {email: \"ada@example.com\"}) }",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_logs_mail_with_links_and_production_never_logs_tokens() {
+    let dev_db = tempfile::tempdir().unwrap();
+    let dev_url = format!("sqlite://{}", dev_db.path().join("a.db").display());
+    let dev = Process::start(&[
+        ("DATABASE_URL", dev_url.as_str()),
+        ("APEXKIT_MAIL_POLL_INTERVAL_MS", "50"),
+    ])
+    .await;
+    for q in SIGN_UP_AND_RESET {
+        assert!(dev.gql(q).await["errors"].is_null());
+    }
+    let link = dev.wait_for_line("/reset-password?token=").await;
+    assert!(
+        link.trim()
+            .starts_with(&format!("{}/reset-password?token=", dev.base)),
+        "{link}"
+    );
+    dev.wait_for_line("Reset your password").await;
+
+    let prod_db = tempfile::tempdir().unwrap();
+    let prod_url = format!("sqlite://{}", prod_db.path().join("a.db").display());
+    let prod = Process::start(&[
+        ("DATABASE_URL", prod_url.as_str()),
+        ("APEXKIT_ENV", "production"),
+        ("APEXKIT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("APEXKIT_BASE_URL", "https://auth.example.com"),
+        ("APEXKIT_MAIL_POLL_INTERVAL_MS", "50"),
+    ])
+    .await;
+    for q in SIGN_UP_AND_RESET {
+        assert!(prod.gql(q).await["errors"].is_null());
+    }
+    prod.wait_for_line("mail not sent").await;
+    let log = prod.log.lock().unwrap().join("\n");
+    assert!(!log.contains("token="), "{log}");
+    assert!(log.contains("Reset your password"), "{log}");
+}
