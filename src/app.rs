@@ -87,7 +87,7 @@ impl App {
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::from_config(
             smtp_url.as_deref(),
-            &config.mail_from,
+            config.mail_from(),
             !config.is_production(),
         )
         .map_err(anyhow::Error::msg)?;

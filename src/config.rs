@@ -155,13 +155,10 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<Secret>,
 
-    /// Sender of outgoing mail, e.g. "Apexkit <no-reply@example.com>".
-    #[arg(
-        long,
-        env = "APEXKIT_MAIL_FROM",
-        default_value = "Apexkit <no-reply@localhost>"
-    )]
-    pub mail_from: String,
+    /// Sender of outgoing mail, e.g. "Apexkit <no-reply@example.com>". Required in production
+    /// when APEXKIT_SMTP_URL is set; otherwise "Apexkit <no-reply@localhost>".
+    #[arg(long, env = "APEXKIT_MAIL_FROM")]
+    pub mail_from: Option<String>,
 
     /// Sign-up gives no session until the address is verified, and unverified users cannot
     /// sign in (EMAIL_NOT_VERIFIED, only after a correct password).
@@ -258,9 +255,14 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.is_production() && self.smtp_url.is_some() && self.mail_from.is_none() {
+            problems.push(
+                "APEXKIT_MAIL_FROM is required with APEXKIT_SMTP_URL in production".to_owned(),
+            );
+        }
         if let Err(e) = crate::mail::Transport::from_config(
             self.smtp_url.as_ref().map(Secret::expose),
-            &self.mail_from,
+            self.mail_from(),
             !self.is_production(),
         ) {
             problems.push(e);
@@ -274,6 +276,13 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+
+    /// The sender mailbox of outgoing mail.
+    pub fn mail_from(&self) -> &str {
+        self.mail_from
+            .as_deref()
+            .unwrap_or("Apexkit <no-reply@localhost>")
     }
 
     pub fn database(&self) -> Result<DatabaseUrl, String> {

@@ -115,16 +115,21 @@ impl Worker {
         }
     }
 
-    /// One round: every due row this worker manages to claim is attempted once.
+    /// One round: every due row this worker manages to claim is attempted once. No database
+    /// connection is held while talking to the mail server.
     pub async fn run_once(&self) -> Result<usize, crate::db::DbError> {
-        let mut conn = self.pool.get().await?;
-        let ids = outbox::due(&mut conn, now(), BATCH).await?;
+        let ids = outbox::due(&mut self.pool.get().await?, now(), BATCH).await?;
         let mut delivered = 0;
         for id in ids {
             let start = now();
-            let Some(mail) =
-                outbox::claim(&mut conn, &id, start, add(start, self.settings.claim_for)).await?
-            else {
+            let claimed = outbox::claim(
+                &mut self.pool.get().await?,
+                &id,
+                start,
+                add(start, self.settings.claim_for),
+            )
+            .await?;
+            let Some(mail) = claimed else {
                 continue; // another replica has it
             };
             let outgoing = Outgoing {
@@ -133,7 +138,9 @@ impl Worker {
                 text: mail.text_body.clone(),
                 html: mail.html_body.clone(),
             };
-            match self.transport.deliver(&outgoing).await {
+            let result = self.transport.deliver(&outgoing).await;
+            let mut conn = self.pool.get().await?;
+            match result {
                 Ok(()) => {
                     outbox::mark_sent(&mut conn, &id, now()).await?;
                     delivered += 1;

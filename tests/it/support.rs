@@ -315,7 +315,7 @@ impl TestApp {
 /// Mail settings for tests: this SMTP URL, a fast outbox, quick retries.
 pub fn fast_mail(config: &mut Config, smtp_url: &str) {
     config.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
-    config.mail_from = "Apexkit Test <auth@example.com>".to_owned();
+    config.mail_from = Some("Apexkit Test <auth@example.com>".to_owned());
     config.mail_poll_interval_ms = 50;
     config.mail_retry_base_ms = 100;
     config.mail_retry_max_ms = 400;
