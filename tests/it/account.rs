@@ -498,18 +498,20 @@ async fn concurrent_double_reset_exactly_one_succeeds(backend: Backend) {
 }
 
 async fn smtp_outage_loses_no_mail_and_changes_no_answer(backend: Backend) {
-    // A port nobody listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let url = format!("smtp://{port}");
-    let app = TestApp::spawn_with(backend, |c| fast_mail(c, &url)).await;
+    // The same server answers before and during the outage: the answers must not differ.
+    let smtp = SmtpServer::start();
+    let app = app_with_mail(backend, &smtp).await;
     app.sign_up("ada@example.com").await;
+    let before_reset = request_reset(&app, "ada@example.com").await;
+    let before_verify = send_verification(&app, "ada@example.com").await;
+    smtp.wait_for("ada@example.com", 2).await;
 
+    smtp.set_down(true);
     let answer = request_reset(&app, "ada@example.com").await;
+    assert_eq!(answer, before_reset);
     assert_eq!(answer, json!({ "data": { "requestPasswordReset": true } }));
     let sent = send_verification(&app, "ada@example.com").await;
+    assert_eq!(sent, before_verify);
     assert_eq!(sent, json!({ "data": { "sendVerificationEmail": true } }));
 
     // Deliveries fail and are rescheduled, nothing is lost.
@@ -527,10 +529,15 @@ async fn smtp_outage_loses_no_mail_and_changes_no_answer(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(failed, "both messages retried while the server was down");
+    assert_eq!(
+        smtp.for_address("ada@example.com").len(),
+        2,
+        "nothing got through"
+    );
 
-    let smtp = SmtpServer::start_on(port);
-    let mails = smtp.wait_for("ada@example.com", 2).await;
-    let mut subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    smtp.set_down(false);
+    let mails = smtp.wait_for("ada@example.com", 4).await;
+    let mut subjects: Vec<&str> = mails[2..].iter().map(|m| m.subject.as_str()).collect();
     subjects.sort_unstable();
     assert_eq!(
         subjects,

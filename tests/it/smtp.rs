@@ -1,6 +1,6 @@
 //! A real SMTP server on loopback for the mail tests: `mailin` speaks the protocol, this file
-//! accepts connections and keeps what arrives. It can be stopped and started again on the same
-//! port, to play an outage.
+//! accepts connections and keeps what arrives. It can play an outage (refusing every session
+//! with 421) and recover, on the same port.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -96,26 +96,29 @@ pub struct SmtpServer {
     pub addr: SocketAddr,
     inbox: Inbox,
     stopped: Arc<AtomicBool>,
+    /// While set, every connection gets `421` and is closed, as from a server in maintenance.
+    down: Arc<AtomicBool>,
 }
 
 impl SmtpServer {
+    /// Listens on a free loopback port.
     pub fn start() -> Self {
-        Self::start_on("127.0.0.1:0".parse().unwrap())
-    }
-
-    /// Listens on `addr` (a port used before, to come back after an outage).
-    pub fn start_on(addr: SocketAddr) -> Self {
-        let listener = TcpListener::bind(addr).expect("bind SMTP port");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind SMTP port");
         let addr = listener.local_addr().unwrap();
         let inbox: Inbox = Arc::default();
         let stopped = Arc::new(AtomicBool::new(false));
-        let (inbox2, stopped2) = (inbox.clone(), stopped.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (inbox2, stopped2, down2) = (inbox.clone(), stopped.clone(), down.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stopped2.load(Ordering::SeqCst) {
                     break; // drops the listener: the port refuses connections again
                 }
-                let Ok(stream) = stream else { continue };
+                let Ok(mut stream) = stream else { continue };
+                if down2.load(Ordering::SeqCst) {
+                    let _ = stream.write_all(b"421 4.3.2 Service not available, try later\r\n");
+                    continue;
+                }
                 let collector = Collector {
                     inbox: inbox2.clone(),
                     from: String::new(),
@@ -129,12 +132,18 @@ impl SmtpServer {
             addr,
             inbox,
             stopped,
+            down,
         }
     }
 
     /// `smtp://` URL of this server.
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
+    }
+
+    /// Plays an outage (`true`: every session is refused with 421) or ends it.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     /// Stops accepting connections.
