@@ -236,6 +236,14 @@ async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
     let smtp = SmtpServer::start();
     let app = app_with_mail(backend, &smtp).await;
     let token = app.sign_up("ada@example.com").await;
+    let renamed = app
+        .gql_with(
+            Some(&token),
+            "mutation { updateUser(input: {name: \"<img src=x onerror=alert(1)> Ada\"}) { name } }",
+            json!({}),
+        )
+        .await;
+    assert!(renamed["errors"].is_null(), "{renamed}");
 
     let sent = app
         .gql(
@@ -252,6 +260,17 @@ async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
             .starts_with(&format!("{}/welcome?from=mail&token=", app.base)),
         "{}",
         mail.link()
+    );
+    assert!(
+        mail.html
+            .contains("Hello &lt;img src=x onerror=alert(1)&gt; Ada,"),
+        "{}",
+        mail.html
+    );
+    assert!(!mail.html.contains("<img"), "user data is escaped in HTML");
+    assert!(
+        mail.text
+            .contains("Hello <img src=x onerror=alert(1)> Ada,")
     );
     let verified = verify(&app, &mail.token()).await;
     assert_eq!(
