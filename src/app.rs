@@ -11,9 +11,10 @@ use anyhow::Context as _;
 use poem::Server;
 use poem::listener::TcpAcceptor;
 
+use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::verification::AccountFlows;
-use crate::auth::{Auth, SessionPolicy, password::Hasher};
-use crate::config::Config;
+use crate::auth::{AccessTokens, Auth, SessionPolicy, password::Hasher};
+use crate::config::{Config, Secret};
 use crate::db::{Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
@@ -21,6 +22,8 @@ use crate::mail::{OutboxSettings, Transport, Worker};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// Longest pause between checks whether the signing key is due for rotation.
+const KEY_CHECK_MAX: Duration = Duration::from_secs(60);
 /// How long in-flight requests get to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the mail worker gets to finish a delivery after shutdown.
@@ -32,6 +35,7 @@ pub struct App {
     addr: SocketAddr,
     state: HttpState,
     auth: Auth,
+    keys: KeyStore,
     ready: Arc<AtomicBool>,
     mail: Worker,
 }
@@ -47,6 +51,36 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     Ok(applied)
 }
 
+/// `apexkit keys rotate`: migrates, then retires the active signing key and creates a new one.
+/// Needs the deployment's APEXKIT_SECRET: a key sealed with any other secret is useless to it.
+pub async fn rotate_keys(config: &Config) -> anyhow::Result<crate::auth::keys::KeyInfo> {
+    migrate(config).await?;
+    let Some(secret) = &config.secret else {
+        anyhow::bail!(
+            "APEXKIT_SECRET is required to rotate signing keys (the service must be able to \
+             decrypt the new key)"
+        );
+    };
+    let url = config.database().map_err(anyhow::Error::msg)?;
+    let keys = KeyStore::new(
+        Pool::new(&url, config.pool_options()),
+        secret,
+        config.key_policy(),
+    );
+    keys.rotate()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e:?}"))
+}
+
+/// A random secret for a development instance started without APEXKIT_SECRET.
+fn throw_away_secret() -> anyhow::Result<Secret> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         migrate(&config).await?;
@@ -59,12 +93,30 @@ impl App {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let base_url = config.base_url(addr);
-        if !config.is_production() && config.secret.is_none() {
-            tracing::warn!(
-                "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
-                 never expose this instance"
-            );
-        }
+        let secret = match &config.secret {
+            Some(secret) => secret.clone(),
+            None => {
+                tracing::warn!(
+                    "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
+                     never expose this instance"
+                );
+                throw_away_secret()?
+            }
+        };
+        let keys = KeyStore::new(pool.clone(), &secret, config.key_policy());
+        let on_unreadable = if config.is_production() {
+            OnUnreadableKey::Refuse
+        } else {
+            OnUnreadableKey::Replace
+        };
+        let key = keys.ensure_active(on_unreadable).await?;
+        tracing::info!(kid = %key.kid, "signing key ready");
+        let tokens = AccessTokens::new(
+            keys.clone(),
+            base_url.clone(),
+            config.jwt_audience(addr),
+            Duration::from_secs(config.access_token_expires_in),
+        );
 
         let policy = SessionPolicy {
             expires_in: Duration::from_secs(config.session_expires_in),
@@ -83,7 +135,7 @@ impl App {
             fresh_session_age: Duration::from_secs(config.fresh_session_age),
             wake: wake.clone(),
         };
-        let auth = Auth::new(pool.clone(), hasher, policy).with_account_flows(flows);
+        let auth = Auth::new(pool.clone(), hasher, policy, tokens).with_account_flows(flows);
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::from_config(
             smtp_url.as_deref(),
@@ -124,6 +176,7 @@ impl App {
             schema: build_schema(Some(auth.clone()), limits),
             pool,
             auth: auth.clone(),
+            keys: keys.clone(),
             cookie: CookiePolicy::for_base_url(&base_url),
             max_body_bytes: config.max_body_bytes,
             max_batch: config.max_batch,
@@ -142,6 +195,7 @@ impl App {
             addr,
             state,
             auth,
+            keys,
             ready,
             mail,
         })
@@ -165,6 +219,7 @@ impl App {
             addr,
             state,
             auth,
+            keys,
             ready,
             mail,
         } = self;
@@ -178,6 +233,24 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+            }
+        });
+        let rotation = tokio::spawn(async move {
+            let every = keys
+                .policy()
+                .rotation_interval
+                .clamp(Duration::from_secs(1), KEY_CHECK_MAX);
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = keys.rotate_if_due().await {
+                    tracing::warn!(error = ?e, "signing key rotation check failed");
+                }
+                match keys.purge_retired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(keys = n, "deleted signing keys past retention"),
+                    Err(e) => tracing::warn!(error = ?e, "signing key purge failed"),
                 }
             }
         });
@@ -195,6 +268,7 @@ impl App {
             )
             .await;
         purge.abort();
+        rotation.abort();
         // Let a delivery in progress finish (so it is not sent twice), but not forever.
         let _ = stop_mail.send(true);
         let abort = mail.abort_handle();

@@ -28,6 +28,18 @@ pub struct Cli {
 pub enum Command {
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
     PrintSchema,
+    /// Manage the keys that sign access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Retire the active signing key and create a new one (migrates first; needs
+    /// APEXKIT_SECRET). Tokens signed by the old key stay verifiable until they expire.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -148,6 +160,20 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_MAX_BATCH", default_value_t = 5)]
     pub max_batch: usize,
 
+    // --- issue 3: access tokens and signing keys ---
+    /// Lifetime of an access token (JWT) in seconds.
+    #[arg(long, env = "APEXKIT_ACCESS_TOKEN_EXPIRES_IN", default_value_t = 900)]
+    pub access_token_expires_in: u64,
+
+    /// Seconds after which the signing key is replaced (default 30 days); a retired key stays
+    /// in the JWKS until the tokens it signed have expired.
+    #[arg(long, env = "APEXKIT_KEY_ROTATION_INTERVAL", default_value_t = 30 * 24 * 3600)]
+    pub key_rotation_interval: u64,
+
+    /// `aud` claim of access tokens; default: the issuer (APEXKIT_BASE_URL without a trailing slash).
+    #[arg(long, env = "APEXKIT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     // --- issue 4: mail and account flows ---
     /// Outgoing mail server: smtp://user:pass@host:port (STARTTLS whenever offered;
     /// ?tls=required to insist) or smtps://user:pass@host:port (implicit TLS). Unset: development
@@ -237,6 +263,19 @@ impl Config {
         if self.session_expires_in == 0 || self.session_short_expires_in == 0 {
             problems.push("session lifetimes must be positive".to_owned());
         }
+        if self.access_token_expires_in == 0 || self.key_rotation_interval == 0 {
+            problems.push(
+                "APEXKIT_ACCESS_TOKEN_EXPIRES_IN and APEXKIT_KEY_ROTATION_INTERVAL must be positive"
+                    .to_owned(),
+            );
+        }
+        if self
+            .jwt_audience
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty())
+        {
+            problems.push("APEXKIT_JWT_AUDIENCE must not be empty".to_owned());
+        }
         if self.db_pool_size == 0 || self.db_pool_timeout_ms == 0 {
             problems.push(
                 "APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned(),
@@ -303,6 +342,21 @@ impl Config {
         bound: SocketAddr,
     ) -> Result<crate::auth::origin::TrustedOrigins, String> {
         crate::auth::origin::TrustedOrigins::new(&self.base_url(bound), &self.trusted_origins)
+    }
+
+    /// The `aud` of access tokens: APEXKIT_JWT_AUDIENCE, else the issuer.
+    pub fn jwt_audience(&self, bound: SocketAddr) -> String {
+        match &self.jwt_audience {
+            Some(aud) => aud.trim().to_owned(),
+            None => self.base_url(bound),
+        }
+    }
+
+    pub fn key_policy(&self) -> crate::auth::keys::KeyPolicy {
+        crate::auth::keys::KeyPolicy {
+            token_lifetime: Duration::from_secs(self.access_token_expires_in),
+            rotation_interval: Duration::from_secs(self.key_rotation_interval),
+        }
     }
 
     pub fn pool_options(&self) -> PoolOptions {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use apexkit::config::{Cli, Command, Config};
+use apexkit::config::{Cli, Command, Config, KeysCommand};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -26,7 +26,15 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&cli.config);
-    let result = if cli.migrate_only {
+    let result = if let Some(Command::Keys {
+        command: KeysCommand::Rotate,
+    }) = cli.command
+    {
+        apexkit::app::rotate_keys(&cli.config).await.map(|key| {
+            tracing::info!(kid = %key.kid, "signing key rotated");
+            println!("{}", key.kid);
+        })
+    } else if cli.migrate_only {
         apexkit::app::migrate(&cli.config).await.map(|applied| {
             tracing::info!(applied = applied.len(), "migrations complete");
         })

@@ -90,6 +90,19 @@ impl Auth {
         } else {
             None
         };
+        // The replacement's access token is signed before the transaction, as at sign-in.
+        let access_token = match &draft {
+            Some(d) => Some(
+                self.tokens
+                    .issue(&d.subject(
+                        &viewer.user.email,
+                        viewer.user.email_verified.unwrap_or(false),
+                        &viewer.user.role,
+                    ))
+                    .await?,
+            ),
+            None => None,
+        };
         let row = draft.as_ref().map(|d| d.row());
         let created = accounts::change_password(
             &mut self.conn().await?,
@@ -100,11 +113,12 @@ impl Auth {
             row.as_ref(),
         )
         .await?;
-        let replacement = match (draft, created) {
-            (Some(draft), Some(session)) => Some(SignedIn {
+        let replacement = match (draft, created, access_token) {
+            (Some(draft), Some(session), Some(access_token)) => Some(SignedIn {
                 token: draft.token,
                 session,
                 user: viewer.user.clone(),
+                access_token,
             }),
             _ => None,
         };

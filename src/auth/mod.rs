@@ -1,8 +1,10 @@
 //! The domain core: sign-up, sign-in, sessions and the rules around them (password policy,
 //! expiry, enumeration safety). Knows nothing of GraphQL or HTTP; talks to `db` only.
 
+pub mod access_token;
 pub mod account;
 pub mod email;
+pub mod keys;
 pub mod links;
 pub mod origin;
 pub mod password;
@@ -19,6 +21,7 @@ use chrono::{NaiveDateTime, Utc};
 pub use crate::db::models::{Account, Session, User};
 use crate::db::{Conn, Pool};
 use crate::error::Result;
+pub use access_token::{AccessToken, AccessTokens};
 pub use token::SessionToken;
 
 /// Provider id of the email+password account (Better Auth's name).
@@ -43,12 +46,14 @@ pub struct SessionPolicy {
     pub update_age: Duration,
 }
 
-/// A freshly created session and the token that authenticates it (shown to the client once).
+/// A freshly created session and the token that authenticates it (shown to the client once),
+/// with a first access token for other services.
 #[derive(Debug)]
 pub struct SignedIn {
     pub token: SessionToken,
     pub session: Session,
     pub user: User,
+    pub access_token: AccessToken,
 }
 
 /// An authenticated request: the session it presented and its user.
@@ -72,15 +77,22 @@ pub struct Auth {
     policy: SessionPolicy,
     /// Mail-sending flows (verification, reset, email change); set by `with_account_flows`.
     flows: Option<std::sync::Arc<verification::AccountFlows>>,
+    tokens: AccessTokens,
 }
 
 impl Auth {
-    pub fn new(pool: Pool, hasher: password::Hasher, policy: SessionPolicy) -> Self {
+    pub fn new(
+        pool: Pool,
+        hasher: password::Hasher,
+        policy: SessionPolicy,
+        tokens: AccessTokens,
+    ) -> Self {
         Self {
             pool,
             hasher,
             policy,
             flows: None,
+            tokens,
         }
     }
 

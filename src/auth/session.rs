@@ -1,10 +1,11 @@
-//! Sessions: opening, authenticating (with the sliding expiry) and ending them.
+//! Sessions: opening, authenticating (with the sliding expiry), listing and ending them.
 
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
 
-use super::{Auth, ClientInfo, SignedIn, User, Viewer, now, token};
+use super::access_token::Subject;
+use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::db::models::NewSession;
 use crate::db::sessions;
 use crate::error::{Error, Result};
@@ -26,6 +27,24 @@ pub(super) struct DraftSession {
 use super::SessionToken;
 
 impl DraftSession {
+    /// The access-token subject for this session, before it is written: a token that cannot
+    /// be signed leaves nothing behind.
+    pub fn subject<'a>(
+        &'a self,
+        email: &'a str,
+        email_verified: bool,
+        role: &'a str,
+    ) -> Subject<'a> {
+        Subject {
+            user_id: &self.user_id,
+            email,
+            email_verified,
+            role,
+            session_id: &self.id,
+            session_expires_at: self.expires_at,
+        }
+    }
+
     pub fn row(&self) -> NewSession<'_> {
         NewSession {
             id: &self.id,
@@ -84,11 +103,20 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<SignedIn> {
         let draft = self.draft_session(&user.id, remember_me, client, now())?;
+        let access_token = self
+            .tokens
+            .issue(&draft.subject(
+                &user.email,
+                user.email_verified.unwrap_or(false),
+                &user.role,
+            ))
+            .await?;
         let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
         Ok(SignedIn {
             token: draft.token,
             session,
             user,
+            access_token,
         })
     }
 
@@ -132,5 +160,53 @@ impl Auth {
     /// Deletes expired sessions; run periodically.
     pub async fn purge_expired_sessions(&self) -> Result<usize> {
         Ok(sessions::delete_expired(&mut self.conn().await?, now()).await?)
+    }
+}
+
+/// A session as its owner sees it in a list.
+#[derive(Debug, Clone)]
+pub struct OwnSession {
+    pub session: Session,
+    /// Whether it is the session making the request.
+    pub current: bool,
+}
+
+impl Auth {
+    /// The viewer's live sessions, newest first.
+    pub async fn list_sessions(&self, viewer: &Viewer) -> Result<Vec<OwnSession>> {
+        let rows =
+            sessions::list_active_for_user(&mut self.conn().await?, &viewer.user.id, now()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|session| OwnSession {
+                current: session.id == viewer.session.id,
+                session,
+            })
+            .collect())
+    }
+
+    /// Ends one of the viewer's sessions. Another user's session id is `NOT_FOUND`, exactly like
+    /// an id that does not exist, and nothing is revoked. Returns whether it was the current one.
+    pub async fn revoke_session(&self, viewer: &Viewer, id: &str) -> Result<bool> {
+        if sessions::delete_for_user(&mut self.conn().await?, id, &viewer.user.id).await? {
+            Ok(id == viewer.session.id)
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// Ends every session of the viewer, the current one included.
+    pub async fn revoke_sessions(&self, viewer: &Viewer) -> Result<usize> {
+        Ok(sessions::delete_all_for_user(&mut self.conn().await?, &viewer.user.id, None).await?)
+    }
+
+    /// Ends every session of the viewer but the current one.
+    pub async fn revoke_other_sessions(&self, viewer: &Viewer) -> Result<usize> {
+        Ok(sessions::delete_all_for_user(
+            &mut self.conn().await?,
+            &viewer.user.id,
+            Some(&viewer.session.id),
+        )
+        .await?)
     }
 }

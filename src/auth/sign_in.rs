@@ -98,6 +98,10 @@ impl Auth {
             updated_at: now,
         };
         let draft = self.draft_session(&user_id, input.remember_me, client, now)?;
+        let access_token = self
+            .tokens
+            .issue(&draft.subject(new_user.email, new_user.email_verified, new_user.role))
+            .await?;
         let mut conn = self.conn().await?;
         let (user, session) =
             users::create_with_account(&mut conn, &new_user, &new_account, Some(&draft.row()))
@@ -111,6 +115,7 @@ impl Auth {
             token: draft.token,
             session,
             user,
+            access_token,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod models;
 pub mod outbox;
 pub mod schema;
 pub mod sessions;
+pub mod signing_keys;
 pub mod users;
 pub mod verifications;
 

@@ -76,6 +76,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_key (id) {
+        id -> Text,
+        algorithm -> Text,
+        public_key -> Text,
+        private_key -> Text,
+        created_at -> Timestamp,
+        retired_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(session -> user (user_id));
 diesel::joinable!(account -> user (user_id));
 diesel::joinable!(verification -> user (user_id));

@@ -74,3 +74,51 @@ pub async fn delete_expired(conn: &mut Conn, now: NaiveDateTime) -> Result<usize
     })
     .map_err(DbError::from)
 }
+
+/// A user's sessions still live at `now`, newest first.
+pub async fn list_active_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<Session>, DbError> {
+    run!(conn, |c| {
+        session::table
+            .filter(session::user_id.eq(user_id))
+            .filter(session::expires_at.gt(now))
+            .order((session::created_at.desc(), session::id.desc()))
+            .select(Session::as_select())
+            .load(c)
+            .await
+    })
+    .map_err(DbError::from)
+}
+
+/// Deletes one session if it belongs to `user_id`; returns whether it did.
+pub async fn delete_for_user(conn: &mut Conn, id: &str, user_id: &str) -> Result<bool, DbError> {
+    run!(conn, |c| {
+        diesel::delete(session::table.find(id).filter(session::user_id.eq(user_id)))
+            .execute(c)
+            .await
+    })
+    .map(|n| n > 0)
+    .map_err(DbError::from)
+}
+
+/// Deletes every session of `user_id`, except `keep` when given; returns how many.
+pub async fn delete_all_for_user(
+    conn: &mut Conn,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        // Ids are never empty, so "" keeps nothing.
+        diesel::delete(
+            session::table
+                .filter(session::user_id.eq(user_id))
+                .filter(session::id.ne(keep.unwrap_or(""))),
+        )
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)
+}

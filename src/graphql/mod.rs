@@ -5,6 +5,7 @@ mod account;
 mod auth;
 pub mod errors;
 mod limits;
+mod sessions;
 pub mod types;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -14,10 +15,14 @@ use crate::auth::{Auth, ClientInfo, SessionToken, Viewer};
 use crate::error::{Error, Result};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::SessionQuery);
+pub struct Query(auth::SessionQuery, sessions::SessionsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(auth::SessionMutation, account::AccountMutation);
+pub struct Mutation(
+    auth::SessionMutation,
+    sessions::SessionsMutation,
+    account::AccountMutation,
+);
 
 pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -156,10 +161,6 @@ pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<Viewer> {
 }
 
 /// An admin viewer: `UNAUTHENTICATED` when anonymous, `FORBIDDEN` when not an admin.
-#[expect(
-    dead_code,
-    reason = "the admin operations use it; remove this once they land"
-)]
 pub(crate) async fn require_admin(ctx: &Context<'_>) -> Result<Viewer> {
     let viewer = require_viewer(ctx).await?;
     if viewer.is_admin() {

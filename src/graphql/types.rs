@@ -111,7 +111,8 @@ pub struct AuthPayload {
     pub token: Option<String>,
     pub user: User,
     pub session: Option<Session>,
-    /// A short-lived JWT for other services (null until access tokens are enabled).
+    /// A short-lived JWT (EdDSA, `typ: at+jwt`) for other services, verifiable with
+    /// `/.well-known/jwks.json`. Apexkit itself accepts only the session token.
     pub access_token: Option<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
 }
@@ -125,9 +126,48 @@ impl From<auth::SignedIn> for AuthPayload {
                 inner: s.session,
                 current: true,
             }),
-            access_token: None,
-            access_token_expires_at: None,
+            access_token_expires_at: Some(utc(s.access_token.expires_at)),
+            access_token: Some(s.access_token.token),
         }
+    }
+}
+
+/// A JWT for other services.
+#[derive(SimpleObject)]
+pub struct AccessToken {
+    /// EdDSA-signed, `typ: at+jwt`; verify it with `/.well-known/jwks.json`.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<auth::AccessToken> for AccessToken {
+    fn from(t: auth::AccessToken) -> Self {
+        Self {
+            expires_at: utc(t.expires_at),
+            token: t.token,
+        }
+    }
+}
+
+/// A key that signs access tokens (public facts only).
+pub struct SigningKey(pub auth::keys::KeyInfo);
+
+#[Object]
+impl SigningKey {
+    /// The `kid` in token headers and in the JWKS.
+    async fn kid(&self) -> ID {
+        ID(self.0.kid.clone())
+    }
+    /// `EdDSA`.
+    async fn algorithm(&self) -> &str {
+        &self.0.algorithm
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        utc(self.0.created_at)
+    }
+    /// When it stopped signing; null for the active key.
+    async fn retired_at(&self) -> Option<DateTime<Utc>> {
+        self.0.retired_at.map(utc)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+mod jwks;
 mod pages;
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::middleware::SetHeader;
 use poem::{EndpointExt, IntoEndpoint, Response, Route, get};
 
+use crate::auth::keys::KeyStore;
 use crate::db::Pool;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
@@ -21,6 +23,8 @@ pub struct HttpState {
     pub schema: ApiSchema,
     pub pool: Pool,
     pub auth: crate::auth::Auth,
+    /// Signing keys, for the JWKS document.
+    pub keys: KeyStore,
     pub cookie: CookiePolicy,
     pub max_body_bytes: usize,
     pub max_batch: usize,
@@ -44,6 +48,7 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
             "/reset-password",
             get(pages::reset_password_page).post(pages::reset_password),
         )
+        .at("/.well-known/jwks.json", get(jwks::jwks))
         .data(Arc::new(state))
         .with(SetHeader::new().overriding(
             header::X_CONTENT_TYPE_OPTIONS,

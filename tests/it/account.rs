@@ -436,7 +436,7 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
 
     // Expiry: an expired reset token says so once, then it is gone.
     app.db
-        .exec("UPDATE verification SET expires_at = '2020-01-01 00:00:00' WHERE purpose = 'reset-password'")
+        .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00' WHERE purpose = 'reset-password'")
         .await;
     assert_eq!(
         code(&reset(&app, &reset_token, NEW_PASSWORD).await),
@@ -450,7 +450,7 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
 
     // A verification token expires too.
     app.db
-        .exec("UPDATE \"user\" SET email_verified = false")
+        .execute("UPDATE \"user\" SET email_verified = false")
         .await;
     send_verification(&app, "ada@example.com").await;
     smtp.wait_for("ada@example.com", 3).await;
@@ -460,7 +460,7 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
         .token();
     assert_ne!(late, verify_token);
     app.db
-        .exec("UPDATE verification SET expires_at = '2020-01-01 00:00:00'")
+        .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00'")
         .await;
     assert_eq!(code(&verify(&app, &late).await), "TOKEN_EXPIRED");
 }
@@ -792,7 +792,7 @@ async fn change_email_needs_a_fresh_session(backend: Backend) {
     let app = app_with_mail(backend, &smtp).await;
     let token = app.sign_up("ada@example.com").await;
     app.db
-        .exec("UPDATE session SET created_at = '2020-01-01 00:00:00'")
+        .execute("UPDATE session SET created_at = '2020-01-01 00:00:00'")
         .await;
     assert_eq!(
         code(&change_email(&app, &token, "new@example.com").await),

@@ -9,4 +9,6 @@ mod http;
 mod migrations;
 mod process;
 mod schema;
+mod sessions;
 mod smtp;
+mod tokens;

@@ -1,6 +1,7 @@
 //! Migrations: up → down → up on both databases.
 
-use apexkit::db::migrations;
+use apexkit::db::{Conn, migrations};
+use diesel_async::RunQueryDsl;
 
 use crate::support::{Backend, TestDb, on_both};
 
@@ -28,10 +29,10 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
     assert_eq!(reverted, expected, "every migration has a working down");
     let tables = match backend {
         Backend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification', 'mail_outbox')"
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification', 'signing_key', 'mail_outbox')"
         }
         Backend::Postgres => {
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification', 'mail_outbox')"
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification', 'signing_key', 'mail_outbox')"
         }
     };
     assert_eq!(db.count(tables).await, 0, "down removes every table");
@@ -40,5 +41,60 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
         migrations::run_pending(&url).await.expect("up again"),
         expected
     );
-    assert_eq!(db.count(tables).await, 5);
+    assert_eq!(db.count(tables).await, 6);
+}
+
+on_both!(deleting_a_user_cascades_to_sessions_and_accounts);
+
+async fn deleting_a_user_cascades_to_sessions_and_accounts(backend: Backend) {
+    let app = crate::support::TestApp::spawn(backend).await;
+    app.sign_up("ada@example.com").await;
+    app.sign_in("ada@example.com", crate::support::PASSWORD)
+        .await;
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 2);
+    // Through the pool, so SQLite's per-connection `foreign_keys = ON` is what is tested.
+    let pool = app.db.pool();
+    let mut conn = pool.get().await.unwrap();
+    let sql = "DELETE FROM \"user\"";
+    match &mut conn {
+        Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
+        Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
+    }
+    .unwrap();
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 0);
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM account").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_use_wal_and_a_busy_timeout() {
+    #[derive(diesel::QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        journal_mode: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Timeout {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        timeout: i64,
+    }
+    let db = TestDb::new(Backend::Sqlite).await;
+    let pool = db.pool();
+    let mut conn = pool.get().await.unwrap();
+    let Conn::Sqlite(c) = &mut conn else {
+        panic!("sqlite pool")
+    };
+    let mode: Vec<Mode> = diesel::sql_query("PRAGMA journal_mode")
+        .load(&mut **c)
+        .await
+        .unwrap();
+    assert_eq!(mode[0].journal_mode, "wal");
+    let timeout: Vec<Timeout> = diesel::sql_query("PRAGMA busy_timeout")
+        .load(&mut **c)
+        .await
+        .unwrap();
+    assert!(
+        timeout[0].timeout >= 1000,
+        "busy timeout set: {}",
+        timeout[0].timeout
+    );
 }

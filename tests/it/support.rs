@@ -265,20 +265,50 @@ pub fn code(body: &Value) -> &str {
         .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
-// --- issue 4: mail and account flows ---
+/// A deployment secret for tests that need one stable across app instances.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 impl TestDb {
-    /// Runs a statement (test set-up such as ageing a token); returns the affected row count.
-    pub async fn exec(&self, sql: &str) -> usize {
+    /// Runs one statement (test setup: aging rows, promoting users).
+    pub async fn execute(&self, sql: &str) {
         let pool = self.pool();
         let mut conn = pool.get().await.expect("test connection");
         match &mut conn {
             Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
             Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
         }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
+
+impl TestApp {
+    /// `GET /.well-known/jwks.json` as a verifier would fetch it.
+    pub async fn jwks(&self) -> Value {
+        let resp = self
+            .client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .expect("jwks request");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("jwks json")
+    }
+
+    /// Signs up `email` and returns the whole `signUpEmail` payload, access token included.
+    pub async fn sign_up_payload(&self, email: &str) -> Value {
+        let body = self
+            .gql(
+                "mutation($input: SignUpEmailInput!) { signUpEmail(input: $input) {
+                    token accessToken accessTokenExpiresAt user { id email role } session { id } } }",
+                json!({ "input": { "name": "Ada", "email": email, "password": PASSWORD } }),
+            )
+            .await;
+        assert!(body["errors"].is_null(), "sign-up failed: {body}");
+        body["data"]["signUpEmail"].clone()
+    }
+}
+
+// --- issue 4: mail and account flows ---
 
 /// Another app process-alike on an existing database (a second replica); stops when dropped.
 pub struct Replica {
