@@ -810,7 +810,7 @@ async fn change_email_needs_a_fresh_session(backend: Backend) {
 }
 
 const CHANGE_PASSWORD: &str = "mutation($input: ChangePasswordInput!) {
-    changePassword(input: $input) { token user { email } session { id current } } }";
+    changePassword(input: $input) { token accessToken user { email } session { id current } } }";
 
 async fn change_password_keeps_or_rotates_sessions(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -851,6 +851,7 @@ async fn change_password_keeps_or_rotates_sessions(backend: Backend) {
         .await;
     assert!(kept["errors"].is_null(), "{kept}");
     assert!(kept["data"]["changePassword"]["token"].is_null());
+    assert!(kept["data"]["changePassword"]["accessToken"].is_null());
     assert_eq!(kept["data"]["changePassword"]["session"]["current"], true);
     for t in [&first, &second] {
         assert!(!app.session(t).await["data"]["session"].is_null());
@@ -882,6 +883,10 @@ async fn change_password_keeps_or_rotates_sessions(backend: Backend) {
         .unwrap_or_else(|| panic!("{rotated}"))
         .to_owned();
     assert!(cookie.contains(&new_token), "{cookie}");
+    assert!(
+        rotated["data"]["changePassword"]["accessToken"].is_string(),
+        "the replacement session comes with an access token: {rotated}"
+    );
     for t in [&first, &second, &third] {
         assert_ne!(t, &new_token);
         assert!(
