@@ -12,6 +12,7 @@ use poem::Server;
 use poem::listener::TcpAcceptor;
 
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
+use crate::auth::migrations::Migrator;
 use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth, SessionPolicy, password::Hasher};
 use crate::config::{Config, Secret};
@@ -40,11 +41,22 @@ pub struct App {
     mail: Worker,
 }
 
-/// Applies pending migrations (under the cross-process lock) and returns what ran.
+/// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
+/// the history (see [`verify_history`]).
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
     config.validate().map_err(anyhow::Error::msg)?;
     let url = config.database().map_err(anyhow::Error::msg)?;
-    let applied = migrations::run_pending(&url).await?;
+    let applied = run_migrations(config, &url).await?;
+    verify_history(config, &url, &Pool::new(&url, config.pool_options())).await?;
+    Ok(applied)
+}
+
+async fn run_migrations(
+    config: &Config,
+    url: &crate::db::DatabaseUrl,
+) -> anyhow::Result<Vec<String>> {
+    let allow_out_of_order = config.allow_out_of_order || !config.is_production();
+    let applied = migrations::run_pending_checked(url, allow_out_of_order).await?;
     for version in &applied {
         tracing::info!(%version, backend = url.backend(), "migration applied");
     }
@@ -81,11 +93,61 @@ fn throw_away_secret() -> anyhow::Result<Secret> {
     ))
 }
 
+/// Records the checksum of every applied migration that has none yet, then compares: an
+/// applied migration whose SQL in this binary differs from what ran stops a production boot
+/// and warns in development; migrations only the database knows (a rollback deploy) are
+/// reported, and the service still starts (its own migrations are all applied).
+async fn verify_history(
+    config: &Config,
+    url: &crate::db::DatabaseUrl,
+    pool: &Pool,
+) -> anyhow::Result<()> {
+    let mut conn = pool.get().await?;
+    let known = migrations::embedded(url);
+    migrations::record_checksums(&mut conn, &known).await?;
+    let states = migrations::status(&mut conn, &known).await?;
+    let drifted: Vec<&str> = states
+        .iter()
+        .filter(|s| s.checksum_mismatch)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !drifted.is_empty() {
+        let message = format!(
+            "applied migration(s) changed since they ran (up.sql checksum differs from the \
+             one recorded): {}",
+            drifted.join(", ")
+        );
+        if config.is_production() {
+            anyhow::bail!(
+                "{message}; refusing to start in production. Restore the original SQL and ship \
+                 the change as a new migration (see `apexkit migrate status`)"
+            );
+        }
+        tracing::warn!("{message}; starting anyway (development)");
+    }
+    let ahead: Vec<&str> = states
+        .iter()
+        .filter(|s| !s.known)
+        .map(|s| s.name.as_str())
+        .collect();
+    if !ahead.is_empty() {
+        tracing::warn!(
+            migrations = %ahead.join(", "),
+            "the database has migrations this binary does not know (a newer release rolled \
+             back?); serving, since every migration of this binary is applied"
+        );
+    }
+    Ok(())
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        migrate(&config).await?;
+        config.validate().map_err(anyhow::Error::msg)?;
         let url = config.database().map_err(anyhow::Error::msg)?;
+        run_migrations(&config, &url).await?;
+        // Built after migrating: its first connection never races the migration lock.
         let pool = Pool::new(&url, config.pool_options());
+        verify_history(&config, &url, &pool).await?;
         let hasher = Hasher::new(config.hash_concurrency())?;
 
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -135,7 +197,22 @@ impl App {
             fresh_session_age: Duration::from_secs(config.fresh_session_age),
             wake: wake.clone(),
         };
-        let auth = Auth::new(pool.clone(), hasher, policy, tokens).with_account_flows(flows);
+        let auth = Auth::new(pool.clone(), hasher, policy, tokens)
+            .with_admin_emails(&config.admin_emails)
+            .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
+            .with_migrator(Migrator::new(
+                url.clone(),
+                config.migrations_dir.clone(),
+                !config.is_production(),
+            ))
+            .with_account_flows(flows);
+        let promoted = auth
+            .promote_admins()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
+        if promoted > 0 {
+            tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
+        }
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::from_config(
             smtp_url.as_deref(),
@@ -170,6 +247,7 @@ impl App {
             max_complexity: config.max_complexity,
             max_directives: config.max_directives,
             introspection: !config.is_production(),
+            dev_tools: !config.is_production(),
         };
         let ready = Arc::new(AtomicBool::new(true));
         let state = HttpState {

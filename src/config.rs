@@ -33,6 +33,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Migration tooling: `migrate status` and `migrate new <name>`.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -40,6 +45,20 @@ pub enum KeysCommand {
     /// Retire the active signing key and create a new one (migrates first; needs
     /// APEXKIT_SECRET). Tokens signed by the old key stay verifiable until they expire.
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// List every migration (applied or pending, and when), flag applied migrations whose SQL
+    /// changed since they ran, and those only the database knows (a rollback deploy). Exits 1
+    /// when something needs attention.
+    Status,
+    /// Create a paired migration: <APEXKIT_MIGRATIONS_DIR>/postgres/<version>_<name>/{up,down}.sql
+    /// and the same under sqlite/.
+    New {
+        /// snake_case description, e.g. add_user_phone
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,6 +193,21 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    // --- issue 5: administration and the schema workflow ---
+    /// Comma-separated emails that get role `admin` when they sign up and at every boot.
+    #[arg(long, env = "APEXKIT_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
+
+    /// Directory with postgres/ and sqlite/ migration folders: read by `pushSchema` and
+    /// `migrate status` (development), written by `migrate new`.
+    #[arg(long, env = "APEXKIT_MIGRATIONS_DIR", default_value = "migrations")]
+    pub migrations_dir: std::path::PathBuf,
+
+    /// Apply a pending migration older than the newest applied one (production refuses by
+    /// default; development applies it with a warning).
+    #[arg(long, env = "APEXKIT_ALLOW_OUT_OF_ORDER")]
+    pub allow_out_of_order: bool,
+
     // --- issue 4: mail and account flows ---
     /// Outgoing mail server: smtp://user:pass@host:port (STARTTLS whenever offered;
     /// ?tls=required to insist) or smtps://user:pass@host:port (implicit TLS). Unset: development
@@ -305,6 +339,13 @@ impl Config {
             !self.is_production(),
         ) {
             problems.push(e);
+        }
+        for email in self.admin_emails.iter().filter(|e| !e.trim().is_empty()) {
+            if crate::auth::email::normalize(email).is_err() {
+                problems.push(format!(
+                    "APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())

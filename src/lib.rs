@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod mail;
+pub mod tooling;
 
 pub use app::App;
 pub use config::Config;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use apexkit::config::{Cli, Command, Config, KeysCommand};
+use apexkit::config::{Cli, Command, Config, KeysCommand, MigrateCommand};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -26,6 +26,9 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging(&cli.config);
+    if let Some(Command::Migrate { action }) = &cli.command {
+        return migrate_command(action, &cli.config).await;
+    }
     let result = if let Some(Command::Keys {
         command: KeysCommand::Rotate,
     }) = cli.command
@@ -50,6 +53,28 @@ async fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("apexkit: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate_command(action: &MigrateCommand, config: &Config) -> ExitCode {
+    let result = match action {
+        MigrateCommand::Status => apexkit::tooling::status(config, &mut std::io::stdout()).await,
+        MigrateCommand::New { name } => {
+            apexkit::tooling::new_migration(&config.migrations_dir, name).map(|folders| {
+                for folder in folders {
+                    println!("created {}", folder.display());
+                }
+                true
+            })
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("apexkit: {e:#}");
+            ExitCode::from(2)
         }
     }
 }

@@ -126,7 +126,19 @@ impl Auth {
     }
 
     /// Retires the active signing key and creates a new one (admin, on demand).
-    pub async fn rotate_signing_keys(&self) -> Result<super::keys::KeyInfo> {
-        self.tokens.keys().rotate().await
+    pub async fn rotate_signing_keys(
+        &self,
+        admin: &super::Admin,
+        client: &super::ClientInfo,
+    ) -> Result<super::keys::KeyInfo> {
+        let key = self.tokens.keys().rotate().await?;
+        self.record(
+            super::audit::AuditEvent::success(super::audit::AuditKind::AdminRotateSigningKeys)
+                .actor(&admin.user.id)
+                .detail(serde_json::json!({ "kid": key.kid })),
+            client,
+        )
+        .await;
+        Ok(key)
     }
 }

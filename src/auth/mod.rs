@@ -3,9 +3,12 @@
 
 pub mod access_token;
 pub mod account;
+pub mod admin;
+pub mod audit;
 pub mod email;
 pub mod keys;
 pub mod links;
+pub mod migrations;
 pub mod origin;
 pub mod password;
 pub mod session;
@@ -14,6 +17,7 @@ pub mod token;
 pub mod verification;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{NaiveDateTime, Utc};
@@ -69,6 +73,34 @@ impl Viewer {
     }
 }
 
+/// A viewer proven to be an admin: the admin use cases take one, so they cannot be reached
+/// without the check in [`Admin::try_from`].
+#[derive(Debug, Clone)]
+pub struct Admin(Viewer);
+
+impl TryFrom<Viewer> for Admin {
+    type Error = crate::error::Error;
+    fn try_from(viewer: Viewer) -> Result<Self> {
+        if viewer.is_admin() {
+            Ok(Self(viewer))
+        } else {
+            Err(crate::error::Error::Forbidden)
+        }
+    }
+}
+
+impl std::ops::Deref for Admin {
+    type Target = Viewer;
+    fn deref(&self) -> &Viewer {
+        &self.0
+    }
+}
+
+/// Whether a ban is in force at `now` (an expired ban counts as none).
+pub fn ban_in_force(user: &User, now: NaiveDateTime) -> bool {
+    user.banned && user.ban_expires.is_none_or(|t| t > now)
+}
+
 /// The use cases, shared by every request.
 #[derive(Clone)]
 pub struct Auth {
@@ -78,6 +110,9 @@ pub struct Auth {
     /// Mail-sending flows (verification, reset, email change); set by `with_account_flows`.
     flows: Option<std::sync::Arc<verification::AccountFlows>>,
     tokens: AccessTokens,
+    /// Normalised emails that get role `admin` (`APEXKIT_ADMIN_EMAILS`).
+    admin_emails: Arc<[String]>,
+    migrator: Option<Arc<migrations::Migrator>>,
 }
 
 impl Auth {
@@ -93,6 +128,63 @@ impl Auth {
             policy,
             flows: None,
             tokens,
+            admin_emails: Arc::from(Vec::new()),
+            migrator: None,
+        }
+    }
+
+    /// Users signing up with one of these emails become admins; so do existing ones at
+    /// [`Auth::promote_admins`]. Invalid emails are an error (a typo must not go unnoticed).
+    pub fn with_admin_emails(mut self, emails: &[String]) -> Result<Self> {
+        let normalized = emails
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| email::normalize(e))
+            .collect::<Result<Vec<_>>>()?;
+        self.admin_emails = normalized.into();
+        Ok(self)
+    }
+
+    /// Enables the migration status and (in development) `pushSchema` use cases.
+    pub fn with_migrator(mut self, migrator: migrations::Migrator) -> Self {
+        self.migrator = Some(Arc::new(migrator));
+        self
+    }
+
+    /// The role a new user with this (normalised) email gets.
+    pub(crate) fn role_for(&self, email: &str) -> &'static str {
+        if self.admin_emails.iter().any(|e| e == email) {
+            ROLE_ADMIN
+        } else {
+            ROLE_USER
+        }
+    }
+
+    /// Gives role `admin` to existing users listed in `APEXKIT_ADMIN_EMAILS`; run at every boot.
+    pub async fn promote_admins(&self) -> Result<usize> {
+        if self.admin_emails.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn().await?;
+        Ok(crate::db::users::promote_admins(&mut conn, &self.admin_emails, now()).await?)
+    }
+
+    /// The user as they stand once an expired ban is lifted (lazily, here); `None` while a ban
+    /// is in force.
+    pub(crate) async fn unless_banned(&self, conn: &mut Conn, user: User) -> Result<Option<User>> {
+        if !user.banned {
+            return Ok(Some(user));
+        }
+        let now = now();
+        if ban_in_force(&user, now) {
+            return Ok(None);
+        }
+        match crate::db::users::unban(conn, &user.id, Some(now), now).await? {
+            Some(lifted) => Ok(Some(lifted)),
+            // Re-banned (or unbanned) concurrently: decide on the row as it is now.
+            None => Ok(crate::db::users::find_by_id(conn, &user.id)
+                .await?
+                .filter(|u| !ban_in_force(u, now))),
         }
     }
 

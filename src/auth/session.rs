@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 
 use super::access_token::Subject;
+use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::db::models::NewSession;
 use crate::db::sessions;
@@ -133,6 +134,10 @@ impl Auth {
             sessions::delete(&mut conn, &session.id).await?;
             return Ok(None);
         }
+        // A banned user's sessions stop working at once, whoever set the ban.
+        let Some(user) = self.unless_banned(&mut conn, user).await? else {
+            return Ok(None);
+        };
         let update_age = chrono::Duration::from_std(self.policy.update_age).unwrap_or_default();
         if now - session.updated_at >= update_age {
             // The session keeps the lifetime it was created with (remember-me or not).
@@ -148,9 +153,16 @@ impl Auth {
     }
 
     /// Ends the viewer's current session.
-    pub async fn sign_out(&self, viewer: &Viewer) -> Result<()> {
+    pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
         let mut conn = self.conn().await?;
         if sessions::delete(&mut conn, &viewer.session.id).await? {
+            self.record(
+                AuditEvent::success(AuditKind::SignOut)
+                    .actor(&viewer.user.id)
+                    .subject(&viewer.user.id),
+                client,
+            )
+            .await;
             Ok(())
         } else {
             Err(Error::Unauthenticated)
@@ -187,26 +199,71 @@ impl Auth {
 
     /// Ends one of the viewer's sessions. Another user's session id is `NOT_FOUND`, exactly like
     /// an id that does not exist, and nothing is revoked. Returns whether it was the current one.
-    pub async fn revoke_session(&self, viewer: &Viewer, id: &str) -> Result<bool> {
-        if sessions::delete_for_user(&mut self.conn().await?, id, &viewer.user.id).await? {
-            Ok(id == viewer.session.id)
-        } else {
-            Err(Error::NotFound)
+    pub async fn revoke_session(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        client: &ClientInfo,
+    ) -> Result<bool> {
+        if !sessions::delete_for_user(&mut self.conn().await?, id, &viewer.user.id).await? {
+            return Err(Error::NotFound);
         }
+        self.record_revocation(
+            viewer,
+            serde_json::json!({ "scope": "one", "session_id": id }),
+            client,
+        )
+        .await;
+        Ok(id == viewer.session.id)
     }
 
     /// Ends every session of the viewer, the current one included.
-    pub async fn revoke_sessions(&self, viewer: &Viewer) -> Result<usize> {
-        Ok(sessions::delete_all_for_user(&mut self.conn().await?, &viewer.user.id, None).await?)
+    pub async fn revoke_sessions(&self, viewer: &Viewer, client: &ClientInfo) -> Result<usize> {
+        let ended =
+            sessions::delete_all_for_user(&mut self.conn().await?, &viewer.user.id, None).await?;
+        self.record_revocation(
+            viewer,
+            serde_json::json!({ "scope": "all", "count": ended }),
+            client,
+        )
+        .await;
+        Ok(ended)
     }
 
     /// Ends every session of the viewer but the current one.
-    pub async fn revoke_other_sessions(&self, viewer: &Viewer) -> Result<usize> {
-        Ok(sessions::delete_all_for_user(
+    pub async fn revoke_other_sessions(
+        &self,
+        viewer: &Viewer,
+        client: &ClientInfo,
+    ) -> Result<usize> {
+        let ended = sessions::delete_all_for_user(
             &mut self.conn().await?,
             &viewer.user.id,
             Some(&viewer.session.id),
         )
-        .await?)
+        .await?;
+        self.record_revocation(
+            viewer,
+            serde_json::json!({ "scope": "others", "count": ended }),
+            client,
+        )
+        .await;
+        Ok(ended)
+    }
+
+    async fn record_revocation(
+        &self,
+        viewer: &Viewer,
+        detail: serde_json::Value,
+        client: &ClientInfo,
+    ) {
+        self.record(
+            AuditEvent::success(AuditKind::SessionRevoke)
+                .actor(&viewer.user.id)
+                .subject(&viewer.user.id)
+                .detail(detail),
+            client,
+        )
+        .await;
     }
 }

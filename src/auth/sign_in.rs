@@ -1,8 +1,7 @@
 //! Sign-up and sign-in with email and password.
 
-use super::{
-    Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_USER, SignedIn, email, now, password, token,
-};
+use super::audit::{AuditEvent, AuditKind};
+use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::{DbError, users};
 use crate::error::{Error, Result};
@@ -86,7 +85,7 @@ impl Auth {
             image,
             created_at: now,
             updated_at: now,
-            role: ROLE_USER,
+            role: self.role_for(&email),
         };
         let new_account = NewAccount {
             id: &account_id,
@@ -111,6 +110,13 @@ impl Auth {
                     other => other.into(),
                 })?;
         let session = session.ok_or_else(|| Error::internal(anyhow::anyhow!("no session row")))?;
+        self.record(
+            AuditEvent::success(AuditKind::SignUp)
+                .actor(&user.id)
+                .subject(&user.id),
+            client,
+        )
+        .await;
         Ok(SignedIn {
             token: draft.token,
             session,
@@ -131,14 +137,42 @@ impl Auth {
             None => (None, None),
         };
         let verified = self.hasher.verify(input.password, hash.as_deref()).await?;
+        // The attempted email is recorded (normalised); never the password.
+        let failure = |user: Option<&str>, reason: &str| {
+            let mut event = AuditEvent::failure(AuditKind::SignIn)
+                .detail(serde_json::json!({ "email": email, "reason": reason }));
+            if let Some(id) = user {
+                event = event.subject(id);
+            }
+            event
+        };
         let user = match user {
             Some(user) if verified => user,
-            _ => return Err(Error::InvalidEmailOrPassword),
+            user => {
+                let id = user.as_ref().map(|u| u.id.as_str());
+                self.record(failure(id, "invalid_email_or_password"), client)
+                    .await;
+                return Err(Error::InvalidEmailOrPassword);
+            }
+        };
+        // Only the right password reveals a ban: a wrong one gets the ordinary answer above.
+        let id = user.id.clone();
+        let Some(user) = self.unless_banned(&mut self.conn().await?, user).await? else {
+            self.record(failure(Some(&id), "banned"), client).await;
+            return Err(Error::UserBanned);
         };
         // Only after a correct password, so the answer reveals nothing to a guesser.
         if self.requires_email_verification() && user.email_verified != Some(true) {
             return Err(Error::EmailNotVerified);
         }
-        self.open_session(user, input.remember_me, client).await
+        let signed = self.open_session(user, input.remember_me, client).await?;
+        self.record(
+            AuditEvent::success(AuditKind::SignIn)
+                .actor(&signed.user.id)
+                .subject(&signed.user.id),
+            client,
+        )
+        .await;
+        Ok(signed)
     }
 }

@@ -9,11 +9,12 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use tokio::sync::Notify;
 
+use super::audit::{AuditEvent, AuditKind};
 use super::origin::TrustedOrigins;
 use super::sign_in::{SignUp, check_image, check_name};
 use super::{
-    Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_USER, SessionToken, SignedIn, User, email, links,
-    now, password, token,
+    Auth, CREDENTIAL_PROVIDER, ClientInfo, SessionToken, SignedIn, User, email, links, now,
+    password, token,
 };
 use crate::db::models::{NewAccount, NewUser};
 use crate::db::outbox::{self, Enqueue, NewMail};
@@ -289,7 +290,7 @@ impl Auth {
             image,
             created_at: now,
             updated_at: now,
-            role: ROLE_USER,
+            role: self.role_for(&email),
         };
         let look_alike = User {
             id: user_id.clone(),
@@ -299,7 +300,7 @@ impl Auth {
             image: image.map(str::to_owned),
             created_at: now,
             updated_at: now,
-            role: ROLE_USER.to_owned(),
+            role: self.role_for(&email).to_owned(),
             banned: false,
             ban_reason: None,
             ban_expires: None,
@@ -327,6 +328,13 @@ impl Auth {
         drop(conn);
         match created {
             Ok((user, _)) => {
+                self.record(
+                    AuditEvent::success(AuditKind::SignUp)
+                        .actor(&user.id)
+                        .subject(&user.id),
+                    client,
+                )
+                .await;
                 self.queue_verification(&user, &target).await?;
                 Ok(Registered::PendingVerification(user))
             }

@@ -85,3 +85,20 @@ pub struct NewAccount<'a> {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+/// One audit trail entry.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::audit_event)]
+pub struct AuditEvent {
+    pub id: String,
+    pub created_at: NaiveDateTime,
+    pub kind: String,
+    pub actor_user_id: Option<String>,
+    pub subject_user_id: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// JSON, never a secret.
+    pub detail: Option<String>,
+}

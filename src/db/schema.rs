@@ -91,3 +91,27 @@ diesel::joinable!(session -> user (user_id));
 diesel::joinable!(account -> user (user_id));
 diesel::joinable!(verification -> user (user_id));
 diesel::allow_tables_to_appear_in_same_query!(user, session, account, verification, mail_outbox);
+
+diesel::table! {
+    audit_event (id) {
+        id -> Text,
+        created_at -> Timestamp,
+        #[sql_name = "type"]
+        kind -> Text,
+        actor_user_id -> Nullable<Text>,
+        subject_user_id -> Nullable<Text>,
+        ip_address -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        outcome -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    apexkit_migration (version) {
+        version -> Text,
+        name -> Text,
+        checksum -> Text,
+        recorded_at -> Timestamp,
+    }
+}

@@ -1,5 +1,6 @@
 //! Queries on `user`.
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
@@ -80,6 +81,199 @@ pub async fn create_with_account(
         };
         Ok((created, session))
     })
+}
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+/// The keyset position and filter of an admin user listing (oldest first).
+pub struct UserFilter<'a> {
+    /// A `LIKE` pattern, already lower-cased and escaped with `\`.
+    pub pattern: Option<&'a str>,
+    /// Users strictly after this `(created_at, id)`.
+    pub after: Option<(NaiveDateTime, &'a str)>,
+}
+
+/// Up to `limit` users matching `filter`, oldest first, and the total matching count (ignoring
+/// the position).
+pub async fn page(
+    conn: &mut Conn,
+    filter: &UserFilter<'_>,
+    limit: i64,
+) -> Result<(Vec<User>, i64), DbError> {
+    // A macro, not a closure: a boxed query is tied to one backend, and each `run!` arm has its own.
+    macro_rules! matching {
+        () => {{
+            let mut q = user::table.into_boxed();
+            if let Some(pattern) = filter.pattern {
+                q = q.filter(
+                    lower(user::email)
+                        .like(pattern)
+                        .escape('\\')
+                        .or(lower(user::name).like(pattern).escape('\\')),
+                );
+            }
+            q
+        }};
+    }
+    let total: i64 = run!(conn, |c| matching!().count().get_result(c).await)?;
+    let rows = run!(conn, |c| {
+        let mut q = matching!();
+        if let Some((at, id)) = filter.after {
+            q = q.filter(
+                user::created_at
+                    .gt(at)
+                    .or(user::created_at.eq(at).and(user::id.gt(id))),
+            );
+        }
+        q.order((user::created_at.asc(), user::id.asc()))
+            .limit(limit)
+            .select(User::as_select())
+            .load(c)
+            .await
+    })?;
+    Ok((rows, total))
+}
+
+pub async fn set_role(
+    conn: &mut Conn,
+    id: &str,
+    role: &str,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        diesel::update(user::table.find(id))
+            .set((user::role.eq(role), user::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
+}
+
+/// Bans the user and ends every session of theirs, atomically.
+pub async fn ban(
+    conn: &mut Conn,
+    id: &str,
+    reason: Option<&str>,
+    expires: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    transaction!(conn, |c| {
+        let banned = diesel::update(user::table.find(id))
+            .set((
+                user::banned.eq(true),
+                user::ban_reason.eq(reason),
+                user::ban_expires.eq(expires),
+                user::updated_at.eq(now),
+            ))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()?;
+        diesel::delete(session::table.filter(session::user_id.eq(id)))
+            .execute(c)
+            .await?;
+        Ok(banned)
+    })
+}
+
+/// Lifts a ban. With `only_expired_by`, only a ban whose expiry is at or before that time (the
+/// lazy lift of an expired ban, safe against a concurrent re-ban).
+pub async fn unban(
+    conn: &mut Conn,
+    id: &str,
+    only_expired_by: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        let mut q = diesel::update(user::table)
+            .filter(user::id.eq(id))
+            .into_boxed();
+        if let Some(t) = only_expired_by {
+            q = q.filter(user::ban_expires.le(t));
+        }
+        q.set((
+            user::banned.eq(false),
+            user::ban_reason.eq(None::<String>),
+            user::ban_expires.eq(None::<NaiveDateTime>),
+            user::updated_at.eq(now),
+        ))
+        .returning(User::as_returning())
+        .get_result(c)
+        .await
+        .optional()
+    })
+    .map_err(DbError::from)
+}
+
+/// Deletes the user; sessions and accounts go with them (`ON DELETE CASCADE`).
+pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
+    run!(conn, |c| {
+        diesel::delete(user::table.find(id)).execute(c).await
+    })
+    .map(|n| n > 0)
+    .map_err(DbError::from)
+}
+
+/// Replaces the password hash of the user's credential account, creating the account when the
+/// user has none. False when the user does not exist.
+pub async fn set_password(
+    conn: &mut Conn,
+    user_id: &str,
+    new_account: &NewAccount<'_>,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    transaction!(conn, |c| {
+        let exists: i64 = user::table
+            .filter(user::id.eq(user_id))
+            .count()
+            .get_result(c)
+            .await?;
+        if exists == 0 {
+            return Ok(false);
+        }
+        let updated = diesel::update(
+            account::table
+                .filter(account::user_id.eq(user_id))
+                .filter(account::provider_id.eq(new_account.provider_id)),
+        )
+        .set((
+            account::password.eq(new_account.password),
+            account::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await?;
+        if updated == 0 {
+            diesel::insert_into(account::table)
+                .values(new_account)
+                .execute(c)
+                .await?;
+        }
+        Ok(true)
+    })
+}
+
+/// Gives role `admin` to the users with these (normalised) emails; returns how many changed.
+pub async fn promote_admins(
+    conn: &mut Conn,
+    emails: &[String],
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::update(
+            user::table
+                .filter(user::email.eq_any(emails))
+                .filter(user::role.ne(crate::auth::ROLE_ADMIN)),
+        )
+        .set((
+            user::role.eq(crate::auth::ROLE_ADMIN),
+            user::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)
 }
 
 /// Profile fields a user may change themselves; `None` leaves a field as it is.

@@ -126,7 +126,7 @@ impl SessionMutation {
     /// Ends the current session and clears the cookie.
     async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
-        domain(ctx)?.sign_out(&viewer).await?;
+        domain(ctx)?.sign_out(&viewer, &state(ctx)?.client).await?;
         ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
         Ok(true)
     }

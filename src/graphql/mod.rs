@@ -2,37 +2,82 @@
 //! and call the domain (`auth`). Request facts arrive from `http` as [`RequestState`].
 
 mod account;
+mod admin;
 mod auth;
 pub mod errors;
 mod limits;
 mod sessions;
 pub mod types;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{
+    Context, EmptySubscription, MergedObject, ObjectType, Request, Response, Schema,
+};
 use tokio::sync::OnceCell;
 
-use crate::auth::{Auth, ClientInfo, SessionToken, Viewer};
+use crate::auth::{Admin, Auth, ClientInfo, SessionToken, Viewer};
 use crate::error::{Error, Result};
 
 #[derive(MergedObject, Default)]
-pub struct Query(auth::SessionQuery, sessions::SessionsQuery);
+pub struct Query(
+    auth::SessionQuery,
+    sessions::SessionsQuery,
+    admin::AdminQuery,
+);
 
-#[derive(MergedObject, Default)]
-pub struct Mutation(
+/// Declares the two mutation roots from ONE list of parts: `Mutation` (production) and
+/// `DevMutation` (development: the same parts plus the developer tools, `pushSchema`). Both are
+/// named `Mutation` in GraphQL and never meet in one schema; production's lacks the developer
+/// fields entirely (not merely refused). Add new mutation parts to the list below.
+macro_rules! mutation_roots {
+    ($($part:ty),* $(,)?) => {
+        #[derive(MergedObject, Default)]
+        pub struct Mutation($($part),*);
+
+        #[derive(MergedObject, Default)]
+        #[graphql(name = "Mutation")]
+        pub struct DevMutation($($part,)* admin::DevToolsMutation);
+    };
+}
+
+mutation_roots!(
     auth::SessionMutation,
     sessions::SessionsMutation,
+    admin::AdminMutation,
     account::AccountMutation,
 );
 
-pub type ApiSchema = Schema<Query, Mutation, EmptySubscription>;
+/// The executable schema: with or without the developer tools.
+#[derive(Clone)]
+pub enum ApiSchema {
+    Development(Schema<Query, DevMutation, EmptySubscription>),
+    Production(Schema<Query, Mutation, EmptySubscription>),
+}
 
-/// Limits applied to every document.
+impl ApiSchema {
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        match self {
+            Self::Development(s) => s.execute(request).await,
+            Self::Production(s) => s.execute(request).await,
+        }
+    }
+
+    pub fn sdl(&self) -> String {
+        match self {
+            Self::Development(s) => s.sdl(),
+            Self::Production(s) => s.sdl(),
+        }
+    }
+}
+
+/// Limits applied to every document, and which fields exist.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_directives: usize,
     pub introspection: bool,
+    /// Development-only fields (`pushSchema`) are part of the schema.
+    pub dev_tools: bool,
 }
 
 impl Default for Limits {
@@ -42,13 +87,26 @@ impl Default for Limits {
             max_complexity: 200,
             max_directives: 20,
             introspection: true,
+            dev_tools: true,
         }
     }
 }
 
 /// Builds the schema. `auth` is absent when only the SDL is wanted.
 pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    if limits.dev_tools {
+        ApiSchema::Development(finish(DevMutation::default(), auth, limits))
+    } else {
+        ApiSchema::Production(finish(Mutation::default(), auth, limits))
+    }
+}
+
+fn finish<M: ObjectType + 'static>(
+    mutation: M,
+    auth: Option<Auth>,
+    limits: Limits,
+) -> Schema<Query, M, EmptySubscription> {
+    let mut builder = Schema::build(Query::default(), mutation, EmptySubscription)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
@@ -65,7 +123,8 @@ pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
     builder.finish()
 }
 
-/// The schema in SDL: what `schema.graphql` holds (`apexkit print-schema`).
+/// The development schema in SDL: what `schema.graphql` holds (`apexkit print-schema`).
+/// Production serves the same minus the developer tools (`pushSchema`).
 pub fn sdl() -> String {
     build_schema(None, Limits::default()).sdl()
 }
@@ -160,12 +219,9 @@ pub(crate) async fn require_viewer(ctx: &Context<'_>) -> Result<Viewer> {
     viewer(ctx).await?.ok_or(Error::Unauthenticated)
 }
 
-/// An admin viewer: `UNAUTHENTICATED` when anonymous, `FORBIDDEN` when not an admin.
-pub(crate) async fn require_admin(ctx: &Context<'_>) -> Result<Viewer> {
-    let viewer = require_viewer(ctx).await?;
-    if viewer.is_admin() {
-        Ok(viewer)
-    } else {
-        Err(Error::Forbidden)
-    }
+/// An admin viewer: `UNAUTHENTICATED` when anonymous, `FORBIDDEN` when not an admin. The one
+/// authorization check of every admin field (the admin use cases take the [`Admin`] it returns;
+/// `tests/it/admin.rs` walks every field of the schema to prove it).
+pub(crate) async fn require_admin(ctx: &Context<'_>) -> Result<Admin> {
+    Admin::try_from(require_viewer(ctx).await?)
 }

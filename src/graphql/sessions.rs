@@ -33,7 +33,10 @@ impl SessionsMutation {
     /// one also clears the cookie.
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
-        if domain(ctx)?.revoke_session(&viewer, &id).await? {
+        if domain(ctx)?
+            .revoke_session(&viewer, &id, &state(ctx)?.client)
+            .await?
+        {
             ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
         }
         Ok(true)
@@ -42,7 +45,9 @@ impl SessionsMutation {
     /// Ends every session of the caller, this one included, and clears the cookie.
     async fn revoke_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
-        domain(ctx)?.revoke_sessions(&viewer).await?;
+        domain(ctx)?
+            .revoke_sessions(&viewer, &state(ctx)?.client)
+            .await?;
         ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
         Ok(true)
     }
@@ -50,7 +55,9 @@ impl SessionsMutation {
     /// Ends every session of the caller except this one.
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
-        domain(ctx)?.revoke_other_sessions(&viewer).await?;
+        domain(ctx)?
+            .revoke_other_sessions(&viewer, &state(ctx)?.client)
+            .await?;
         Ok(true)
     }
 
@@ -66,7 +73,10 @@ impl SessionsMutation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<SigningKey> {
-        require_admin(ctx).await?;
-        Ok(SigningKey(domain(ctx)?.rotate_signing_keys().await?))
+        let admin = require_admin(ctx).await?;
+        let key = domain(ctx)?
+            .rotate_signing_keys(&admin, &state(ctx)?.client)
+            .await?;
+        Ok(SigningKey(key))
     }
 }

@@ -4,11 +4,13 @@
 mod support;
 
 mod account;
+mod admin;
 mod auth;
 mod http;
 mod migrations;
 mod process;
 mod schema;
+mod schema_workflow;
 mod sessions;
 mod smtp;
 mod tokens;

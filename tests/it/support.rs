@@ -268,17 +268,53 @@ pub fn code(body: &Value) -> &str {
 /// A deployment secret for tests that need one stable across app instances.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
+// --- issue 5: administration helpers ---
+
 impl TestDb {
-    /// Runs one statement (test setup: aging rows, promoting users).
-    pub async fn execute(&self, sql: &str) {
+    /// Runs a statement; `Err` with the database's message when it fails.
+    pub async fn try_execute(&self, sql: &str) -> Result<usize, String> {
         let pool = self.pool();
         let mut conn = pool.get().await.expect("test connection");
         match &mut conn {
             Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
             Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
         }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        .map_err(|e| e.to_string())
     }
+
+    pub async fn execute(&self, sql: &str) -> usize {
+        self.try_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+}
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+
+impl TestApp {
+    /// An app whose `APEXKIT_ADMIN_EMAILS` names [`ADMIN_EMAIL`], and that admin's token.
+    pub async fn spawn_with_admin(backend: Backend) -> (Self, String) {
+        Self::spawn_admin_with(backend, |_| {}).await
+    }
+
+    pub async fn spawn_admin_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Config),
+    ) -> (Self, String) {
+        let app = Self::spawn_with(backend, |c| {
+            c.admin_emails = vec![ADMIN_EMAIL.to_owned()];
+            tweak(c);
+        })
+        .await;
+        let token = app.sign_up(ADMIN_EMAIL).await;
+        (app, token)
+    }
+}
+
+/// `data.<field>` of a successful response (panics with the body otherwise).
+pub fn data<'a>(body: &'a Value, field: &str) -> &'a Value {
+    assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+    &body["data"][field]
 }
 
 impl TestApp {

@@ -1,0 +1,2 @@
+DROP TABLE apexkit_migration;
+DROP TABLE audit_event;
