@@ -14,11 +14,13 @@ use poem::listener::TcpAcceptor;
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
 use crate::auth::password::{Hasher, Policy as PasswordPolicy};
+use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth, SessionPolicy};
 use crate::config::{Config, RateLimitStorage, Secret};
 use crate::db::{self, Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::{HttpState, routes};
+use crate::mail::{OutboxSettings, Transport, Worker};
 use crate::observability;
 use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 
@@ -26,6 +28,8 @@ use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Longest pause between checks whether the signing key is due for rotation.
 const KEY_CHECK_MAX: Duration = Duration::from_secs(60);
+/// How long the mail worker gets to finish a delivery after shutdown.
+const MAIL_STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// A built application, bound to its listen address but not yet serving.
 pub struct App {
@@ -40,6 +44,7 @@ pub struct App {
     hashes: Arc<AtomicU64>,
     /// How long in-flight requests get to finish after a shutdown signal.
     shutdown_timeout: Duration,
+    mail: Worker,
 }
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
@@ -207,6 +212,18 @@ impl App {
         } else {
             (None, AccountThrottle::disabled())
         };
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let flows = AccountFlows {
+            base_url: base_url.clone(),
+            trusted: config.trusted_origins(addr).map_err(anyhow::Error::msg)?,
+            require_email_verification: config.require_email_verification,
+            reset_expires_in: Duration::from_secs(config.reset_token_expires_in),
+            verification_expires_in: Duration::from_secs(config.verification_token_expires_in),
+            send_limit: config.mail_limit,
+            send_window: Duration::from_secs(config.mail_limit_window),
+            fresh_session_age: Duration::from_secs(config.fresh_session_age),
+            wake: wake.clone(),
+        };
         let auth = Auth::new(pool.clone(), hasher, policy, tokens)
             .with_admin_emails(&config.admin_emails)
             .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
@@ -218,7 +235,8 @@ impl App {
             .with_password_policy(PasswordPolicy {
                 min_length: config.password_min_length,
             })
-            .with_sign_in_throttle(sign_in_throttle.clone());
+            .with_sign_in_throttle(sign_in_throttle.clone())
+            .with_account_flows(flows);
         let promoted = auth
             .promote_admins()
             .await
@@ -226,6 +244,35 @@ impl App {
         if promoted > 0 {
             tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
         }
+        let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
+        let transport = Transport::from_config(
+            smtp_url.as_deref(),
+            config.mail_from(),
+            !config.is_production(),
+        )
+        .map_err(anyhow::Error::msg)?;
+        if smtp_url.is_none() {
+            if config.is_production() {
+                tracing::warn!(
+                    "no APEXKIT_SMTP_URL: mail is not delivered, only logged without its links"
+                );
+            } else {
+                tracing::info!("no APEXKIT_SMTP_URL: mail is logged to stderr (links included)");
+            }
+        }
+        let mail = Worker::new(
+            pool.clone(),
+            transport,
+            OutboxSettings {
+                poll_interval: Duration::from_millis(config.mail_poll_interval_ms),
+                retry_base: Duration::from_millis(config.mail_retry_base_ms),
+                retry_max: Duration::from_millis(config.mail_retry_max_ms),
+                max_attempts: config.mail_max_attempts,
+                keep_sent_for: Duration::from_secs(config.mail_limit_window),
+                ..OutboxSettings::default()
+            },
+            wake,
+        );
         let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -239,6 +286,7 @@ impl App {
         let state = HttpState {
             schema: build_schema(Some(auth.clone()), limits),
             pool,
+            auth: auth.clone(),
             keys: keys.clone(),
             cookie: CookiePolicy::for_base_url(&base_url),
             max_body_bytes: config.max_body_bytes,
@@ -269,6 +317,7 @@ impl App {
             sign_in_throttle,
             hashes,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
+            mail,
         })
     }
 
@@ -302,6 +351,7 @@ impl App {
             sign_in_throttle,
             hashes: _,
             shutdown_timeout,
+            mail,
         } = self;
         let pool = state.pool.clone();
         let upkeep = state.metrics.clone().map(|handle| {
@@ -313,6 +363,8 @@ impl App {
                 }
             })
         });
+        let (stop_mail, mail_stopped) = tokio::sync::watch::channel(false);
+        let mail = tokio::spawn(mail.run(mail_stopped));
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
@@ -368,6 +420,12 @@ impl App {
             .await;
         purge.abort();
         rotation.abort();
+        // Let a delivery in progress finish (so it is not sent twice), but not forever.
+        let _ = stop_mail.send(true);
+        let abort = mail.abort_handle();
+        if tokio::time::timeout(MAIL_STOP_GRACE, mail).await.is_err() {
+            abort.abort();
+        }
         if let Some(upkeep) = upkeep {
             upkeep.abort();
         }

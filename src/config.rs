@@ -286,6 +286,59 @@ pub struct Config {
     /// beyond it writes fail with SERVICE_UNAVAILABLE while reads keep working. Default: none.
     #[arg(long, env = "APEXKIT_SQLITE_MAX_SIZE_MB")]
     pub sqlite_max_size_mb: Option<u64>,
+
+    // --- issue 4: mail and account flows ---
+    /// Outgoing mail server: smtp://user:pass@host:port (STARTTLS whenever offered;
+    /// ?tls=required to insist) or smtps://user:pass@host:port (implicit TLS). Unset: development
+    /// logs each message with its links to stderr; production logs only that it was not sent.
+    #[arg(long, env = "APEXKIT_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// Sender of outgoing mail, e.g. "Apexkit <no-reply@example.com>". Required in production
+    /// when APEXKIT_SMTP_URL is set; otherwise "Apexkit <no-reply@localhost>".
+    #[arg(long, env = "APEXKIT_MAIL_FROM")]
+    pub mail_from: Option<String>,
+
+    /// Sign-up gives no session until the address is verified, and unverified users cannot
+    /// sign in (EMAIL_NOT_VERIFIED, only after a correct password).
+    #[arg(long, env = "APEXKIT_REQUIRE_EMAIL_VERIFICATION")]
+    pub require_email_verification: bool,
+
+    /// Lifetime of a password-reset link, in seconds.
+    #[arg(long, env = "APEXKIT_RESET_TOKEN_EXPIRES_IN", default_value_t = 3600)]
+    pub reset_token_expires_in: u64,
+
+    /// Lifetime of an email verification or email change link, in seconds.
+    #[arg(long, env = "APEXKIT_VERIFICATION_TOKEN_EXPIRES_IN", default_value_t = 24 * 3600)]
+    pub verification_token_expires_in: u64,
+
+    /// Messages sent to one address per APEXKIT_MAIL_LIMIT_WINDOW; more are dropped silently.
+    #[arg(long, env = "APEXKIT_MAIL_LIMIT", default_value_t = 5)]
+    pub mail_limit: u32,
+
+    /// The per-address send-limit window, in seconds.
+    #[arg(long, env = "APEXKIT_MAIL_LIMIT_WINDOW", default_value_t = 900)]
+    pub mail_limit_window: u64,
+
+    /// How often the mail outbox is polled, in milliseconds (queuing mail also wakes it).
+    #[arg(long, env = "APEXKIT_MAIL_POLL_INTERVAL_MS", default_value_t = 5000)]
+    pub mail_poll_interval_ms: u64,
+
+    /// Delay before retrying a failed delivery, in milliseconds; doubled per further failure.
+    #[arg(long, env = "APEXKIT_MAIL_RETRY_BASE_MS", default_value_t = 10_000)]
+    pub mail_retry_base_ms: u64,
+
+    /// Longest delay between delivery attempts, in milliseconds.
+    #[arg(long, env = "APEXKIT_MAIL_RETRY_MAX_MS", default_value_t = 3_600_000)]
+    pub mail_retry_max_ms: u64,
+
+    /// Delivery attempts before a message is given up on.
+    #[arg(long, env = "APEXKIT_MAIL_MAX_ATTEMPTS", default_value_t = 12)]
+    pub mail_max_attempts: u32,
+
+    /// changeEmail needs a session created at most this many seconds ago.
+    #[arg(long, env = "APEXKIT_FRESH_SESSION_AGE", default_value_t = 24 * 3600)]
+    pub fresh_session_age: u64,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -354,6 +407,31 @@ impl Config {
                 "APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned(),
             );
         }
+        if self.reset_token_expires_in == 0
+            || self.verification_token_expires_in == 0
+            || self.mail_limit == 0
+            || self.mail_limit_window == 0
+            || self.mail_poll_interval_ms == 0
+            || self.mail_max_attempts == 0
+        {
+            problems.push(
+                "token lifetimes, APEXKIT_MAIL_LIMIT, APEXKIT_MAIL_LIMIT_WINDOW, \
+                 APEXKIT_MAIL_POLL_INTERVAL_MS and APEXKIT_MAIL_MAX_ATTEMPTS must be positive"
+                    .to_owned(),
+            );
+        }
+        if self.is_production() && self.smtp_url.is_some() && self.mail_from.is_none() {
+            problems.push(
+                "APEXKIT_MAIL_FROM is required with APEXKIT_SMTP_URL in production".to_owned(),
+            );
+        }
+        if let Err(e) = crate::mail::Transport::from_config(
+            self.smtp_url.as_ref().map(Secret::expose),
+            self.mail_from(),
+            !self.is_production(),
+        ) {
+            problems.push(e);
+        }
         for email in self.admin_emails.iter().filter(|e| !e.trim().is_empty()) {
             if crate::auth::email::normalize(email).is_err() {
                 problems.push(format!(
@@ -387,6 +465,13 @@ impl Config {
 
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+
+    /// The sender mailbox of outgoing mail.
+    pub fn mail_from(&self) -> &str {
+        self.mail_from
+            .as_deref()
+            .unwrap_or("Apexkit <no-reply@localhost>")
     }
 
     pub fn database(&self) -> Result<DatabaseUrl, String> {

@@ -19,6 +19,7 @@ pub enum AuditKind {
     PasswordChange,
     PasswordReset,
     EmailChange,
+    UserDelete,
     SessionRevoke,
     AdminCreateUser,
     AdminSetRole,
@@ -32,13 +33,14 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::SignUp,
         Self::SignIn,
         Self::SignOut,
         Self::PasswordChange,
         Self::PasswordReset,
         Self::EmailChange,
+        Self::UserDelete,
         Self::SessionRevoke,
         Self::AdminCreateUser,
         Self::AdminSetRole,
@@ -59,6 +61,7 @@ impl AuditKind {
             Self::PasswordChange => "password_change",
             Self::PasswordReset => "password_reset",
             Self::EmailChange => "email_change",
+            Self::UserDelete => "user_delete",
             Self::SessionRevoke => "session_revoke",
             Self::AdminCreateUser => "admin_create_user",
             Self::AdminSetRole => "admin_set_role",

@@ -2,16 +2,19 @@
 //! expiry, enumeration safety). Knows nothing of GraphQL or HTTP; talks to `db` only.
 
 pub mod access_token;
+pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod email;
 pub mod keys;
+pub mod links;
 pub mod migrations;
 pub mod origin;
 pub mod password;
 pub mod session;
 pub mod sign_in;
 pub mod token;
+pub mod verification;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -105,6 +108,8 @@ pub struct Auth {
     pool: Pool,
     hasher: password::Hasher,
     policy: SessionPolicy,
+    /// Mail-sending flows (verification, reset, email change); set by `with_account_flows`.
+    flows: Option<std::sync::Arc<verification::AccountFlows>>,
     tokens: AccessTokens,
     /// Normalised emails that get role `admin` (`APEXKIT_ADMIN_EMAILS`).
     admin_emails: Arc<[String]>,
@@ -124,6 +129,7 @@ impl Auth {
             pool,
             hasher,
             policy,
+            flows: None,
             tokens,
             admin_emails: Arc::from(Vec::new()),
             migrator: None,
@@ -202,6 +208,11 @@ impl Auth {
     /// Checks a new password (sign-up, change, reset, admin-set) before any hashing.
     pub fn check_new_password(&self, password: &str) -> Result<()> {
         self.password_policy.check(password)
+    }
+
+    pub fn with_account_flows(mut self, flows: verification::AccountFlows) -> Self {
+        self.flows = Some(std::sync::Arc::new(flows));
+        self
     }
 
     async fn conn(&self) -> Result<Conn> {

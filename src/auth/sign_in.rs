@@ -40,7 +40,7 @@ pub(super) fn check_name(name: &str) -> Result<&str> {
     Ok(name)
 }
 
-fn check_image(image: Option<&str>) -> Result<Option<&str>> {
+pub(super) fn check_image(image: Option<&str>) -> Result<Option<&str>> {
     match image.map(str::trim) {
         None | Some("") => Ok(None),
         Some(url)
@@ -169,6 +169,10 @@ impl Auth {
             self.record(failure(Some(&id), "banned"), client).await;
             return Err(Error::UserBanned);
         };
+        // Only after a correct password, so the answer reveals nothing to a guesser.
+        if self.requires_email_verification() && user.email_verified != Some(true) {
+            return Err(Error::EmailNotVerified);
+        }
         let signed = self.open_session(user, input.remember_me, client).await?;
         self.record(
             AuditEvent::success(AuditKind::SignIn)

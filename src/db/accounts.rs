@@ -3,9 +3,9 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::Account;
-use super::schema::account;
-use super::{Conn, DbError, run};
+use super::models::{Account, NewSession, Session};
+use super::schema::{account, session};
+use super::{Conn, DbError, run, transaction};
 
 pub async fn list_for_user(conn: &mut Conn, user_id: &str) -> Result<Vec<Account>, DbError> {
     run!(conn, |c| {
@@ -17,4 +17,56 @@ pub async fn list_for_user(conn: &mut Conn, user_id: &str) -> Result<Vec<Account
             .await
     })
     .map_err(DbError::from)
+}
+
+/// The password hash of a user's account with `provider`: `None` when there is no such account.
+pub async fn password_hash(
+    conn: &mut Conn,
+    user_id: &str,
+    provider: &str,
+) -> Result<Option<Option<String>>, DbError> {
+    run!(conn, |c| {
+        account::table
+            .filter(account::user_id.eq(user_id))
+            .filter(account::provider_id.eq(provider))
+            .select(account::password)
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
+}
+
+/// Sets a new password hash and, when `replacement` is given, ends every session of the user
+/// and opens that one instead — all in one transaction.
+pub async fn change_password(
+    conn: &mut Conn,
+    user_id: &str,
+    provider: &str,
+    hash: &str,
+    now: chrono::NaiveDateTime,
+    replacement: Option<&NewSession<'_>>,
+) -> Result<Option<Session>, DbError> {
+    transaction!(conn, |c| {
+        diesel::update(
+            account::table
+                .filter(account::user_id.eq(user_id))
+                .filter(account::provider_id.eq(provider)),
+        )
+        .set((account::password.eq(hash), account::updated_at.eq(now)))
+        .execute(c)
+        .await?;
+        let Some(new) = replacement else {
+            return Ok(None);
+        };
+        diesel::delete(session::table.filter(session::user_id.eq(user_id)))
+            .execute(c)
+            .await?;
+        let created = diesel::insert_into(session::table)
+            .values(new)
+            .returning(Session::as_returning())
+            .get_result(c)
+            .await?;
+        Ok(Some(created))
+    })
 }

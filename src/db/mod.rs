@@ -5,11 +5,13 @@ pub mod accounts;
 pub mod audit;
 pub mod migrations;
 pub mod models;
+pub mod outbox;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
 pub mod users;
+pub mod verifications;
 
 use std::fmt;
 use std::time::Duration;

@@ -55,6 +55,24 @@ diesel::table! {
         expires_at -> Timestamp,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        user_id -> Nullable<Text>,
+        purpose -> Text,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        created_at -> Timestamp,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        locked_until -> Nullable<Timestamp>,
+        sent_at -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
     }
 }
 
@@ -88,7 +106,8 @@ diesel::table! {
 
 diesel::joinable!(session -> user (user_id));
 diesel::joinable!(account -> user (user_id));
-diesel::allow_tables_to_appear_in_same_query!(user, session, account, verification);
+diesel::joinable!(verification -> user (user_id));
+diesel::allow_tables_to_appear_in_same_query!(user, session, account, verification, mail_outbox);
 
 diesel::table! {
     audit_event (id) {

@@ -275,3 +275,49 @@ pub async fn promote_admins(
     })
     .map_err(DbError::from)
 }
+
+/// Profile fields a user may change themselves; `None` leaves a field as it is.
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = user)]
+pub struct ProfileChanges<'a> {
+    pub name: Option<&'a str>,
+    /// `Some(None)` clears the image.
+    pub image: Option<Option<&'a str>>,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+pub async fn update_profile(
+    conn: &mut Conn,
+    id: &str,
+    changes: &ProfileChanges<'_>,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        diesel::update(user::table.find(id))
+            .set(changes)
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
+}
+
+/// Removes a user with their verification tokens, sessions and accounts in one transaction
+/// (explicitly, rather than trusting every backend's cascade settings). Returns whether the
+/// user existed.
+pub async fn delete_with_everything(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
+    use super::schema::verification;
+    transaction!(conn, |c| {
+        diesel::delete(verification::table.filter(verification::user_id.eq(id)))
+            .execute(c)
+            .await?;
+        diesel::delete(session::table.filter(session::user_id.eq(id)))
+            .execute(c)
+            .await?;
+        diesel::delete(account::table.filter(account::user_id.eq(id)))
+            .execute(c)
+            .await?;
+        let n = diesel::delete(user::table.find(id)).execute(c).await?;
+        Ok(n > 0)
+    })
+}

@@ -6,6 +6,7 @@ use super::types::{Account, AuthPayload, SessionWithUser, User};
 use super::{domain, require_viewer, state, viewer};
 use crate::auth::SignedIn;
 use crate::auth::sign_in::{SignIn, SignUp};
+use crate::auth::verification::Registered;
 
 #[derive(InputObject)]
 pub struct SignUpEmailInput {
@@ -52,7 +53,7 @@ impl SessionQuery {
 pub struct SessionMutation;
 
 /// Sets the session cookie for a new session and turns it into the payload.
-fn signed_in(
+pub(super) fn signed_in(
     ctx: &Context<'_>,
     signed: SignedIn,
     remember_me: bool,
@@ -70,14 +71,16 @@ fn signed_in(
 #[Object]
 impl SessionMutation {
     /// Creates a user with an email and password, their credential account and a session.
+    /// When email verification is required: no session (`token` and `session` are null) and a
+    /// verification link by mail; a registered address then answers exactly like a new one.
     async fn sign_up_email(
         &self,
         ctx: &Context<'_>,
         input: SignUpEmailInput,
     ) -> async_graphql::Result<AuthPayload> {
         let remember_me = input.remember_me.unwrap_or(true);
-        let signed = domain(ctx)?
-            .sign_up(
+        let registered = domain(ctx)?
+            .register(
                 SignUp {
                     name: &input.name,
                     email: &input.email,
@@ -88,7 +91,16 @@ impl SessionMutation {
                 &state(ctx)?.client,
             )
             .await?;
-        signed_in(ctx, signed, remember_me)
+        match registered {
+            Registered::SignedIn(signed) => signed_in(ctx, signed, remember_me),
+            Registered::PendingVerification(user) => Ok(AuthPayload {
+                token: None,
+                user: User(user),
+                session: None,
+                access_token: None,
+                access_token_expires_at: None,
+            }),
+        }
     }
 
     /// Opens a new session (never reusing a token the client sent).

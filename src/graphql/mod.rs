@@ -1,6 +1,7 @@
 //! The GraphQL API: `build_schema` is the one place the schema is assembled; resolvers are thin
 //! and call the domain (`auth`). Request facts arrive from `http` as [`RequestState`].
 
+mod account;
 mod admin;
 mod auth;
 pub mod errors;
@@ -45,6 +46,7 @@ mutation_roots!(
     auth::SessionMutation,
     sessions::SessionsMutation,
     admin::AdminMutation,
+    account::AccountMutation,
 );
 
 /// The executable schema: with or without the developer tools.

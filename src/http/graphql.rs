@@ -238,17 +238,22 @@ pub fn parse_hop(hop: &str) -> Option<IpAddr> {
 
 /// Facts about the client and its credential. `Authorization` wins over the cookie, even when it
 /// holds no valid token.
-fn request_state(req: &Request, state: &HttpState) -> RequestState {
+/// The client as the service sees it: address (through trusted proxies only) and user agent.
+pub(super) fn client_info(req: &Request, state: &HttpState) -> ClientInfo {
     let ip = client_ip(req, &state.trusted_proxies);
     let user_agent = req
         .header(header::USER_AGENT)
         .filter(|ua| ua.len() <= MAX_USER_AGENT_BYTES)
         .map(str::to_owned);
+    ClientInfo { ip, user_agent }
+}
+
+fn request_state(req: &Request, state: &HttpState) -> RequestState {
     let token = match req.header(header::AUTHORIZATION) {
         Some(value) => bearer(value).and_then(SessionToken::parse),
         None => cookie(req, state.cookie.name).and_then(SessionToken::parse),
     };
-    RequestState::new(ClientInfo { ip, user_agent }, token, state.cookie.clone())
+    RequestState::new(client_info(req, state), token, state.cookie.clone())
 }
 
 fn bearer(value: &str) -> Option<&str> {

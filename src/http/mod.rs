@@ -4,6 +4,7 @@
 mod graphql;
 mod health;
 mod jwks;
+mod pages;
 
 /// Parsers of untrusted header input, public for the fuzz targets in `fuzz/`.
 pub use graphql::{find_cookie, parse_hop};
@@ -29,6 +30,7 @@ use crate::throttle::net::Cidr;
 pub struct HttpState {
     pub schema: ApiSchema,
     pub pool: Pool,
+    pub auth: crate::auth::Auth,
     /// Signing keys, for the JWKS document.
     pub keys: KeyStore,
     pub cookie: CookiePolicy,
@@ -56,6 +58,14 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
+        .at(
+            "/verify-email",
+            get(pages::verify_email_page).post(pages::verify_email),
+        )
+        .at(
+            "/reset-password",
+            get(pages::reset_password_page).post(pages::reset_password),
+        )
         .at("/.well-known/jwks.json", get(jwks::jwks))
         .at("/metrics", get(metrics::metrics))
         .data(Arc::new(state))

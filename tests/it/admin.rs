@@ -502,6 +502,36 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
         .gql_with(Some(&token), "mutation { revokeOtherSessions }", json!({}))
         .await;
     assert_eq!(revoked["data"]["revokeOtherSessions"], true, "{revoked}");
+    let account_ops = [
+        "changePassword(input: {currentPassword: \"correct horse battery staple\", newPassword: \"a new long passphrase\"}) { token }",
+        "changeEmail(input: {newEmail: \"ada.new@example.com\"})",
+    ];
+    for op in account_ops {
+        let body = app
+            .gql_with(Some(&token), &format!("mutation {{ {op} }}"), json!({}))
+            .await;
+        assert!(body["errors"].is_null(), "{op}: {body}");
+    }
+    let bogus = app
+        .gql(
+            "mutation($t: String!) { resetPassword(input: {token: $t, newPassword: \"a new long passphrase\"}) }",
+            json!({ "t": "a".repeat(43) }),
+        )
+        .await;
+    assert_eq!(
+        bogus["errors"][0]["extensions"]["code"], "INVALID_TOKEN",
+        "{bogus}"
+    );
+    let cy_token = app.sign_up("cy@example.com").await;
+    let cy = user_id(&app, &cy_token).await;
+    let deleted = app
+        .gql_with(
+            Some(&cy_token),
+            "mutation { deleteUser(input: {password: \"correct horse battery staple\"}) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(deleted["data"]["deleteUser"], true, "{deleted}");
     app.gql_with(Some(&token), "mutation { signOut }", json!({}))
         .await;
 
@@ -566,6 +596,25 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
             "success",
             Some(&admin_id),
             None,
+        ),
+        (
+            "password_change",
+            "success",
+            Some(ada.as_str()),
+            Some(ada.as_str()),
+        ),
+        (
+            "email_change",
+            "success",
+            Some(ada.as_str()),
+            Some(ada.as_str()),
+        ),
+        ("password_reset", "failure", None, None),
+        (
+            "user_delete",
+            "success",
+            Some(cy.as_str()),
+            Some(cy.as_str()),
         ),
     ];
     for (kind, outcome, actor, subject) in expect {

@@ -4,6 +4,7 @@
 mod support;
 
 mod abuse;
+mod account;
 mod admin;
 mod auth;
 mod faults;
@@ -15,4 +16,5 @@ mod schema;
 mod schema_workflow;
 mod sessions;
 mod shutdown;
+mod smtp;
 mod tokens;

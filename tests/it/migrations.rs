@@ -29,10 +29,10 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
     assert_eq!(reverted, expected, "every migration has a working down");
     let tables = match backend {
         Backend::Sqlite => {
-            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification', 'audit_event', 'apexkit_migration', 'signing_key', 'rate_limit', 'sign_in_failure')"
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN ('user', 'session', 'account', 'verification', 'audit_event', 'apexkit_migration', 'signing_key', 'rate_limit', 'sign_in_failure', 'mail_outbox')"
         }
         Backend::Postgres => {
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification', 'audit_event', 'apexkit_migration', 'signing_key', 'rate_limit', 'sign_in_failure')"
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'public' AND table_name IN ('user', 'session', 'account', 'verification', 'audit_event', 'apexkit_migration', 'signing_key', 'rate_limit', 'sign_in_failure', 'mail_outbox')"
         }
     };
     assert_eq!(db.count(tables).await, 0, "down removes every table");
@@ -41,7 +41,7 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
         migrations::run_pending(&url).await.expect("up again"),
         expected
     );
-    assert_eq!(db.count(tables).await, 9);
+    assert_eq!(db.count(tables).await, 10);
 }
 
 on_both!(deleting_a_user_cascades_to_sessions_and_accounts);

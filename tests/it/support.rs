@@ -427,3 +427,20 @@ pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         })
         .sum()
 }
+
+/// Mail settings for tests: this SMTP URL, a fast outbox, quick retries.
+pub fn fast_mail(config: &mut Config, smtp_url: &str) {
+    config.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
+    config.mail_from = Some("Apexkit Test <auth@example.com>".to_owned());
+    config.mail_poll_interval_ms = 50;
+    config.mail_retry_base_ms = 100;
+    config.mail_retry_max_ms = 400;
+    config.mail_limit = 50;
+}
+
+impl TestApp {
+    /// Starts a second app on this app's database.
+    pub async fn replica(&self, tweak: impl FnOnce(&mut Config)) -> Replica {
+        Replica::spawn(&self.db.url, tweak).await
+    }
+}

@@ -1,0 +1,365 @@
+//! One-time tokens and the flows that mail them: email verification (and sign-up when it is
+//! required), password reset. A token is 256 bits from the OS CSPRNG, stored only as its
+//! SHA-256, bound to one user and one purpose, expiring; it is written in the same transaction
+//! as the mail that carries it, and consumed atomically by the operation that uses it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use tokio::sync::Notify;
+
+use super::audit::{AuditEvent, AuditKind};
+use super::origin::TrustedOrigins;
+use super::sign_in::{SignUp, check_image, check_name};
+use super::{
+    Auth, CREDENTIAL_PROVIDER, ClientInfo, SessionToken, SignedIn, User, email, links, now, token,
+};
+use crate::db::models::{NewAccount, NewUser};
+use crate::db::outbox::{self, Enqueue, NewMail};
+use crate::db::verifications::{self, Consumed, NewVerification, purpose};
+use crate::db::{DbError, users};
+use crate::error::{Error, Result};
+use crate::mail::{Outgoing, compose};
+
+/// Where the mailed links land when the client names no target.
+pub const VERIFY_EMAIL_PATH: &str = "/verify-email";
+pub const RESET_PASSWORD_PATH: &str = "/reset-password";
+
+/// Settings of the account flows that send mail.
+#[derive(Debug, Clone)]
+pub struct AccountFlows {
+    /// `APEXKIT_BASE_URL` without a trailing slash: the only source of link hosts.
+    pub base_url: String,
+    pub trusted: TrustedOrigins,
+    pub require_email_verification: bool,
+    pub reset_expires_in: Duration,
+    pub verification_expires_in: Duration,
+    /// At most `send_limit` messages per address per `send_window`; beyond, mail is dropped.
+    pub send_limit: u32,
+    pub send_window: Duration,
+    /// Sensitive changes (email) need a session at most this old.
+    pub fresh_session_age: Duration,
+    /// Nudges the outbox worker when mail is queued.
+    pub wake: Arc<Notify>,
+}
+
+/// The result of a sign-up.
+pub enum Registered {
+    SignedIn(SignedIn),
+    /// Verification is required: no session yet. The user is the new one — or, when the
+    /// address was taken, a look-alike that exists nowhere, so both answers are the same.
+    PendingVerification(User),
+}
+
+/// A token about to be stored with the mail that carries it.
+pub(super) struct TokenRow<'a> {
+    pub purpose: &'static str,
+    pub user_id: &'a str,
+    pub value: &'a str,
+    pub lifetime: Duration,
+    pub hash: String,
+}
+
+pub(super) fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(NaiveDateTime::MAX)
+}
+
+fn sub(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(NaiveDateTime::MIN)
+}
+
+/// A token string as a client sent it: anything not shaped like ours is invalid without a lookup.
+fn parse_token(raw: &str) -> Result<SessionToken> {
+    SessionToken::parse(raw.trim()).ok_or(Error::InvalidToken)
+}
+
+impl Auth {
+    pub(super) fn flows(&self) -> Result<&AccountFlows> {
+        self.flows
+            .as_deref()
+            .ok_or_else(|| Error::internal(anyhow::anyhow!("account flows not configured")))
+    }
+
+    pub fn requires_email_verification(&self) -> bool {
+        self.flows
+            .as_deref()
+            .is_some_and(|f| f.require_email_verification)
+    }
+
+    /// The absolute URL a mailed link points to, before its token is added.
+    pub(super) fn link_target(
+        &self,
+        requested: Option<&str>,
+        default_path: &str,
+        field: &'static str,
+    ) -> Result<String> {
+        let flows = self.flows()?;
+        match requested {
+            Some(value) => links::redirect_target(value, &flows.base_url, &flows.trusted, field),
+            None => Ok(format!("{}{default_path}", flows.base_url)),
+        }
+    }
+
+    /// Queues `mail` (with its token, voiding older tokens of the same user and purpose) in one
+    /// transaction, unless the recipient reached the send limit: then nothing is written and
+    /// the caller answers as if it had been.
+    pub(super) async fn queue(&self, mail: Outgoing, token: Option<TokenRow<'_>>) -> Result<()> {
+        let flows = self.flows()?;
+        let now = now();
+        let mail_id = token::new_id()?;
+        let token_id = token::new_id()?;
+        let new_token = token.as_ref().map(|t| NewVerification {
+            id: &token_id,
+            identifier: &t.hash,
+            value: t.value,
+            expires_at: add(now, t.lifetime),
+            created_at: now,
+            updated_at: now,
+            user_id: Some(t.user_id),
+            purpose: t.purpose,
+        });
+        let queued = outbox::enqueue(
+            &mut self.conn().await?,
+            &Enqueue {
+                mail: NewMail {
+                    id: &mail_id,
+                    recipient: &mail.to,
+                    subject: &mail.subject,
+                    text_body: &mail.text,
+                    html_body: &mail.html,
+                    created_at: now,
+                    next_attempt_at: now,
+                },
+                since: sub(now, flows.send_window),
+                limit: i64::from(flows.send_limit),
+                invalidate: token.as_ref().map(|t| (t.user_id, t.purpose)),
+                token: new_token,
+            },
+        )
+        .await?;
+        if queued {
+            flows.wake.notify_one();
+        } else {
+            tracing::info!(subject = %mail.subject, "mail dropped: recipient reached the send limit");
+        }
+        Ok(())
+    }
+
+    /// Mails a verification link to the user holding `email`, if there is one whose address is
+    /// not verified yet. The answer never says which.
+    pub async fn send_verification_email(
+        &self,
+        email: &str,
+        callback_url: Option<&str>,
+    ) -> Result<()> {
+        let email = email::normalize(email)?;
+        let target = self.link_target(callback_url, VERIFY_EMAIL_PATH, "callbackURL")?;
+        let user = users::find_by_email(&mut self.conn().await?, &email).await?;
+        match user {
+            Some(user) if user.email_verified != Some(true) => {
+                self.queue_verification(&user, &target).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn queue_verification(&self, user: &User, target: &str) -> Result<()> {
+        let lifetime = self.flows()?.verification_expires_in;
+        let secret = SessionToken::generate()?;
+        let link = links::with_token(target, secret.expose());
+        let mail = compose::verify_email(&user.email, &user.name, &link, lifetime.as_secs());
+        self.queue(
+            mail,
+            Some(TokenRow {
+                purpose: purpose::VERIFY_EMAIL,
+                user_id: &user.id,
+                value: &user.email,
+                lifetime,
+                hash: secret.hash(),
+            }),
+        )
+        .await
+    }
+
+    /// Consumes an email-verification or email-change token and returns the updated user.
+    pub async fn verify_email(&self, raw_token: &str) -> Result<User> {
+        let secret = parse_token(raw_token)?;
+        let outcome = verifications::confirm_email(&mut self.conn().await?, &secret.hash(), now())
+            .await
+            .map_err(|e| match e {
+                // The new address was taken after the link was sent.
+                DbError::UniqueViolation(_) => Error::InvalidToken,
+                other => other.into(),
+            })?;
+        match outcome {
+            Consumed::Done(user) => Ok(user),
+            Consumed::Expired => Err(Error::TokenExpired),
+            Consumed::Missing => Err(Error::InvalidToken),
+        }
+    }
+
+    /// Always succeeds (for a well-formed address) and does the same work whether or not the
+    /// address has an account: one queued message either way — a reset link, or a note that
+    /// no account uses the address.
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        redirect_to: Option<&str>,
+    ) -> Result<()> {
+        let email = email::normalize(email)?;
+        let target = self.link_target(redirect_to, RESET_PASSWORD_PATH, "redirectTo")?;
+        let lifetime = self.flows()?.reset_expires_in;
+        let user = users::find_by_email(&mut self.conn().await?, &email).await?;
+        let secret = SessionToken::generate()?;
+        match user {
+            Some(user) => {
+                let link = links::with_token(&target, secret.expose());
+                let mail =
+                    compose::reset_password(&user.email, &user.name, &link, lifetime.as_secs());
+                self.queue(
+                    mail,
+                    Some(TokenRow {
+                        purpose: purpose::RESET_PASSWORD,
+                        user_id: &user.id,
+                        value: "",
+                        lifetime,
+                        hash: secret.hash(),
+                    }),
+                )
+                .await
+            }
+            None => {
+                self.queue(compose::reset_without_account(&email), None)
+                    .await
+            }
+        }
+    }
+
+    /// Sets a new password with a reset token: the policy first (a refused password does not
+    /// burn the token), then one transaction consumes the token, stores the hash and ends every
+    /// session of the user.
+    pub async fn reset_password(
+        &self,
+        raw_token: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let secret = parse_token(raw_token)?;
+        self.check_new_password(new_password)?;
+        let hash = self.hasher.hash(new_password).await?;
+        let outcome = verifications::reset_password(
+            &mut self.conn().await?,
+            &secret.hash(),
+            &hash,
+            CREDENTIAL_PROVIDER,
+            now(),
+        )
+        .await?;
+        let (result, event) = match outcome {
+            Consumed::Done(user_id) => (
+                Ok(()),
+                AuditEvent::success(AuditKind::PasswordReset)
+                    .actor(&user_id)
+                    .subject(&user_id),
+            ),
+            Consumed::Expired => (
+                Err(Error::TokenExpired),
+                AuditEvent::failure(AuditKind::PasswordReset)
+                    .detail(serde_json::json!({ "reason": "token_expired" })),
+            ),
+            Consumed::Missing => (
+                Err(Error::InvalidToken),
+                AuditEvent::failure(AuditKind::PasswordReset)
+                    .detail(serde_json::json!({ "reason": "invalid_token" })),
+            ),
+        };
+        self.record(event, client).await;
+        result
+    }
+
+    /// Sign-up. When verification is required: no session, a verification link by mail, and a
+    /// registered address answers exactly like a fresh one (same work — the password is hashed
+    /// either way — and the owner of the address is told someone tried).
+    pub async fn register(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<Registered> {
+        if !self.requires_email_verification() {
+            return self.sign_up(input, client).await.map(Registered::SignedIn);
+        }
+        let name = check_name(input.name)?;
+        let email = email::normalize(input.email)?;
+        self.check_new_password(input.password)?;
+        let image = check_image(input.image)?;
+        let target = self.link_target(None, VERIFY_EMAIL_PATH, "callbackURL")?;
+        let hash = self.hasher.hash(input.password).await?;
+
+        let now = now();
+        let user_id = token::new_id()?;
+        let account_id = token::new_id()?;
+        let new_user = NewUser {
+            id: &user_id,
+            name,
+            email: &email,
+            email_verified: false,
+            image,
+            created_at: now,
+            updated_at: now,
+            role: self.role_for(&email),
+        };
+        let look_alike = User {
+            id: user_id.clone(),
+            name: name.to_owned(),
+            email: email.clone(),
+            email_verified: Some(false),
+            image: image.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+            role: self.role_for(&email).to_owned(),
+            banned: false,
+            ban_reason: None,
+            ban_expires: None,
+        };
+        let mut conn = self.conn().await?;
+        if let Some(existing) = users::find_by_email(&mut conn, &email).await? {
+            drop(conn);
+            self.queue(
+                compose::already_registered(&existing.email, &existing.name),
+                None,
+            )
+            .await?;
+            return Ok(Registered::PendingVerification(look_alike));
+        }
+        let new_account = NewAccount {
+            id: &account_id,
+            account_id: &user_id,
+            provider_id: CREDENTIAL_PROVIDER,
+            user_id: &user_id,
+            password: Some(&hash),
+            created_at: now,
+            updated_at: now,
+        };
+        let created = users::create_with_account(&mut conn, &new_user, &new_account, None).await;
+        drop(conn);
+        match created {
+            Ok((user, _)) => {
+                self.record(
+                    AuditEvent::success(AuditKind::SignUp)
+                        .actor(&user.id)
+                        .subject(&user.id),
+                    client,
+                )
+                .await;
+                self.queue_verification(&user, &target).await?;
+                Ok(Registered::PendingVerification(user))
+            }
+            // Lost a race with another sign-up of this address: answer the same way.
+            Err(DbError::UniqueViolation(_)) => Ok(Registered::PendingVerification(look_alike)),
+            Err(other) => Err(other.into()),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Queries on `verification`: one-time tokens (stored as their SHA-256 in `identifier`), each
+//! bound to a user and a purpose. Consuming a token is a single `DELETE … RETURNING` inside the
+//! transaction that applies its effect, so of two concurrent uses exactly one wins.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::models::User;
+use super::schema::{account, session, user, verification};
+use super::{Conn, DbError, transaction};
+
+/// What a token is for. A token of one purpose is no token for another.
+pub mod purpose {
+    pub const RESET_PASSWORD: &str = "reset-password";
+    pub const VERIFY_EMAIL: &str = "verify-email";
+    pub const CHANGE_EMAIL: &str = "change-email";
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = verification)]
+pub struct Verification {
+    pub id: String,
+    /// For email verification and change: the address the token vouches for.
+    pub value: String,
+    pub expires_at: NaiveDateTime,
+    pub user_id: Option<String>,
+    pub purpose: String,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = verification)]
+pub struct NewVerification<'a> {
+    pub id: &'a str,
+    /// SHA-256 of the token.
+    pub identifier: &'a str,
+    pub value: &'a str,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub user_id: Option<&'a str>,
+    pub purpose: &'a str,
+}
+
+/// The outcome of presenting a token.
+#[derive(Debug)]
+pub enum Consumed<T> {
+    /// Unknown, already used, or of another purpose.
+    Missing,
+    /// It existed but had expired; it is gone now.
+    Expired,
+    Done(T),
+}
+
+/// Consumes a password-reset token and, in the same transaction, sets the credential's new
+/// hash and ends every session of the user. Returns the user id.
+pub async fn reset_password(
+    conn: &mut Conn,
+    token_hash: &str,
+    password_hash: &str,
+    provider: &str,
+    now: NaiveDateTime,
+) -> Result<Consumed<String>, DbError> {
+    transaction!(conn, |c| {
+        let taken: Option<Verification> = diesel::delete(
+            verification::table
+                .filter(verification::identifier.eq(token_hash))
+                .filter(verification::purpose.eq(purpose::RESET_PASSWORD)),
+        )
+        .returning(Verification::as_returning())
+        .get_result(c)
+        .await
+        .optional()?;
+        let Some(token) = taken else {
+            return Ok(Consumed::Missing);
+        };
+        let Some(user_id) = token.user_id else {
+            return Ok(Consumed::Missing);
+        };
+        if token.expires_at <= now {
+            return Ok(Consumed::Expired);
+        }
+        let updated = diesel::update(
+            account::table
+                .filter(account::user_id.eq(&user_id))
+                .filter(account::provider_id.eq(provider)),
+        )
+        .set((
+            account::password.eq(password_hash),
+            account::updated_at.eq(now),
+        ))
+        .execute(c)
+        .await?;
+        if updated == 0 {
+            return Ok(Consumed::Missing);
+        }
+        diesel::delete(session::table.filter(session::user_id.eq(&user_id)))
+            .execute(c)
+            .await?;
+        // Any other outstanding reset link is void once the password has been reset.
+        diesel::delete(
+            verification::table
+                .filter(verification::user_id.eq(&user_id))
+                .filter(verification::purpose.eq(purpose::RESET_PASSWORD)),
+        )
+        .execute(c)
+        .await?;
+        Ok(Consumed::Done(user_id))
+    })
+}
+
+/// Consumes an email-verification or email-change token and applies it: marks the address
+/// verified (only if it is still the user's address), or replaces the address with the new,
+/// now verified one. A unique violation (the new address was taken meanwhile) rolls back.
+pub async fn confirm_email(
+    conn: &mut Conn,
+    token_hash: &str,
+    now: NaiveDateTime,
+) -> Result<Consumed<User>, DbError> {
+    transaction!(conn, |c| {
+        let taken: Option<Verification> = diesel::delete(
+            verification::table
+                .filter(verification::identifier.eq(token_hash))
+                .filter(
+                    verification::purpose.eq_any([purpose::VERIFY_EMAIL, purpose::CHANGE_EMAIL]),
+                ),
+        )
+        .returning(Verification::as_returning())
+        .get_result(c)
+        .await
+        .optional()?;
+        let Some(token) = taken else {
+            return Ok(Consumed::Missing);
+        };
+        let Some(user_id) = token.user_id else {
+            return Ok(Consumed::Missing);
+        };
+        if token.expires_at <= now {
+            return Ok(Consumed::Expired);
+        }
+        let updated: Option<User> = if token.purpose == purpose::CHANGE_EMAIL {
+            let changed = diesel::update(user::table.find(&user_id))
+                .set((
+                    user::email.eq(&token.value),
+                    user::email_verified.eq(true),
+                    user::updated_at.eq(now),
+                ))
+                .returning(User::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+            // Links sent for the old address (or for other new ones) vouch for nothing now.
+            diesel::delete(
+                verification::table
+                    .filter(verification::user_id.eq(&user_id))
+                    .filter(
+                        verification::purpose
+                            .eq_any([purpose::VERIFY_EMAIL, purpose::CHANGE_EMAIL]),
+                    ),
+            )
+            .execute(c)
+            .await?;
+            changed
+        } else {
+            diesel::update(
+                user::table
+                    .find(&user_id)
+                    .filter(user::email.eq(&token.value)),
+            )
+            .set((user::email_verified.eq(true), user::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()?
+        };
+        Ok(match updated {
+            Some(user) => Consumed::Done(user),
+            None => Consumed::Missing,
+        })
+    })
+}

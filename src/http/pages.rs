@@ -1,0 +1,175 @@
+//! The minimal pages mailed links land on when the client named no target of its own:
+//! `/verify-email` and `/reset-password`. A GET only shows a form (mail scanners that prefetch
+//! links must not consume tokens); the POST does the work. Nothing from the request is echoed
+//! into the HTML, and the token never leaves via `Referer`.
+
+use std::sync::Arc;
+
+use poem::http::{StatusCode, header};
+use poem::web::Data;
+use poem::{Body, Request, Response, handler};
+
+use super::HttpState;
+use crate::error::Error;
+use crate::mail::compose::escape_html;
+
+const MAX_FORM_BYTES: usize = 4096;
+
+fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:32rem;margin:3rem auto\">\
+         <h1>{title}</h1>{body_html}</body></html>"
+    );
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        )
+        .body(html)
+}
+
+/// The `token` query parameter, if present.
+fn token(req: &Request) -> Option<String> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or_default()).ok()?;
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v)
+}
+
+fn no_token() -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Incomplete link",
+        "<p>This link is incomplete. Open the link from the email exactly as it was sent.</p>",
+    )
+}
+
+fn failure(e: &Error) -> Response {
+    match e {
+        Error::InvalidToken => page(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "<p>This link is not valid or has already been used. Request a new one.</p>",
+        ),
+        Error::TokenExpired => page(
+            StatusCode::BAD_REQUEST,
+            "Link expired",
+            "<p>This link has expired. Request a new one.</p>",
+        ),
+        Error::PasswordTooShort { .. }
+        | Error::PasswordTooLong { .. }
+        | Error::PasswordCompromised => page(
+            StatusCode::BAD_REQUEST,
+            "Choose another password",
+            // Our own message (no user input in it), escaped all the same.
+            &format!(
+                "<p>{}</p><form method=\"post\"><label>New password \
+                 <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required>\
+                 </label> <button type=\"submit\">Set password</button></form>",
+                escape_html(&e.to_string())
+            ),
+        ),
+        other => {
+            if matches!(other, Error::Internal(_) | Error::ServiceUnavailable(_)) {
+                tracing::error!(error = ?other, "account page failed");
+            }
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again later",
+                "<p>Something went wrong on our side. Please try again in a moment.</p>",
+            )
+        }
+    }
+}
+
+#[handler]
+pub async fn verify_email_page(req: &Request) -> Response {
+    if token(req).is_none() {
+        return no_token();
+    }
+    // The form posts to this very URL, token included; nothing is echoed.
+    page(
+        StatusCode::OK,
+        "Confirm your email address",
+        "<form method=\"post\"><button type=\"submit\">Confirm my email address</button></form>",
+    )
+}
+
+#[handler]
+pub async fn verify_email(req: &Request, Data(state): Data<&Arc<HttpState>>) -> Response {
+    let Some(token) = token(req) else {
+        return no_token();
+    };
+    match state.auth.verify_email(&token).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            "Email address confirmed",
+            "<p>Your email address is confirmed. You can close this page.</p>",
+        ),
+        Err(e) => failure(&e),
+    }
+}
+
+#[handler]
+pub async fn reset_password_page(req: &Request) -> Response {
+    if token(req).is_none() {
+        return no_token();
+    }
+    page(
+        StatusCode::OK,
+        "Choose a new password",
+        "<form method=\"post\"><label>New password \
+         <input type=\"password\" name=\"password\" autocomplete=\"new-password\" required>\
+         </label> <button type=\"submit\">Set password</button></form>\
+         <p>Setting a new password signs you out everywhere.</p>",
+    )
+}
+
+#[derive(serde::Deserialize)]
+struct ResetForm {
+    password: String,
+}
+
+#[handler]
+pub async fn reset_password(
+    req: &Request,
+    body: Body,
+    Data(state): Data<&Arc<HttpState>>,
+) -> Response {
+    let Some(token) = token(req) else {
+        return no_token();
+    };
+    let form = match body.into_bytes_limit(MAX_FORM_BYTES).await {
+        Ok(bytes) => serde_urlencoded::from_bytes::<ResetForm>(&bytes).ok(),
+        Err(_) => None,
+    };
+    let Some(form) = form else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Choose a new password",
+            "<p>Enter a new password.</p>",
+        );
+    };
+    let client = super::graphql::client_info(req, state);
+    match state
+        .auth
+        .reset_password(&token, &form.password, &client)
+        .await
+    {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Password changed",
+            "<p>Your password has been changed and every session signed out. You can sign in with the new password.</p>",
+        ),
+        Err(e) => failure(&e),
+    }
+}
