@@ -155,7 +155,7 @@ impl App {
         // Built after migrating: its first connection never races the migration lock.
         let pool = Pool::new(&url, config.pool_options());
         verify_history(&config, &url, &pool).await?;
-        let hasher = Hasher::new(config.hash_concurrency())?;
+        let hasher = Hasher::new(config.hash_concurrency(), config.argon2_cost())?;
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -35,6 +35,9 @@ pub enum Command {
         /// Hashes to time (sequentially, one core).
         #[arg(long, default_value_t = 20)]
         iterations: u32,
+        /// Also time this many threads hashing at once (0: skip).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Manage the keys that sign access tokens.
     Keys {
@@ -163,9 +166,18 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
     pub db_statement_timeout_ms: u64,
 
-    /// Concurrent argon2 computations (each holds 19 MiB); default: the number of cores.
+    /// Concurrent argon2 computations (each holds its memory cost); default: the number of cores.
     #[arg(long, env = "APEXKIT_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
+
+    /// argon2id memory cost in KiB (an OWASP row with APEXKIT_ARGON2_ITERATIONS: 7168 x 5,
+    /// 9216 x 4, 12288 x 3, 19456 x 2, 47104 x 1). Changing it rehashes passwords at sign-in.
+    #[arg(long, env = "APEXKIT_ARGON2_MEMORY_KIB", default_value_t = 7_168)]
+    pub argon2_memory_kib: u32,
+
+    /// argon2id passes (time cost); see APEXKIT_ARGON2_MEMORY_KIB.
+    #[arg(long, env = "APEXKIT_ARGON2_ITERATIONS", default_value_t = 5)]
+    pub argon2_iterations: u32,
 
     /// Largest accepted request body in bytes (413 beyond).
     #[arg(long, env = "APEXKIT_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -373,6 +385,9 @@ impl Config {
                 problems.push("APEXKIT_BASE_URL is required in production".to_owned());
             }
         }
+        if let Err(e) = self.argon2_cost().validate() {
+            problems.push(e);
+        }
         if let Some(url) = &self.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -538,6 +553,13 @@ impl Config {
             checkout_timeout: Duration::from_millis(self.db_pool_timeout_ms),
             statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             sqlite_max_size_mb: self.sqlite_max_size_mb,
+        }
+    }
+
+    pub fn argon2_cost(&self) -> crate::auth::password::Cost {
+        crate::auth::password::Cost {
+            memory_kib: self.argon2_memory_kib,
+            iterations: self.argon2_iterations,
         }
     }
 

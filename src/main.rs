@@ -18,10 +18,11 @@ fn init_logging(config: &Config) {
     }
 }
 
-/// Each argon2 hash allocates and frees 19 MiB. glibc's dynamic mmap threshold grows to that
-/// size after the first free, after which those blocks come from per-thread heaps that are
-/// never given back: measured under 64 concurrent sign-ups, peak RSS 380 MiB. A fixed 1 MiB
-/// threshold keeps every such block mmapped and returned on free (measured: 70 MiB).
+/// argon2 block buffers are megabytes each. glibc's dynamic mmap threshold grows to that size
+/// after the first free, after which such blocks come from per-thread heaps that are never given
+/// back (measured with per-hash buffers under 64 concurrent sign-ups: peak RSS 380 MiB). A fixed
+/// 1 MiB threshold keeps every such block mmapped, so the buffers the hash threads release when
+/// idle go back to the OS.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn return_large_allocations_to_the_os() {
     // SAFETY: mallopt only sets an allocator tunable; it takes glibc's own locks and touches
@@ -43,7 +44,12 @@ async fn main() -> ExitCode {
             print!("{}", apexkit::graphql::sdl());
             return ExitCode::SUCCESS;
         }
-        Some(Command::BenchHash { iterations }) => return bench_hash(*iterations),
+        Some(Command::BenchHash {
+            iterations,
+            threads,
+        }) => {
+            return bench_hash(cli.config.argon2_cost(), *iterations, *threads);
+        }
         _ => {}
     }
     init_logging(&cli.config);
@@ -102,12 +108,23 @@ async fn migrate_command(action: &MigrateCommand, config: &Config) -> ExitCode {
 
 /// `apexkit bench-hash`: the median argon2 hash time and the sign-in ceiling it implies
 /// (cores ÷ hash time), as `key=value` lines for `bench/run.sh`.
-fn bench_hash(iterations: u32) -> ExitCode {
-    match apexkit::auth::password::time_hashes(iterations) {
+fn bench_hash(cost: apexkit::auth::password::Cost, iterations: u32, threads: usize) -> ExitCode {
+    if threads > 0 {
+        match apexkit::auth::password::parallel_hash_rate(cost, iterations, threads) {
+            Ok(rate) => println!("parallel_threads={threads}\nparallel_per_s={rate:.1}"),
+            Err(e) => {
+                eprintln!("apexkit: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match apexkit::auth::password::time_hashes(cost, iterations) {
         Ok(mut times) => {
             times.sort();
             let median = times[times.len() / 2].as_secs_f64();
             let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            println!("memory_kib={}", cost.memory_kib);
+            println!("iterations={}", cost.iterations);
             println!("hash_ms={:.2}", median * 1000.0);
             println!("cores={cores}");
             println!("sign_in_ceiling_per_s={:.1}", cores as f64 / median);

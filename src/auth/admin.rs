@@ -7,11 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::audit::{AuditEvent, AuditKind};
-use super::{
-    Admin, Auth, CREDENTIAL_PROVIDER, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email, now,
-    token,
-};
-use crate::db::models::{NewAccount, NewUser};
+use super::{Admin, Auth, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email, now, token};
+use crate::db::models::NewUser;
 use crate::db::users::UserFilter;
 use crate::db::{DbError, sessions, users};
 use crate::error::{Error, Result};
@@ -182,15 +179,7 @@ impl Auth {
             updated_at: now,
             role,
         };
-        let new_account = NewAccount {
-            id: &account_id,
-            account_id: &user_id,
-            provider_id: CREDENTIAL_PROVIDER,
-            user_id: &user_id,
-            password: Some(&hash),
-            created_at: now,
-            updated_at: now,
-        };
+        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
         let (user, _) =
             users::create_with_account(&mut self.conn().await?, &new_user, &new_account, None)
                 .await
@@ -356,15 +345,7 @@ impl Auth {
         let hash = self.hasher.hash(new_password).await?;
         let now = now();
         let account_id = token::new_id()?;
-        let account = NewAccount {
-            id: &account_id,
-            account_id: user_id,
-            provider_id: CREDENTIAL_PROVIDER,
-            user_id,
-            password: Some(&hash),
-            created_at: now,
-            updated_at: now,
-        };
+        let account = super::credential_account(&account_id, user_id, &hash, now);
         if !users::set_password(&mut self.conn().await?, user_id, &account, now).await? {
             return Err(Error::NotFound);
         }

@@ -32,6 +32,24 @@ pub use token::SessionToken;
 /// Provider id of the email+password account (Better Auth's name).
 pub const CREDENTIAL_PROVIDER: &str = "credential";
 
+/// The email+password account row of `user_id` holding `hash`.
+pub(crate) fn credential_account<'a>(
+    id: &'a str,
+    user_id: &'a str,
+    hash: &'a str,
+    now: NaiveDateTime,
+) -> crate::db::models::NewAccount<'a> {
+    crate::db::models::NewAccount {
+        id,
+        account_id: user_id,
+        provider_id: CREDENTIAL_PROVIDER,
+        user_id,
+        password: Some(hash),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 /// Roles (`user.role`), as Better Auth's admin plugin names them.
 pub const ROLE_USER: &str = "user";
 pub const ROLE_ADMIN: &str = "admin";
@@ -162,6 +180,27 @@ impl Auth {
             ROLE_ADMIN
         } else {
             ROLE_USER
+        }
+    }
+
+    /// The user row a self-service sign-up creates: unverified, with the role its email earns.
+    pub(crate) fn self_signed_up_user<'a>(
+        &self,
+        id: &'a str,
+        name: &'a str,
+        email: &'a str,
+        image: Option<&'a str>,
+        now: NaiveDateTime,
+    ) -> crate::db::models::NewUser<'a> {
+        crate::db::models::NewUser {
+            id,
+            name,
+            email,
+            email_verified: false,
+            image,
+            created_at: now,
+            updated_at: now,
+            role: self.role_for(email),
         }
     }
 

@@ -1,11 +1,12 @@
 //! Password hashing: argon2id with OWASP parameters, on dedicated low-priority threads behind a
-//! semaphore, so hashing never stalls the async workers and memory stays bounded (19 MiB per
-//! hash in flight).
+//! semaphore, so hashing never stalls the async workers and memory stays bounded (one block
+//! buffer per hash in flight, reused while hashes keep coming and released when they stop).
 
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{Error, Result};
@@ -14,10 +15,170 @@ use crate::observability as obs;
 pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 128;
 
-/// OWASP: m = 19456 KiB, t = 2, p = 1.
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19_456, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Hash threads drop their reusable block buffers after this long without work.
+const IDLE_RELEASE: Duration = Duration::from_secs(5);
+
+/// The argon2id cost (memory in KiB, passes; parallelism 1). OWASP's password storage cheat
+/// sheet lists five equally strong rows: m = 47104/t = 1, 19456/2, 12288/3, 9216/4, 7168/5.
+/// The default is the 7 MiB row: as strong as the others by OWASP's account, and the one that
+/// keeps a hash pool of one slot per core within a small container's memory (two hashes in
+/// flight hold 14 MiB instead of 38 MiB with the 19 MiB row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    pub memory_kib: u32,
+    pub iterations: u32,
+}
+
+impl Default for Cost {
+    fn default() -> Self {
+        Self {
+            memory_kib: 7_168,
+            iterations: 5,
+        }
+    }
+}
+
+impl Cost {
+    /// The weakest OWASP row: 7 MiB with 5 passes.
+    const MIN_MEMORY_KIB: u32 = 7_168;
+    const MIN_MEMORY_TIMES_PASSES: u64 = 7_168 * 5;
+    const MAX_MEMORY_KIB: u32 = 1 << 20;
+    const MAX_ITERATIONS: u32 = 32;
+
+    /// Refuses a cost weaker than every OWASP row (less than 7 MiB, or less memory × passes
+    /// than 7 MiB × 5), or absurdly large.
+    pub fn validate(self) -> std::result::Result<Self, String> {
+        let product = u64::from(self.memory_kib) * u64::from(self.iterations);
+        if self.memory_kib < Self::MIN_MEMORY_KIB
+            || product < Self::MIN_MEMORY_TIMES_PASSES
+            || self.memory_kib > Self::MAX_MEMORY_KIB
+            || self.iterations == 0
+            || self.iterations > Self::MAX_ITERATIONS
+        {
+            return Err(format!(
+                "argon2 cost m = {} KiB, t = {} is outside OWASP's recommendations: memory must be \
+                 {} to {} KiB, passes 1 to {}, and memory x passes at least {} (e.g. 19456 x 2, \
+                 12288 x 3, 7168 x 5)",
+                self.memory_kib,
+                self.iterations,
+                Self::MIN_MEMORY_KIB,
+                Self::MAX_MEMORY_KIB,
+                Self::MAX_ITERATIONS,
+                Self::MIN_MEMORY_TIMES_PASSES
+            ));
+        }
+        Ok(self)
+    }
+
+    fn params(self) -> Result<Params> {
+        Params::new(self.memory_kib, self.iterations, 1, None)
+            .map_err(|e| Error::internal(anyhow::anyhow!("argon2 parameters: {e}")))
+    }
+
+    fn argon2(self) -> Result<Argon2<'static>> {
+        Ok(Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.params()?,
+        ))
+    }
+
+    /// Whether `hash` (a PHC string) was made with other parameters than this cost, so a
+    /// successful sign-in should store a fresh hash.
+    pub fn is_outdated(self, hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let Ok(params) = Params::try_from(&parsed) else {
+            return false;
+        };
+        parsed.algorithm.as_str() != "argon2id"
+            || parsed.version != Some(Version::V0x13.into())
+            || params.m_cost() != self.memory_kib
+            || params.t_cost() != self.iterations
+            || params.p_cost() != 1
+    }
+}
+
+/// A hash thread's reusable argon2 memory: filling the blocks of a buffer that is already
+/// mapped costs no page faults and no zeroing, a sizeable share of a fresh allocation's hash.
+#[derive(Default)]
+struct Scratch {
+    blocks: Vec<Block>,
+}
+
+impl Scratch {
+    /// Hashes `password` with a fresh salt, as a PHC string.
+    fn hash(&mut self, cost: Cost, password: &[u8]) -> Result<String> {
+        let salt = argon2::password_hash::phc::Salt::generate();
+        let params = cost.params()?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        self.compute(&cost.argon2()?, &params, password, &salt, &mut out)?;
+        let output = argon2::password_hash::phc::Output::new(&out)
+            .map_err(|e| Error::internal(anyhow::anyhow!("argon2 output: {e}")))?;
+        let phc = PasswordHash {
+            algorithm: argon2::ARGON2ID_IDENT,
+            version: Some(Version::V0x13.into()),
+            params: (&params)
+                .try_into()
+                .map_err(|e| Error::internal(anyhow::anyhow!("argon2 parameters: {e}")))?,
+            salt: Some(salt),
+            hash: Some(output),
+        };
+        Ok(phc.to_string())
+    }
+
+    /// Whether `password` matches the PHC string `hash` (compared in constant time), with the
+    /// parameters the hash records.
+    fn verify(&mut self, password: &[u8], hash: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(hash) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return false;
+        };
+        let (Ok(algorithm), Ok(params)) = (
+            Algorithm::try_from(parsed.algorithm.as_str()),
+            Params::try_from(&parsed),
+        ) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from).transpose() {
+            Ok(v) => v.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let mut out = [0u8; 64];
+        let Some(out) = out.get_mut(..expected.len()) else {
+            return false;
+        };
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        if self.compute(&argon2, &params, password, salt, out).is_err() {
+            return false;
+        }
+        argon2::password_hash::phc::Output::new(out).is_ok_and(|computed| computed == *expected)
+    }
+
+    fn compute(
+        &mut self,
+        argon2: &Argon2<'_>,
+        params: &Params,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let count = params.block_count();
+        if self.blocks.len() < count {
+            self.blocks = vec![Block::default(); count];
+        }
+        let blocks = self.blocks.get_mut(..count).unwrap_or_default();
+        argon2
+            .hash_password_into_with_memory(password, salt, out, blocks)
+            .map_err(|e| Error::internal(anyhow::anyhow!("argon2 failed: {e}")))
+    }
+
+    fn release(&mut self) {
+        self.blocks = Vec::new();
+    }
 }
 
 /// Checks a new password against the policy with the default minimum (see
@@ -86,49 +247,101 @@ pub fn check_not_too_long(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// Times `iterations` sequential hashes with the production parameters (for `apexkit
-/// bench-hash`): one core's cost per sign-in, which bounds sign-in throughput.
-pub fn time_hashes(iterations: u32) -> anyhow::Result<Vec<std::time::Duration>> {
+/// Times `iterations` sequential hashes at `cost` the way a hash thread computes them (for
+/// `apexkit bench-hash`): one core's cost per sign-in, which bounds sign-in throughput.
+pub fn time_hashes(cost: Cost, iterations: u32) -> anyhow::Result<Vec<Duration>> {
+    let mut scratch = Scratch::default();
     (0..iterations.max(1))
         .map(|_| {
             let started = Instant::now();
-            argon2()
-                .hash_password(b"apexkit-benchmark-password")
+            scratch
+                .hash(cost, b"apexkit-benchmark-password")
                 .map_err(|e| anyhow::anyhow!("argon2 hash failed: {e}"))?;
             Ok(started.elapsed())
         })
         .collect()
 }
 
-/// Work for a hashing thread.
-type Job = Box<dyn FnOnce() + Send>;
+/// Hashes per second when `threads` threads hash at once, each `iterations` times (for `apexkit
+/// bench-hash --threads`): what the cores really deliver when every one of them hashes.
+pub fn parallel_hash_rate(cost: Cost, iterations: u32, threads: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads.max(1))
+        .map(|_| std::thread::spawn(move || time_hashes(cost, iterations)))
+        .collect();
+    let mut hashes = 0usize;
+    for worker in workers {
+        let times = worker
+            .join()
+            .map_err(|_| anyhow::anyhow!("a hashing thread panicked"))??;
+        hashes += times.len();
+    }
+    Ok(hashes as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Work for a hashing thread, given a block buffer.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
 
 /// Starts `count` dedicated argon2 threads at a lower CPU priority (nice 10 on Linux): when
 /// hashes saturate the cores, the scheduler still runs the async workers first, so the session
 /// path keeps its latency; with no other work, hashes get all the CPU. Fixed threads also keep
-/// the 19 MiB blocks out of the shared blocking pool. The threads end when the last sender is
-/// dropped (the last clone of the `Hasher`).
+/// the argon2 blocks out of the shared blocking pool. Block buffers are shared among the threads
+/// and reused; after [`IDLE_RELEASE`] without work they are freed and returned to the OS. The
+/// threads end when the last sender is dropped (the last clone of the `Hasher`).
 fn spawn_hash_threads(count: usize) -> anyhow::Result<mpsc::Sender<Job>> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
+    let buffers: Arc<Mutex<Vec<Scratch>>> = Arc::default();
     for i in 0..count {
         let rx = rx.clone();
+        let buffers = buffers.clone();
         std::thread::Builder::new()
             .name(format!("apexkit-argon2-{i}"))
             .spawn(move || {
                 lower_thread_priority();
                 loop {
                     let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
+                        Ok(rx) => rx.recv_timeout(IDLE_RELEASE),
                         Err(_) => return,
                     };
-                    let Ok(job) = job else { return };
-                    // A panicking job must not take the thread (and a slot) with it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    match job {
+                        Ok(job) => {
+                            let mut scratch = take_buffer(&buffers);
+                            // A panicking job must not take the thread (and a slot) with it.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                job(&mut scratch)
+                            }));
+                            if let Ok(mut idle) = buffers.lock() {
+                                idle.push(scratch);
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => release_buffers(&buffers),
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             })?;
     }
     Ok(tx)
+}
+
+fn take_buffer(buffers: &Mutex<Vec<Scratch>>) -> Scratch {
+    buffers
+        .lock()
+        .ok()
+        .and_then(|mut idle| idle.pop())
+        .unwrap_or_default()
+}
+
+/// Frees the idle block buffers; they are mmapped (see `main.rs`), so the memory goes straight
+/// back to the OS.
+fn release_buffers(buffers: &Mutex<Vec<Scratch>>) {
+    let released = match buffers.lock() {
+        Ok(mut idle) if !idle.is_empty() => std::mem::take(&mut *idle),
+        _ => return,
+    };
+    for mut scratch in released {
+        scratch.release();
+    }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -147,34 +360,37 @@ pub struct Hasher {
     computed: Arc<std::sync::atomic::AtomicU64>,
     jobs: mpsc::Sender<Job>,
     permits: Arc<Semaphore>,
+    cost: Cost,
     /// Verified against when an email is unknown, so that case costs the same time.
     dummy_hash: Arc<str>,
 }
 
 impl Hasher {
-    pub fn new(concurrency: usize) -> anyhow::Result<Self> {
-        let dummy = argon2()
-            .hash_password(b"apexkit-dummy-password-for-timing")
-            .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?
-            .to_string();
+    pub fn new(concurrency: usize, cost: Cost) -> anyhow::Result<Self> {
+        let cost = cost.validate().map_err(|e| anyhow::anyhow!(e))?;
+        let dummy = Scratch::default()
+            .hash(cost, b"apexkit-dummy-password-for-timing")
+            .map_err(|e| anyhow::anyhow!("argon2 self-test failed: {e}"))?;
         let concurrency = concurrency.max(1);
         Ok(Self {
             computed: Arc::default(),
             jobs: spawn_hash_threads(concurrency)?,
             permits: Arc::new(Semaphore::new(concurrency)),
+            cost,
             dummy_hash: dummy.into(),
         })
     }
 
+    /// The configured cost.
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
     pub async fn hash(&self, password: &str) -> Result<String> {
         let password = password.to_owned();
-        self.blocking(move || {
-            argon2()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| Error::internal(anyhow::anyhow!("argon2 hash failed: {e}")))
-        })
-        .await
+        let cost = self.cost;
+        self.blocking(move |scratch| scratch.hash(cost, password.as_bytes()))
+            .await
     }
 
     /// Verifies `password` against `hash`; with no hash, verifies against a dummy and fails,
@@ -184,11 +400,7 @@ impl Hasher {
         let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
         let matches = self
-            .blocking(move || {
-                Ok(argon2()
-                    .verify_password(password.as_bytes(), hash.as_str())
-                    .is_ok())
-            })
+            .blocking(move |scratch| Ok(scratch.verify(password.as_bytes(), &hash)))
             .await?;
         Ok(known && matches)
     }
@@ -200,7 +412,7 @@ impl Hasher {
 
     async fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let queued = Instant::now();
         let permit = {
@@ -217,12 +429,12 @@ impl Hasher {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (done, result) = oneshot::channel();
         self.jobs
-            .send(Box::new(move || {
+            .send(Box::new(move |scratch: &mut Scratch| {
                 // The permit lives with the computation, not with the request: a request
-                // dropped mid-hash must not free the slot while its 19 MiB hash still runs.
+                // dropped mid-hash must not free the slot while its hash still runs.
                 let _permit = permit;
                 let started = Instant::now();
-                let outcome = work();
+                let outcome = work(scratch);
                 metrics::histogram!(obs::HASH_DURATION).record(started.elapsed());
                 let _ = done.send(outcome);
             }))
@@ -252,6 +464,72 @@ impl Drop for QueueGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::PasswordHasher as _;
+
+    const OTHER: Cost = Cost {
+        memory_kib: 9_216,
+        iterations: 4,
+    };
+
+    #[test]
+    fn reused_buffers_hash_and_verify_like_the_reference() {
+        let mut scratch = Scratch::default();
+        let ours = scratch.hash(OTHER, b"correct horse").unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=9216,t=4,p=1$"), "{ours}");
+        assert!(scratch.verify(b"correct horse", &ours));
+        assert!(!scratch.verify(b"correct horsf", &ours));
+        // The reference implementation accepts our hash, and we accept its hashes, including
+        // ones at another (larger) cost than the buffer was sized for.
+        use argon2::PasswordVerifier as _;
+        assert!(
+            OTHER
+                .argon2()
+                .unwrap()
+                .verify_password(b"correct horse", ours.as_str())
+                .is_ok()
+        );
+        for cost in [Cost::default(), OTHER] {
+            let reference = cost
+                .argon2()
+                .unwrap()
+                .hash_password(b"battery staple")
+                .unwrap()
+                .to_string();
+            assert!(scratch.verify(b"battery staple", &reference));
+            assert!(!scratch.verify(b"battery stapler", &reference));
+        }
+        assert!(!scratch.verify(b"x", "not a phc string"));
+        assert!(!scratch.verify(b"x", "$argon2id$v=19$m=7168,t=5,p=1$c2FsdHNhbHQ"));
+    }
+
+    #[test]
+    fn costs_follow_owasp_and_stale_hashes_are_spotted() {
+        for (m, t) in [
+            (47_104, 1),
+            (19_456, 2),
+            (12_288, 3),
+            (9_216, 4),
+            (7_168, 5),
+        ] {
+            let cost = Cost {
+                memory_kib: m,
+                iterations: t,
+            };
+            assert!(cost.validate().is_ok(), "{m} x {t}");
+        }
+        for (m, t) in [(19_456, 1), (4_096, 10), (7_168, 4), (12_288, 0)] {
+            let cost = Cost {
+                memory_kib: m,
+                iterations: t,
+            };
+            assert!(cost.validate().is_err(), "{m} x {t}");
+        }
+        let mut scratch = Scratch::default();
+        let other = scratch.hash(OTHER, b"pw").unwrap();
+        assert!(!OTHER.is_outdated(&other));
+        assert!(Cost::default().is_outdated(&other));
+        assert!(!Cost::default().is_outdated("garbage"));
+    }
 
     #[test]
     fn policy_counts_code_points_and_refuses_common_passwords() {

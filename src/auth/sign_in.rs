@@ -2,7 +2,6 @@
 
 use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
-use crate::db::models::{NewAccount, NewUser};
 use crate::db::{DbError, users};
 use crate::error::{Error, Result};
 
@@ -77,25 +76,8 @@ impl Auth {
         let now = now();
         let user_id = token::new_id()?;
         let account_id = token::new_id()?;
-        let new_user = NewUser {
-            id: &user_id,
-            name,
-            email: &email,
-            email_verified: false,
-            image,
-            created_at: now,
-            updated_at: now,
-            role: self.role_for(&email),
-        };
-        let new_account = NewAccount {
-            id: &account_id,
-            account_id: &user_id,
-            provider_id: CREDENTIAL_PROVIDER,
-            user_id: &user_id,
-            password: Some(&hash),
-            created_at: now,
-            updated_at: now,
-        };
+        let new_user = self.self_signed_up_user(&user_id, name, &email, image, now);
+        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
         let draft = self.draft_session(&user_id, input.remember_me, client, now)?;
         let access_token = self
             .tokens
@@ -163,6 +145,12 @@ impl Auth {
         };
         // The right password resets the account's failure count, banned or not.
         self.sign_in_throttle.succeeded(&email).await?;
+        if let Some(old) = hash.as_deref()
+            && self.hasher.cost().is_outdated(old)
+        {
+            self.upgrade_password_hash(&user.id, input.password, old)
+                .await;
+        }
         // Only the right password reveals a ban: a wrong one gets the ordinary answer above.
         let id = user.id.clone();
         let Some(user) = self.unless_banned(&mut self.conn().await?, user).await? else {
@@ -182,5 +170,29 @@ impl Auth {
         )
         .await;
         Ok(signed)
+    }
+
+    /// Stores the just-verified password again at the configured argon2 cost (after the cost
+    /// was changed). Best effort: a failure is logged and the sign-in goes on.
+    async fn upgrade_password_hash(&self, user_id: &str, password: &str, old: &str) {
+        let upgraded = async {
+            let new = self.hasher.hash(password).await?;
+            Ok::<_, Error>(
+                crate::db::accounts::upgrade_hash(
+                    &mut self.conn().await?,
+                    user_id,
+                    CREDENTIAL_PROVIDER,
+                    old,
+                    &new,
+                )
+                .await?,
+            )
+        }
+        .await;
+        match upgraded {
+            Ok(true) => tracing::info!(user_id, "password rehashed at the configured argon2 cost"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(user_id, error = %e, "password rehash failed"),
+        }
     }
 }

@@ -15,7 +15,6 @@ use super::sign_in::{SignUp, check_image, check_name};
 use super::{
     Auth, CREDENTIAL_PROVIDER, ClientInfo, SessionToken, SignedIn, User, email, links, now, token,
 };
-use crate::db::models::{NewAccount, NewUser};
 use crate::db::outbox::{self, Enqueue, NewMail};
 use crate::db::verifications::{self, Consumed, NewVerification, purpose};
 use crate::db::{DbError, users};
@@ -301,16 +300,7 @@ impl Auth {
         let now = now();
         let user_id = token::new_id()?;
         let account_id = token::new_id()?;
-        let new_user = NewUser {
-            id: &user_id,
-            name,
-            email: &email,
-            email_verified: false,
-            image,
-            created_at: now,
-            updated_at: now,
-            role: self.role_for(&email),
-        };
+        let new_user = self.self_signed_up_user(&user_id, name, &email, image, now);
         let look_alike = User {
             id: user_id.clone(),
             name: name.to_owned(),
@@ -334,15 +324,7 @@ impl Auth {
             .await?;
             return Ok(Registered::PendingVerification(look_alike));
         }
-        let new_account = NewAccount {
-            id: &account_id,
-            account_id: &user_id,
-            provider_id: CREDENTIAL_PROVIDER,
-            user_id: &user_id,
-            password: Some(&hash),
-            created_at: now,
-            updated_at: now,
-        };
+        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
         let created = users::create_with_account(&mut conn, &new_user, &new_account, None).await;
         drop(conn);
         match created {

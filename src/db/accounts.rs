@@ -37,6 +37,30 @@ pub async fn password_hash(
     .map_err(DbError::from)
 }
 
+/// Replaces the password hash `old` with `new` (same password, current argon2 cost); a hash
+/// changed in the meantime is left alone. Returns whether the row was updated.
+pub async fn upgrade_hash(
+    conn: &mut Conn,
+    user_id: &str,
+    provider: &str,
+    old: &str,
+    new: &str,
+) -> Result<bool, DbError> {
+    run!(conn, |c| {
+        diesel::update(
+            account::table
+                .filter(account::user_id.eq(user_id))
+                .filter(account::provider_id.eq(provider))
+                .filter(account::password.eq(old)),
+        )
+        .set(account::password.eq(new))
+        .execute(c)
+        .await
+    })
+    .map(|n| n > 0)
+    .map_err(DbError::from)
+}
+
 /// Sets a new password hash and, when `replacement` is given, ends every session of the user
 /// and opens that one instead — all in one transaction.
 pub async fn change_password(

@@ -6,12 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextResolve, ResolveInfo,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, ResolveInfo,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{
-    ErrorExtensionValues, PathSegment, Pos, ServerError, ServerResult, Value, Variables,
-};
+use async_graphql::{ErrorExtensionValues, PathSegment, Pos, ServerError, ServerResult, Variables};
 
 use super::RequestState;
 use crate::error::{Code, Error};
@@ -73,48 +71,45 @@ impl Extension for NoIntrospection {
 
 /// Counts every executed root field against the client's budget *before* its resolver runs:
 /// aliases and batch entries count one each, and a refused field does no work (no hash).
+/// Called from the one per-field hook ([`super::observe::Observe`]): a second extension with a
+/// `resolve` hook would box a future for every field of every response.
+#[derive(Clone)]
 pub struct RateLimit(pub RateLimiter);
 
-impl ExtensionFactory for RateLimit {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RateLimit(self.0.clone()))
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for RateLimit {
-    async fn resolve(
+impl RateLimit {
+    /// Admits or refuses the root field `info` describes.
+    pub(super) async fn admit(
         &self,
         ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_none() && !info.is_for_introspection {
-            let state = ctx.data_opt::<RequestState>();
-            let ip = state.and_then(|s| s.client.ip);
-            match self.0.hit(info.name, ip).await {
-                Ok(()) => {
+        info: &ResolveInfo<'_>,
+    ) -> ServerResult<()> {
+        if info.is_for_introspection {
+            return Ok(());
+        }
+        let state = ctx.data_opt::<RequestState>();
+        let ip = state.and_then(|s| s.client.ip);
+        match self.0.hit(info.name, ip).await {
+            Ok(()) => {
+                if let Some(s) = state {
+                    s.rate.ran();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Error::RateLimited { retry_after } = &e {
+                    crate::observability::record_rate_limited(info.name);
                     if let Some(s) = state {
-                        s.rate.ran();
+                        s.rate.refused(*retry_after);
                     }
                 }
-                Err(e) => {
-                    if let Error::RateLimited { retry_after } = &e {
-                        crate::observability::record_rate_limited(info.name);
-                        if let Some(s) = state {
-                            s.rate.refused(*retry_after);
-                        }
-                    }
-                    let mut err = ServerError::new(e.to_string(), None);
-                    err.path = vec![PathSegment::Field(
-                        info.alias.unwrap_or(info.name).to_owned(),
-                    )];
-                    err.source = Some(Arc::new(e));
-                    return Err(err);
-                }
+                let mut err = ServerError::new(e.to_string(), None);
+                err.path = vec![PathSegment::Field(
+                    info.alias.unwrap_or(info.name).to_owned(),
+                )];
+                err.source = Some(Arc::new(e));
+                Err(err)
             }
         }
-        next.run(ctx, info).await
     }
 }
 

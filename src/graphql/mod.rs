@@ -120,7 +120,7 @@ fn finish<M: ObjectType + 'static>(
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .extension(errors::ErrorCodes)
-        .extension(observe::Observe);
+        .extension(observe::Observe(limits.rate_limiter.map(limits::RateLimit)));
     if !limits.introspection {
         builder = builder
             .disable_introspection()
@@ -128,9 +128,6 @@ fn finish<M: ObjectType + 'static>(
     }
     if !limits.suggestions {
         builder = builder.disable_suggestions();
-    }
-    if let Some(limiter) = limits.rate_limiter {
-        builder = builder.extension(limits::RateLimit(limiter));
     }
     if let Some(auth) = auth {
         builder = builder.data(auth);

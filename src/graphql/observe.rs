@@ -1,6 +1,7 @@
 //! Per-operation tracing spans and per-root-field metrics (count by outcome, latency), plus the
 //! sign-in outcome counter. Labels come from the schema's field names, never from client text,
-//! so their number stays bounded.
+//! so their number stays bounded. This is the schema's only per-field hook, so the rate limit
+//! ([`super::limits::RateLimit`]) runs from here too, before a root field's resolver.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,21 +12,23 @@ use async_graphql::extensions::{
 use async_graphql::{Response, ServerResult, Value};
 use tracing::Instrument as _;
 
+use super::limits::RateLimit;
 use crate::error::Error;
 use crate::observability as obs;
 
 /// Longest client-chosen operation name copied into the span.
 const MAX_OPERATION_NAME: usize = 64;
 
-pub struct Observe;
+/// The extension; with a limiter, root fields are also admitted or refused by it.
+pub struct Observe(pub Option<RateLimit>);
 
 impl ExtensionFactory for Observe {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ObserveExtension)
+        Arc::new(ObserveExtension(self.0.clone()))
     }
 }
 
-struct ObserveExtension;
+struct ObserveExtension(Option<RateLimit>);
 
 #[async_trait::async_trait]
 impl Extension for ObserveExtension {
@@ -54,7 +57,13 @@ impl Extension for ObserveExtension {
         let field = info.name;
         let span = tracing::info_span!("field", name = field);
         let started = Instant::now();
-        let result = next.run(ctx, info).instrument(span).await;
+        let result = match &self.0 {
+            Some(limiter) => match limiter.admit(ctx, &info).await {
+                Ok(()) => next.run(ctx, info).instrument(span).await,
+                Err(refused) => Err(refused),
+            },
+            None => next.run(ctx, info).instrument(span).await,
+        };
         let outcome = match &result {
             Ok(_) => "ok",
             Err(err) => err.source::<Error>().map_or("error", |e| e.code().as_str()),

@@ -17,6 +17,7 @@ on_both!(
     remember_me_false_gives_a_short_session,
     concurrent_sign_ups_create_one_user,
     sign_in_always_issues_a_new_token,
+    sign_in_rehashes_passwords_stored_at_another_cost,
 );
 
 async fn sign_up_session_sign_out_round_trip(backend: Backend) {
@@ -46,7 +47,7 @@ async fn sign_up_session_sign_out_round_trip(backend: Backend) {
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 1);
     assert_eq!(
         app.db
-            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'credential' AND password LIKE '$argon2id$v=19$m=19456,t=2,p=1$%'")
+            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'credential' AND password LIKE '$argon2id$v=19$m=7168,t=5,p=1$%'")
             .await,
         1,
         "credential account holds an argon2id hash with OWASP parameters"
@@ -353,4 +354,66 @@ async fn sign_in_always_issues_a_new_token(backend: Backend) {
     let second = body["data"]["signInEmail"]["token"].as_str().unwrap();
     assert_ne!(second, first);
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 2);
+}
+
+/// A hash stored at an older argon2 cost still signs in, and that sign-in stores the password
+/// again at the configured cost (here OWASP's 9 MiB row); a wrong password changes nothing.
+async fn sign_in_rehashes_passwords_stored_at_another_cost(backend: Backend) {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    let app = TestApp::spawn_with(backend, |c| {
+        c.argon2_memory_kib = 9_216;
+        c.argon2_iterations = 4;
+    })
+    .await;
+    app.sign_up("old@example.com").await;
+    let fresh =
+        "SELECT COUNT(*) AS n FROM account WHERE password LIKE '$argon2id$v=19$m=9216,t=4,p=1$%'";
+    assert_eq!(
+        app.db.count(fresh).await,
+        1,
+        "sign-up uses the configured cost"
+    );
+
+    let old = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(19_456, 2, 1, None).unwrap(),
+    )
+    .hash_password(PASSWORD.as_bytes())
+    .unwrap()
+    .to_string();
+    app.db
+        .execute(&format!("UPDATE account SET password = '{old}'"))
+        .await;
+    let stored_old = format!("SELECT COUNT(*) AS n FROM account WHERE password = '{old}'");
+    assert_eq!(app.db.count(&stored_old).await, 1);
+
+    let wrong = app
+        .sign_in("old@example.com", "not the password at all")
+        .await;
+    assert_eq!(code(&wrong), "INVALID_EMAIL_OR_PASSWORD");
+    assert_eq!(
+        app.db.count(&stored_old).await,
+        1,
+        "a failed sign-in rehashes nothing"
+    );
+
+    let signed = app.sign_in("old@example.com", PASSWORD).await;
+    assert!(signed["errors"].is_null(), "{signed}");
+    assert_eq!(
+        app.db.count(&stored_old).await,
+        0,
+        "the old hash is replaced"
+    );
+    assert_eq!(
+        app.db.count(fresh).await,
+        1,
+        "by one at the configured cost"
+    );
+
+    let again = app.sign_in("old@example.com", PASSWORD).await;
+    assert!(
+        again["errors"].is_null(),
+        "the rehashed password still signs in: {again}"
+    );
 }
