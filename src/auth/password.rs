@@ -111,15 +111,16 @@ impl Scratch {
     /// Hashes `password` with a fresh salt, as a PHC string.
     fn hash(&mut self, cost: Cost, password: &[u8]) -> Result<String> {
         let salt = argon2::password_hash::phc::Salt::generate();
-        let params = cost.params()?;
+        let argon2 = cost.argon2()?;
+        let params = argon2.params();
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        self.compute(&cost.argon2()?, &params, password, &salt, &mut out)?;
+        self.compute(&argon2, params, password, &salt, &mut out)?;
         let output = argon2::password_hash::phc::Output::new(&out)
             .map_err(|e| Error::internal(anyhow::anyhow!("argon2 output: {e}")))?;
         let phc = PasswordHash {
             algorithm: argon2::ARGON2ID_IDENT,
             version: Some(Version::V0x13.into()),
-            params: (&params)
+            params: params
                 .try_into()
                 .map_err(|e| Error::internal(anyhow::anyhow!("argon2 parameters: {e}")))?,
             salt: Some(salt),
