@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDateTime};
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
-use super::keys::KeyStore;
+use super::keys::{KeyStore, Signer};
 use super::{Auth, Viewer, now};
 use crate::error::{Error, Result};
 
@@ -90,6 +90,12 @@ impl AccessTokens {
     /// Signs a token for `subject` with the active key. It expires after the configured lifetime,
     /// or with its session if that comes first.
     pub async fn issue(&self, subject: &Subject<'_>) -> Result<AccessToken> {
+        let signer = self.keys.signer().await?;
+        self.issue_with(subject, &signer)
+    }
+
+    /// As [`Self::issue`], with the active key the caller already holds.
+    pub fn issue_with(&self, subject: &Subject<'_>, signer: &Signer) -> Result<AccessToken> {
         let iat = now().and_utc().timestamp();
         let lifetime = i64::try_from(self.lifetime.as_secs()).unwrap_or(i64::MAX);
         let exp = iat
@@ -106,7 +112,6 @@ impl AccessTokens {
             iat,
             exp,
         };
-        let signer = self.keys.signer().await?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some(TOKEN_TYPE.to_owned());
         header.kid = Some(signer.kid().to_owned());

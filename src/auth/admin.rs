@@ -295,7 +295,8 @@ impl Auth {
             return Err(Error::NotFound);
         }
         let ended = sessions::delete_all_for_user(&mut conn, user_id, None).await?;
-        self.record(
+        self.record_with(
+            &mut conn,
             AuditEvent::success(AuditKind::AdminRevokeUserSessions)
                 .actor(&admin.user.id)
                 .subject(user_id)
@@ -322,7 +323,8 @@ impl Auth {
         if !users::delete(&mut conn, user_id).await? {
             return Err(Error::NotFound);
         }
-        self.record(
+        self.record_with(
+            &mut conn,
             AuditEvent::success(AuditKind::AdminRemoveUser)
                 .actor(&admin.user.id)
                 .subject(user_id)

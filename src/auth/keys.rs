@@ -2,7 +2,7 @@
 //! and publishes the same keys, the private half sealed with XChaCha20-Poly1305 under a key
 //! derived (HKDF-SHA256) from `APEXKIT_SECRET`. Rotation, the JWKS document and retention live here.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -102,6 +102,8 @@ pub struct Jwks {
 /// The active key, unsealed, ready to sign.
 pub struct Signer {
     kid: String,
+    /// The sealed private key it was opened from (safe to keep: sealed).
+    sealed: String,
     key: EncodingKey,
 }
 
@@ -212,6 +214,9 @@ pub struct KeyStore {
     pool: Pool,
     sealer: Arc<Sealer>,
     policy: KeyPolicy,
+    /// The last key unsealed: while the active row stays the same, signing skips the
+    /// decryption and key derivation.
+    unsealed: Arc<Mutex<Option<Arc<Signer>>>>,
 }
 
 impl KeyStore {
@@ -220,6 +225,7 @@ impl KeyStore {
             pool,
             sealer: Arc::new(Sealer::derive(secret)),
             policy,
+            unsealed: Arc::default(),
         }
     }
 
@@ -253,6 +259,7 @@ impl KeyStore {
         }
         Some(Signer {
             kid: row.id.clone(),
+            sealed: row.private_key.clone(),
             key: EncodingKey::from_ed_der(&pkcs8_v1(&seed)),
         })
     }
@@ -349,14 +356,37 @@ impl KeyStore {
 
     /// The active key, ready to sign. Read on every use (one indexed row), so a rotation by any
     /// replica or the CLI takes effect at once and a retired key never signs again.
-    pub async fn signer(&self) -> Result<Signer> {
+    pub async fn signer(&self) -> Result<Arc<Signer>> {
         let (row, _) = self.replace_when(|_| false).await?;
-        self.unseal(&row).ok_or_else(|| {
+        self.signer_of(&row)
+    }
+
+    /// The signer for `active`, the active row the caller read itself (together with other
+    /// statements, see `db::users::find_with_password_and_signing_key`); with none, as
+    /// [`Self::signer`] (which creates the first key).
+    pub async fn signer_from(&self, active: Option<SigningKeyRow>) -> Result<Arc<Signer>> {
+        match active {
+            Some(row) => self.signer_of(&row),
+            None => self.signer().await,
+        }
+    }
+
+    fn signer_of(&self, row: &SigningKeyRow) -> Result<Arc<Signer>> {
+        let mut unsealed = self.unsealed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(signer) = unsealed.as_ref()
+            && signer.kid == row.id
+            && signer.sealed == row.private_key
+        {
+            return Ok(Arc::clone(signer));
+        }
+        let signer = Arc::new(self.unseal(row).ok_or_else(|| {
             Error::internal(anyhow::anyhow!(
                 "signing key {} cannot be decrypted with APEXKIT_SECRET",
                 row.id
             ))
-        })
+        })?);
+        *unsealed = Some(Arc::clone(&signer));
+        Ok(signer)
     }
 
     /// The public keys verifiers need: the active key and every retired key whose tokens may

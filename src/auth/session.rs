@@ -9,6 +9,7 @@ use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::db::models::NewSession;
 use crate::db::sessions;
+use crate::db::signing_keys::SigningKeyRow;
 use crate::error::{Error, Result};
 
 const MAX_USER_AGENT_CHARS: usize = 512;
@@ -97,22 +98,31 @@ impl Auth {
         })
     }
 
+    /// Signs the user in: a new session, its access token (signed with `active_key`, the active
+    /// signing key row the caller read) and the `SignIn` audit event.
     pub(super) async fn open_session(
         &self,
         user: User,
         remember_me: bool,
         client: &ClientInfo,
+        active_key: Option<SigningKeyRow>,
     ) -> Result<SignedIn> {
         let draft = self.draft_session(&user.id, remember_me, client, now())?;
-        let access_token = self
-            .tokens
-            .issue(&draft.subject(
+        let signer = self.tokens.keys().signer_from(active_key).await?;
+        let access_token = self.tokens.issue_with(
+            &draft.subject(
                 &user.email,
                 user.email_verified.unwrap_or(false),
                 &user.role,
-            ))
+            ),
+            &signer,
+        )?;
+        let event = AuditEvent::success(AuditKind::SignIn)
+            .actor(&user.id)
+            .subject(&user.id);
+        let session = self
+            .insert_session_recording(&draft.row(), event, client)
             .await?;
-        let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
         Ok(SignedIn {
             token: draft.token,
             session,
@@ -156,7 +166,8 @@ impl Auth {
     pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
         let mut conn = self.conn().await?;
         if sessions::delete(&mut conn, &viewer.session.id).await? {
-            self.record(
+            self.record_with(
+                &mut conn,
                 AuditEvent::success(AuditKind::SignOut)
                     .actor(&viewer.user.id)
                     .subject(&viewer.user.id),

@@ -92,7 +92,8 @@ impl Auth {
                     other => other.into(),
                 })?;
         let session = session.ok_or_else(|| Error::internal(anyhow::anyhow!("no session row")))?;
-        self.record(
+        self.record_with(
+            &mut conn,
             AuditEvent::success(AuditKind::SignUp)
                 .actor(&user.id)
                 .subject(&user.id),
@@ -118,8 +119,12 @@ impl Auth {
                 crate::observability::record_rate_limited("signInEmail");
             }
         })?;
-        let found =
-            users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER).await?;
+        let (found, active_key) = users::find_with_password_and_signing_key(
+            &mut self.conn().await?,
+            &email,
+            CREDENTIAL_PROVIDER,
+        )
+        .await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
@@ -161,15 +166,8 @@ impl Auth {
         if self.requires_email_verification() && user.email_verified != Some(true) {
             return Err(Error::EmailNotVerified);
         }
-        let signed = self.open_session(user, input.remember_me, client).await?;
-        self.record(
-            AuditEvent::success(AuditKind::SignIn)
-                .actor(&signed.user.id)
-                .subject(&signed.user.id),
-            client,
-        )
-        .await;
-        Ok(signed)
+        self.open_session(user, input.remember_me, client, active_key)
+            .await
     }
 
     /// Stores the just-verified password again at the configured argon2 cost (after the cost

@@ -66,7 +66,35 @@ macro_rules! transaction {
         }
     };
 }
-pub(crate) use {run, transaction};
+/// Two independent statements on one connection, both run and both results returned:
+/// pipelined into one round trip on PostgreSQL (sent together, executed in order, each its own
+/// implicit transaction), one after the other on SQLite (in process: no round trip to save).
+macro_rules! run_pair {
+    ($conn:expr, |$c:ident| $first:expr, $second:expr) => {
+        match $conn {
+            $crate::db::Conn::Postgres(pooled) => {
+                let shared: &diesel_async::AsyncPgConnection = &**pooled;
+                tokio::join!(
+                    async {
+                        let $c = &mut &*shared;
+                        $first
+                    },
+                    async {
+                        let $c = &mut &*shared;
+                        $second
+                    },
+                )
+            }
+            $crate::db::Conn::Sqlite(pooled) => {
+                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
+                let first = $first;
+                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
+                (first, $second)
+            }
+        }
+    };
+}
+pub(crate) use {run, run_pair, transaction};
 
 /// Which database a `DATABASE_URL` names.
 #[derive(Clone, PartialEq, Eq)]

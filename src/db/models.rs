@@ -1,4 +1,9 @@
 //! Row types: what the tables hold and what the queries insert.
+//!
+//! Every `Insertable` says `treat_none_as_default_value = false`: `None` is bound as NULL (no
+//! column with an `Option` field has another default), so an insert is the same SQL every time
+//! and diesel-async keeps it as a prepared statement. With `DEFAULT` for `None`, diesel marks the
+//! statement uncacheable and PostgreSQL parses and plans every insert again (an extra round trip).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -23,7 +28,7 @@ pub struct User {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = user)]
+#[diesel(table_name = user, treat_none_as_default_value = false)]
 pub struct NewUser<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -50,7 +55,7 @@ pub struct Session {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = session)]
+#[diesel(table_name = session, treat_none_as_default_value = false)]
 pub struct NewSession<'a> {
     pub id: &'a str,
     pub expires_at: NaiveDateTime,
@@ -75,7 +80,7 @@ pub struct Account {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = account)]
+#[diesel(table_name = account, treat_none_as_default_value = false)]
 pub struct NewAccount<'a> {
     pub id: &'a str,
     pub account_id: &'a str,
@@ -88,7 +93,7 @@ pub struct NewAccount<'a> {
 
 /// One audit trail entry.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = super::schema::audit_event)]
+#[diesel(table_name = super::schema::audit_event, treat_none_as_default_value = false)]
 pub struct AuditEvent {
     pub id: String,
     pub created_at: NaiveDateTime,

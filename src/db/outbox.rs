@@ -11,7 +11,7 @@ use super::verifications::NewVerification;
 use super::{Conn, DbError, run, transaction};
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = mail_outbox)]
+#[diesel(table_name = mail_outbox, treat_none_as_default_value = false)]
 pub struct NewMail<'a> {
     pub id: &'a str,
     pub recipient: &'a str,

@@ -4,19 +4,42 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::{NewSession, Session, User};
+use super::audit;
+use super::models::{AuditEvent, NewSession, Session, User};
 use super::schema::{session, user};
-use super::{Conn, DbError, run};
+use super::{Conn, DbError, run, run_pair};
+
+macro_rules! insert_session {
+    ($c:ident, $new:expr) => {
+        diesel::insert_into(session::table)
+            .values($new)
+            .returning(Session::as_returning())
+            .get_result($c)
+            .await
+    };
+}
 
 pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<Session, DbError> {
-    run!(conn, |c| {
-        diesel::insert_into(session::table)
-            .values(new)
-            .returning(Session::as_returning())
-            .get_result(c)
-            .await
-    })
-    .map_err(DbError::from)
+    run!(conn, |c| insert_session!(c, new)).map_err(DbError::from)
+}
+
+/// Inserts a session and the audit event about it, in one round trip on PostgreSQL. They are
+/// independent statements: the event failing does not undo the session (the audit trail is best
+/// effort, see `Auth::record`).
+pub async fn insert_with_event(
+    conn: &mut Conn,
+    new: &NewSession<'_>,
+    event: &AuditEvent,
+) -> (Result<Session, DbError>, Result<(), DbError>) {
+    let (session, event) = run_pair!(
+        conn,
+        |c| insert_session!(c, new),
+        audit::insert_event!(c, event)
+    );
+    (
+        session.map_err(DbError::from),
+        event.map(drop).map_err(DbError::from),
+    )
 }
 
 /// The session behind a token hash and its user: one indexed lookup.

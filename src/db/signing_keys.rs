@@ -9,7 +9,7 @@ use super::schema::signing_key;
 use super::{Conn, DbError, run, transaction};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = signing_key)]
+#[diesel(table_name = signing_key, treat_none_as_default_value = false)]
 pub struct SigningKeyRow {
     /// The JWK `kid`.
     pub id: String,
@@ -22,17 +22,25 @@ pub struct SigningKeyRow {
     pub retired_at: Option<NaiveDateTime>,
 }
 
-/// The key that signs now, if any.
-pub async fn find_active(conn: &mut Conn) -> Result<Option<SigningKeyRow>, DbError> {
-    run!(conn, |c| {
-        signing_key::table
-            .filter(signing_key::retired_at.is_null())
-            .select(SigningKeyRow::as_select())
-            .first(c)
+/// The query of [`find_active`], for statements run together with it (`run_pair!`).
+macro_rules! active_key {
+    ($c:ident) => {
+        $crate::db::schema::signing_key::table
+            .filter($crate::db::schema::signing_key::retired_at.is_null())
+            .select(
+                <$crate::db::signing_keys::SigningKeyRow as diesel::SelectableHelper<_>>::as_select(
+                ),
+            )
+            .first($c)
             .await
             .optional()
-    })
-    .map_err(DbError::from)
+    };
+}
+pub(crate) use active_key;
+
+/// The key that signs now, if any.
+pub async fn find_active(conn: &mut Conn) -> Result<Option<SigningKeyRow>, DbError> {
+    run!(conn, |c| active_key!(c)).map_err(DbError::from)
 }
 
 /// Keys to publish: the active one and those retired after `retired_after`, newest first.

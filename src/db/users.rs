@@ -6,7 +6,8 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{NewAccount, NewSession, NewUser, Session, User};
 use super::schema::{account, session, user};
-use super::{Conn, DbError, run, transaction};
+use super::signing_keys::{self, SigningKeyRow};
+use super::{Conn, DbError, run, run_pair, transaction};
 
 pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>, DbError> {
     run!(conn, |c| {
@@ -32,23 +33,41 @@ pub async fn find_by_email(conn: &mut Conn, email: &str) -> Result<Option<User>,
     .map_err(DbError::from)
 }
 
+/// The user with this email and the password hash of their `$provider` account, in one query.
+macro_rules! with_password {
+    ($c:ident, $email:expr, $provider:expr) => {
+        user::table
+            .inner_join(account::table)
+            .filter(user::email.eq($email))
+            .filter(account::provider_id.eq($provider))
+            .select((User::as_select(), account::password))
+            .first($c)
+            .await
+            .optional()
+    };
+}
+
 /// The user with this email and the password hash of their credential account, in one query.
 pub async fn find_with_password(
     conn: &mut Conn,
     email: &str,
     provider: &str,
 ) -> Result<Option<(User, Option<String>)>, DbError> {
-    run!(conn, |c| {
-        user::table
-            .inner_join(account::table)
-            .filter(user::email.eq(email))
-            .filter(account::provider_id.eq(provider))
-            .select((User::as_select(), account::password))
-            .first(c)
-            .await
-            .optional()
-    })
-    .map_err(DbError::from)
+    run!(conn, |c| with_password!(c, email, provider)).map_err(DbError::from)
+}
+
+/// What a sign-in reads before it hashes: [`find_with_password`] and the active signing key
+/// (read now so that signing the access token later costs no round trip of its own), in one
+/// round trip on PostgreSQL.
+pub async fn find_with_password_and_signing_key(
+    conn: &mut Conn,
+    email: &str,
+    provider: &str,
+) -> Result<(Option<(User, Option<String>)>, Option<SigningKeyRow>), DbError> {
+    let (found, key) = run_pair!(conn, |c| with_password!(c, email, provider), {
+        signing_keys::active_key!(c)
+    });
+    Ok((found?, key?))
 }
 
 /// Creates the user, their credential account and (optionally) a first session atomically:

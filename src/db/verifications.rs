@@ -29,7 +29,7 @@ pub struct Verification {
 }
 
 #[derive(Debug, Insertable)]
-#[diesel(table_name = verification)]
+#[diesel(table_name = verification, treat_none_as_default_value = false)]
 pub struct NewVerification<'a> {
     pub id: &'a str,
     /// SHA-256 of the token.

@@ -491,7 +491,13 @@ async fn audit_events(app: &TestApp, admin: &str, vars: Value) -> Value {
 }
 
 async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    // One pooled connection: a use case that records its event on a second connection while
+    // holding the first would wait out the checkout timeout and lose the event.
+    let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
+        c.db_pool_size = 1;
+        c.db_pool_timeout_ms = 3000;
+    })
+    .await;
     let admin_id = user_id(&app, &admin).await;
     let token = app.sign_up("ada@example.com").await;
     let ada = user_id(&app, &token).await;

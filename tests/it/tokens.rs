@@ -15,11 +15,14 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
-use crate::support::{Backend, TEST_SECRET, TestApp, TestDb, code, on_both, test_config};
+use crate::support::{
+    ADMIN_EMAIL, Backend, PASSWORD, TEST_SECRET, TestApp, TestDb, code, on_both, test_config,
+};
 
 on_both!(
     access_tokens_verify_with_only_the_jwks,
     verification_survives_rotation_and_retired_keys_leave,
+    sign_in_signs_with_the_key_another_replica_rotated_to,
     interval_rotation_keeps_the_old_key_published,
     the_verifier_rejects_every_forgery,
     a_jwt_as_bearer_authenticates_nothing_without_a_lookup,
@@ -391,6 +394,51 @@ async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend)
         Err("unknown kid".into())
     );
     verify(&jwks, &fresh, &app.base, aud, Utc::now()).expect("current key unaffected");
+}
+
+/// Sign-in reads the active key together with the user (and keeps it unsealed while it stays
+/// active): a rotation by another replica must still take effect on the very next sign-in.
+async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend) {
+    let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
+    let (a, admin) = TestApp::spawn_admin_with(backend, |c| c.secret = secret()).await;
+    let b = a
+        .spawn_sibling(|c| {
+            c.secret = secret();
+            c.admin_emails = vec![ADMIN_EMAIL.to_owned()];
+        })
+        .await;
+    a.sign_up("ada@example.com").await;
+    let sign_in = || async {
+        let body = a
+            .gql(
+                "mutation($input: SignInEmailInput!) { signInEmail(input: $input) { accessToken } }",
+                json!({ "input": { "email": "ada@example.com", "password": PASSWORD } }),
+            )
+            .await;
+        body["data"]["signInEmail"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned()
+    };
+    let before = sign_in().await;
+    let old_kid = part(&before, 0)["kid"].clone();
+
+    let rotated = b
+        .gql_with(
+            Some(&admin),
+            "mutation { adminRotateSigningKeys { kid } }",
+            json!({}),
+        )
+        .await;
+    let new_kid = rotated["data"]["adminRotateSigningKeys"]["kid"].clone();
+    assert!(new_kid.is_string(), "{rotated}");
+    assert_ne!(new_kid, old_kid);
+
+    let after = sign_in().await;
+    assert_eq!(part(&after, 0)["kid"], new_kid, "A signs with B's new key");
+    let jwks = a.jwks().await;
+    verify(&jwks, &after, &a.base, &a.base, Utc::now()).expect("verifies with A's JWKS");
+    drop(b);
 }
 
 async fn interval_rotation_keeps_the_old_key_published(backend: Backend) {
