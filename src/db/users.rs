@@ -47,16 +47,8 @@ macro_rules! with_password {
     };
 }
 
-/// The user with this email and the password hash of their credential account, in one query.
-pub async fn find_with_password(
-    conn: &mut Conn,
-    email: &str,
-    provider: &str,
-) -> Result<Option<(User, Option<String>)>, DbError> {
-    run!(conn, |c| with_password!(c, email, provider)).map_err(DbError::from)
-}
-
-/// What a sign-in reads before it hashes: [`find_with_password`] and the active signing key
+/// What a sign-in reads before it hashes: the user with this email, their credential password
+/// hash and the active signing key
 /// (read now so that signing the access token later costs no round trip of its own), in one
 /// round trip on PostgreSQL.
 pub async fn find_with_password_and_signing_key(
