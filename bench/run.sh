@@ -97,12 +97,14 @@ wrk_run() { # wrk_run SCRIPT CONNECTIONS -> RESULT line
   wrk -t"$t" -c"$c" -d"$DURATION" --timeout 30s -s "$BENCH_DIR/$1.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT'
 }
 
-row() { # row BACKEND SCENARIO CONC RESULT-LINE [CEILING]
+row() { # row BACKEND SCENARIO CONC RESULT-LINE [BEFORE AFTER]
   local r=$4 get share=""
   get() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<" $r"; }
-  # $5: "CEILING ALL_CORES_RATE" (hashes/s measured just before the run)
-  [[ -n "${5:-}" ]] && share=$(awk -v r="$(get rps)" -v c="${5% *}" -v p="${5#* }" \
-    'BEGIN {printf "%.0f %% of %.1f/s (%.0f %% of %.1f/s)", 100 * r / c, c, 100 * r / p, p}')
+  # $5, $6: "CEILING ALL_CORES_RATE" (hashes/s) measured just before and just after the run;
+  # the row is compared with their mean.
+  [[ -n "${5:-}" ]] && share=$(awk -v r="$(get rps)" -v c1="${5% *}" -v p1="${5#* }" \
+    -v c2="${6% *}" -v p2="${6#* }" 'BEGIN {c = (c1 + c2) / 2; p = (p1 + p2) / 2;
+      printf "%.1f %% of %.1f/s [%.1f, %.1f] (%.0f %% of %.1f/s)", 100 * r / c, c, c1, c2, 100 * r / p, p}')
   printf "%-9s %-22s %5s %10s %9s %9s %8s %s\n" "$1" "$2" "$3" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" "$(get failed)" "$share"
 }
 
@@ -113,11 +115,12 @@ hash_ceiling() { # sets hash_ms, sign_in_ceiling_per_s, parallel_per_s (measured
 }
 hash_ceiling
 echo "# argon2id m=${memory_kib} KiB, t=${iterations}, p=1: ${hash_ms} ms per hash on one core -> ceiling ${cores} / hash = ${sign_in_ceiling_per_s}/s (target 90 %); all ${parallel_threads} cores hashing at once: ${parallel_per_s}/s"
-echo "# sign-in and sign-up rows: % of the ceiling (cores / one-core hash time) measured just before each run, as the"
-echo "# hash time drifts on a shared VM; in parentheses, % of the rate all cores hashing at once reached then"
+echo "# sign-in and sign-up rows: % of the ceiling (cores / one-core hash time), the mean of the ceilings measured just"
+echo "# before and just after the run [both in brackets], as the hash time drifts on a shared VM; in parentheses, % of"
+echo "# the rate all cores hashing at once reached then"
 echo
 
-printf "%-9s %-22s %5s %10s %9s %9s %8s %s\n" backend scenario conns req/s p50_ms p99_ms failed "of ceiling (of all-cores rate)"
+printf "%-9s %-22s %5s %10s %9s %9s %8s %s\n" backend scenario conns req/s p50_ms p99_ms failed "of ceiling [before, after] (of all-cores rate)"
 for backend in $BACKENDS; do
   case $backend in
     postgres)
@@ -135,9 +138,16 @@ for backend in $BACKENDS; do
   for scenario in session:session signin:signInEmail signup:signUpEmail; do
     for c in $CONCURRENCY; do
       drain
-      ceiling=""
-      if [[ $scenario != session:* ]]; then hash_ceiling; ceiling="$sign_in_ceiling_per_s $parallel_per_s"; fi
-      row "$backend" "${scenario#*:}" "$c" "$(wrk_run "${scenario%%:*}" "$c")" "$ceiling"
+      if [[ $scenario == session:* ]]; then
+        row "$backend" "${scenario#*:}" "$c" "$(wrk_run "${scenario%%:*}" "$c")"
+        continue
+      fi
+      hash_ceiling
+      before="$sign_in_ceiling_per_s $parallel_per_s"
+      result=$(wrk_run "${scenario%%:*}" "$c")
+      drain
+      hash_ceiling
+      row "$backend" "${scenario#*:}" "$c" "$result" "$before" "$sign_in_ceiling_per_s $parallel_per_s"
     done
   done
   drain
