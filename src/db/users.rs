@@ -33,7 +33,8 @@ pub async fn find_by_email(conn: &mut Conn, email: &str) -> Result<Option<User>,
     .map_err(DbError::from)
 }
 
-/// The user with this email and the password hash of their `$provider` account, in one query.
+/// The query of [`find_with_password_and_signing_key`]'s user half: the user with this email
+/// and the password hash of their `$provider` account.
 macro_rules! with_password {
     ($c:ident, $email:expr, $provider:expr) => {
         user::table
@@ -47,10 +48,9 @@ macro_rules! with_password {
     };
 }
 
-/// What a sign-in reads before it hashes: the user with this email, their credential password
-/// hash and the active signing key
-/// (read now so that signing the access token later costs no round trip of its own), in one
-/// round trip on PostgreSQL.
+/// What a sign-in reads before it hashes: the user with this email, the password hash of their
+/// `provider` account and the active signing key (read now, so that signing the access token
+/// later costs no round trip of its own), in one round trip on PostgreSQL.
 pub async fn find_with_password_and_signing_key(
     conn: &mut Conn,
     email: &str,
