@@ -7,6 +7,7 @@ mod abuse;
 mod account;
 mod admin;
 mod auth;
+mod edge;
 mod faults;
 mod http;
 mod migrations;

@@ -1,0 +1,396 @@
+//! Issue 13, the edge: connection limits and timeouts (item 5), string inputs with NUL (item 8),
+//! the password blocklist (item 9), security headers (item 12), the metrics listener (item 13).
+
+use std::time::{Duration, Instant};
+
+use apexkit::config::Environment;
+use apexkit::{App, Config};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::{Backend, TEST_SECRET, TestApp, TestDb, code, on_both, test_config};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn addr_of(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+/// Reads until the server closes the connection (EOF or reset), for at most `within`; returns
+/// what was read, or `None` if the connection was still open at the end.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|()| seen)
+}
+
+// --- item 5: header-read timeout, keep-alive timeout, connection cap ---
+
+fn quick_timeouts(c: &mut Config) {
+    c.header_read_timeout = 1;
+    c.keep_alive_timeout = 1;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trickling_its_headers_is_cut_off() {
+    let app = TestApp::spawn_with(Backend::Sqlite, quick_timeouts).await;
+    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    // A header line, one byte every 100 ms: always "active", never done.
+    let trickle = tokio::spawn(async move {
+        for b in b"X-Slow: ".iter().chain([b'a'; 200].iter()).cycle() {
+            if write.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut seen = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), read.read_to_end(&mut seen)).await;
+    trickle.abort();
+    assert!(
+        closed.is_ok(),
+        "the connection was still open after 15 s of trickled headers"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "cut before the timeout: {elapsed:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&seen).contains("200 OK"),
+        "no answer to a request whose headers never ended"
+    );
+    // Well-behaved clients are still served.
+    let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed() {
+    let app = TestApp::spawn_with(Backend::Sqlite, quick_timeouts).await;
+    // A connection that never sends a byte is closed after the header timeout.
+    let mut silent = TcpStream::connect(addr_of(&app)).await.unwrap();
+    // A keep-alive connection, idle after its first answer, is closed after the idle timeout.
+    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    // The connection stays usable within the idle timeout...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // ...and is closed once idle for longer.
+    assert!(
+        read_until_closed(&mut stream, Duration::from_secs(15))
+            .await
+            .is_some(),
+        "an idle keep-alive connection was still open after 15 s"
+    );
+    assert_eq!(
+        read_until_closed(&mut silent, Duration::from_secs(15)).await,
+        Some(Vec::new()),
+        "a silent connection was still open after 15 s (or got an answer)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_for_a_slot() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.header_read_timeout = 2;
+        c.keep_alive_timeout = 1;
+        c.max_connections = 4;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        idle.push(TcpStream::connect(addr_of(&app)).await.unwrap());
+    }
+    // Four of them hold every slot; this request waits in the backlog...
+    let url = app.url("/healthz");
+    let fresh = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !fresh.is_finished(),
+        "answered while idle connections held every slot: the cap is not enforced"
+    );
+    // ...and is served once the idle ones time out.
+    let status = tokio::time::timeout(Duration::from_secs(20), fresh)
+        .await
+        .expect("a fresh request is served once the idle connections time out")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    for stream in &mut idle {
+        assert!(
+            read_until_closed(stream, Duration::from_secs(15))
+                .await
+                .is_some(),
+            "an idle connection was never closed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_open_file_limit_is_raised_at_start() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -S -n 256 && exec \"$0\"")
+        .arg(env!("CARGO_BIN_EXE_apexkit"))
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("APEXKIT_LISTEN", "127.0.0.1:0")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let limits = format!("/proc/{}/limits", child.id());
+    let hard_limit = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .unwrap();
+    let mut soft = String::new();
+    for _ in 0..300 {
+        let text = std::fs::read_to_string(&limits).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.starts_with("Max open files")) {
+            soft = line
+                .split_whitespace()
+                .nth(3)
+                .unwrap_or_default()
+                .to_owned();
+            if soft == hard_limit {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        soft, hard_limit,
+        "soft open-file limit raised to the hard one"
+    );
+}
+
+// --- item 12: security headers ---
+
+on_both!(security_headers_everywhere);
+
+async fn security_headers_everywhere(backend: Backend) {
+    let https = TestApp::spawn_with(backend, |c| {
+        c.base_url = Some("https://auth.example.com".to_owned());
+    })
+    .await;
+    for path in [
+        "/healthz",
+        "/graphql",
+        "/nowhere",
+        "/reset-password?token=x",
+    ] {
+        let resp = https.client.get(https.url(path)).send().await.unwrap();
+        let h = resp.headers();
+        assert_eq!(
+            h.get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+        assert_eq!(
+            h.get("x-content-type-options").unwrap(),
+            "nosniff",
+            "{path}"
+        );
+    }
+    let resp = https
+        .client
+        .post(https.url("/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.headers().contains_key("strict-transport-security"));
+    drop(https);
+
+    let custom = TestApp::spawn_with(backend, |c| {
+        c.base_url = Some("https://auth.example.com".to_owned());
+        c.hsts_max_age = 600;
+    })
+    .await;
+    let resp = custom
+        .client
+        .get(custom.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["strict-transport-security"], "max-age=600");
+    drop(custom);
+
+    let off = TestApp::spawn_with(backend, |c| {
+        c.base_url = Some("https://auth.example.com".to_owned());
+        c.hsts_max_age = 0;
+    })
+    .await;
+    let resp = off.client.get(off.url("/healthz")).send().await.unwrap();
+    assert!(!resp.headers().contains_key("strict-transport-security"));
+    drop(off);
+
+    // Plain http: never HSTS. HTML pages (GraphiQL included) refuse to be framed.
+    let http = TestApp::spawn(backend).await;
+    let resp = http.client.get(http.url("/healthz")).send().await.unwrap();
+    assert!(!resp.headers().contains_key("strict-transport-security"));
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let graphiql = http
+        .client
+        .get(http.url("/graphql"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        graphiql.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for page in [graphiql, {
+        http.client
+            .get(http.url("/reset-password?token=x"))
+            .send()
+            .await
+            .unwrap()
+    }] {
+        let h = page.headers();
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+}
+
+// --- item 13: metrics on a separate listener ---
+
+/// An app built from `config`, served until the returned sender fires; with its addresses.
+async fn serve(config: Config) -> (String, Option<String>, tokio::sync::oneshot::Sender<()>) {
+    let app = App::build(config).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    (base, metrics, tx)
+}
+
+fn production(c: &mut Config) {
+    c.environment = Environment::Production;
+    c.secret = Some(apexkit::config::Secret::new(TEST_SECRET.to_owned()));
+    c.base_url = Some("http://127.0.0.1".to_owned());
+}
+
+async fn get_status(url: &str) -> Option<u16> {
+    client()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
+on_both!(metrics_listener_in_production_and_development);
+
+async fn metrics_listener_in_production_and_development(backend: Backend) {
+    let db = TestDb::new(backend).await;
+
+    // Production without APEXKIT_METRICS_LISTEN: no /metrics anywhere public.
+    let mut config = test_config(&db.url);
+    production(&mut config);
+    let (base, metrics, stop) = serve(config).await;
+    assert_eq!(metrics, None);
+    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(404));
+    assert_eq!(get_status(&format!("{base}/healthz")).await, Some(200));
+    let _ = stop.send(());
+
+    // Production with it: only the metrics listener has /metrics, and nothing else.
+    let mut config = test_config(&db.url);
+    production(&mut config);
+    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let (base, metrics, stop) = serve(config).await;
+    let metrics = metrics.expect("metrics listener bound");
+    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(404));
+    let resp = client()
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("apexkit_"));
+    assert_eq!(get_status(&format!("{metrics}/healthz")).await, Some(404));
+    assert_eq!(get_status(&format!("{metrics}/graphql")).await, Some(404));
+    // It shuts down with the service.
+    let _ = stop.send(());
+    let mut closed = false;
+    for _ in 0..100 {
+        if get_status(&format!("{metrics}/metrics")).await.is_none() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the metrics listener outlived the service");
+
+    // Development: on the main listener, and on the metrics listener when set.
+    let mut config = test_config(&db.url);
+    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let (base, metrics, stop) = serve(config).await;
+    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(200));
+    assert_eq!(
+        get_status(&format!("{}/metrics", metrics.unwrap())).await,
+        Some(200)
+    );
+    let _ = stop.send(());
+}
+
+#[allow(dead_code)]
+fn unused(_: Value) -> &'static str {
+    code(&Value::Null)
+}
