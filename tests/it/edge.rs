@@ -390,7 +390,132 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
     let _ = stop.send(());
 }
 
-#[allow(dead_code)]
-fn unused(_: Value) -> &'static str {
-    code(&Value::Null)
+// --- item 8: NUL in string inputs ---
+
+on_both!(nul_in_any_string_input_is_bad_user_input);
+
+async fn nul_in_any_string_input_is_bad_user_input(backend: Backend) {
+    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let user = app.sign_up("nul@example.com").await;
+    let refused = |body: &Value, field: &str, what: &str| {
+        assert_eq!(code(body), "BAD_USER_INPUT", "{what}: {body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["field"], field,
+            "{what}: {body}"
+        );
+        assert!(body["data"].is_null(), "{what}: nothing ran: {body}");
+    };
+    // As literals in the document...
+    let literals = [
+        (&user, r#"mutation { revokeSession(id: "\u0000") }"#, "id"),
+        (&admin, r#"{ adminUser(id: "\u0000") { id } }"#, "id"),
+        (
+            &admin,
+            r#"{ adminUserSessions(userId: "\u0000") { id } }"#,
+            "userId",
+        ),
+        (
+            &admin,
+            r#"mutation { adminSetRole(input: {userId: "\u0000", role: "admin"}) { id } }"#,
+            "userId",
+        ),
+        (
+            &admin,
+            r#"{ auditEvents(userId: "\u0000") { totalCount } }"#,
+            "userId",
+        ),
+        (
+            &admin,
+            r#"{ auditEvents(after: "x\u0000") { totalCount } }"#,
+            "after",
+        ),
+        (
+            &admin,
+            r#"{ adminUsers(search: "\u0000") { totalCount } }"#,
+            "search",
+        ),
+        (
+            &admin,
+            r#"{ adminUsers(after: "\u0000") { totalCount } }"#,
+            "after",
+        ),
+    ];
+    for (token, query, field) in literals {
+        let body = app.gql_with(Some(token), query, json!({})).await;
+        refused(&body, field, query);
+    }
+    // ...and as variables.
+    let variables = [
+        (
+            &user,
+            "mutation($v: ID!) { revokeSession(id: $v) }",
+            json!("\u{0}"),
+            "v",
+        ),
+        (
+            &admin,
+            "query($v: ID!) { adminUser(id: $v) { id } }",
+            json!("\u{0}"),
+            "v",
+        ),
+        (
+            &admin,
+            "query($v: ID!) { adminUserSessions(userId: $v) { id } }",
+            json!("a\u{0}b"),
+            "v",
+        ),
+        (
+            &admin,
+            "mutation($v: AdminSetRoleInput!) { adminSetRole(input: $v) { id } }",
+            json!({ "userId": "\u{0}", "role": "admin" }),
+            "userId",
+        ),
+        (
+            &admin,
+            "query($v: ID) { auditEvents(userId: $v) { totalCount } }",
+            json!("\u{0}"),
+            "v",
+        ),
+        (
+            &admin,
+            "query($v: String) { adminUsers(search: $v) { totalCount } }",
+            json!("\u{0}"),
+            "v",
+        ),
+        (
+            &admin,
+            "query($v: String) { adminUsers(after: $v) { totalCount } }",
+            json!("\u{0}"),
+            "v",
+        ),
+    ];
+    for (token, query, value, field) in variables {
+        let body = app
+            .gql_with(Some(token), query, json!({ "v": value }))
+            .await;
+        refused(&body, field, query);
+    }
+    // A sign-up with a NUL in its name creates nobody.
+    let body = app
+        .sign_up_as("A\u{0}da", "nul2@example.com", "a fine long password")
+        .await;
+    refused(&body, "name", "signUpEmail");
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) AS n FROM \"user\" WHERE email = 'nul2@example.com'")
+            .await,
+        0
+    );
+    // The same inputs without the NUL are answered as usual.
+    let body = app
+        .gql_with(
+            Some(&admin),
+            r#"{ adminUser(id: "none") { id } }"#,
+            json!({}),
+        )
+        .await;
+    assert!(
+        body["errors"].is_null() || code(&body) == "NOT_FOUND",
+        "{body}"
+    );
 }
