@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::User;
 use super::schema::{account, session, user, verification};
-use super::{Conn, DbError, transaction};
+use super::{Conn, DbError, run, transaction};
 
 /// What a token is for. A token of one purpose is no token for another.
 pub mod purpose {
@@ -50,6 +50,27 @@ pub enum Consumed<T> {
     /// It existed but had expired; it is gone now.
     Expired,
     Done(T),
+}
+
+/// The user a live (unexpired) token of `purpose` belongs to, without consuming it.
+pub async fn live_user(
+    conn: &mut Conn,
+    token_hash: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        verification::table
+            .inner_join(user::table.on(verification::user_id.eq(user::id.nullable())))
+            .filter(verification::identifier.eq(token_hash))
+            .filter(verification::purpose.eq(purpose))
+            .filter(verification::expires_at.gt(now))
+            .select(User::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
 }
 
 /// Consumes a password-reset token and, in the same transaction, sets the credential's new

@@ -519,3 +519,138 @@ async fn nul_in_any_string_input_is_bad_user_input(backend: Backend) {
         "{body}"
     );
 }
+
+// --- item 9: guessable passwords, with context ---
+
+on_both!(guessable_passwords_are_refused_on_every_path);
+
+async fn guessable_passwords_are_refused_on_every_path(backend: Backend) {
+    let smtp = crate::smtp::SmtpServer::start();
+    let url = smtp.url();
+    let (app, admin) =
+        TestApp::spawn_admin_with(backend, |c| crate::support::fast_mail(c, &url)).await;
+    let hashes_before = app.hashes.load(std::sync::atomic::Ordering::Relaxed);
+    let compromised = |body: &Value, what: &str| {
+        assert_eq!(code(body), "PASSWORD_COMPROMISED", "{what}: {body}");
+    };
+    // Sign-up: the four, and the user's own email and name.
+    for password in ["apexkit123", "aaaaaaaa", " password123", "password1!"] {
+        let body = app.sign_up_as("Grace", "grace@example.com", password).await;
+        compromised(&body, password);
+    }
+    let body = app
+        .sign_up_as("Grace Hopper", "grace@example.com", "gracehopper1906")
+        .await;
+    compromised(&body, "name");
+    let body = app
+        .sign_up_as("G", "hopper.cobol@example.com", "Hopper.Cobol!")
+        .await;
+    compromised(&body, "email");
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) AS n FROM \"user\" WHERE email <> 'admin@example.com'")
+            .await,
+        0,
+        "nobody was created"
+    );
+    assert_eq!(
+        app.hashes.load(std::sync::atomic::Ordering::Relaxed),
+        hashes_before,
+        "refused before any hashing"
+    );
+
+    // changePassword, with the name and email of the signed-in user.
+    let token = app
+        .sign_up_as(
+            "Grace Hopper",
+            "grace@example.com",
+            crate::support::PASSWORD,
+        )
+        .await["data"]["signUpEmail"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for password in ["Hopper2024!", "grace-grace", "apexkit123"] {
+        let body = app
+            .gql_with(
+                Some(&token),
+                "mutation($i: ChangePasswordInput!) { changePassword(input: $i) { token } }",
+                json!({ "i": { "currentPassword": crate::support::PASSWORD, "newPassword": password } }),
+            )
+            .await;
+        compromised(&body, password);
+    }
+
+    // resetPassword: the token's user gives the context.
+    let asked = app
+        .gql(
+            "mutation($i: RequestPasswordResetInput!) { requestPasswordReset(input: $i) }",
+            json!({ "i": { "email": "grace@example.com" } }),
+        )
+        .await;
+    assert_eq!(asked["data"]["requestPasswordReset"], true, "{asked}");
+    let reset_token = smtp
+        .latest("grace@example.com", "Reset your password")
+        .await
+        .token();
+    for password in ["hopper hopper", "Grace1906", "password1!"] {
+        let body = app
+            .gql(
+                "mutation($i: ResetPasswordInput!) { resetPassword(input: $i) }",
+                json!({ "i": { "token": reset_token, "newPassword": password } }),
+            )
+            .await;
+        compromised(&body, password);
+    }
+
+    // Admin create and set, with the target user's context.
+    let body = app
+        .gql_with(
+            Some(&admin),
+            "mutation($i: AdminCreateUserInput!) { adminCreateUser(input: $i) { id } }",
+            json!({ "i": { "name": "Alan Turing", "email": "alan@example.com", "password": "turing1912" } }),
+        )
+        .await;
+    compromised(&body, "adminCreateUser");
+    let created = app
+        .gql_with(
+            Some(&admin),
+            "mutation($i: AdminCreateUserInput!) { adminCreateUser(input: $i) { id } }",
+            json!({ "i": { "name": "Alan Turing", "email": "alan@example.com", "password": crate::support::PASSWORD } }),
+        )
+        .await;
+    let alan = created["data"]["adminCreateUser"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_owned();
+    for password in ["Alan.Turing!", "aaaaaaaa", "12345678"] {
+        let body = app
+            .gql_with(
+                Some(&admin),
+                "mutation($i: AdminSetUserPasswordInput!) { adminSetUserPassword(input: $i) }",
+                json!({ "i": { "userId": alan, "newPassword": password } }),
+            )
+            .await;
+        compromised(&body, password);
+    }
+    // The password itself is used as given: leading spaces and case are kept.
+    let body = app
+        .gql_with(
+            Some(&admin),
+            "mutation($i: AdminSetUserPasswordInput!) { adminSetUserPassword(input: $i) }",
+            json!({ "i": { "userId": alan, "newPassword": "  Glacier Tandem Orbit" } }),
+        )
+        .await;
+    assert_eq!(body["data"]["adminSetUserPassword"], true, "{body}");
+    let signed = app
+        .sign_in("alan@example.com", "glacier tandem orbit")
+        .await;
+    assert_eq!(code(&signed), "INVALID_EMAIL_OR_PASSWORD");
+    let signed = app
+        .sign_in("alan@example.com", "  Glacier Tandem Orbit")
+        .await;
+    assert!(
+        signed["data"]["signInEmail"]["token"].is_string(),
+        "{signed}"
+    );
+}
