@@ -36,10 +36,8 @@ impl Extension for CleanStringsExtension {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        for (name, value) in variables.iter() {
-            if let Some(field) = nul_in_const(name.as_str(), value) {
-                return Err(refusal(field, None));
-            }
+        if let Some(field) = nul_in_variables(variables) {
+            return Err(refusal(field, None));
         }
         let document = next.run(ctx, query, variables).await?;
         if let Some((field, pos)) = nul_in_document(&document) {
@@ -47,6 +45,18 @@ impl Extension for CleanStringsExtension {
         }
         Ok(document)
     }
+}
+
+/// The input field (or argument or variable) of the first string with a NUL in a parsed
+/// document or its variables; public for the fuzz target `graphql_strings`.
+pub fn find_nul<'a>(document: &'a ExecutableDocument, variables: &'a Variables) -> Option<&'a str> {
+    nul_in_variables(variables).or_else(|| nul_in_document(document).map(|(field, _)| field))
+}
+
+fn nul_in_variables(variables: &Variables) -> Option<&str> {
+    variables
+        .iter()
+        .find_map(|(name, value)| nul_in_const(name.as_str(), value))
 }
 
 /// Whether `text` may be stored and compared as given (no NUL).
