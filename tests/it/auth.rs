@@ -219,9 +219,7 @@ async fn password_length_limits(backend: Backend) {
         assert!(back["errors"].is_null(), "{email}: {back}");
     }
     // Passwords are used exactly as given: no trimming.
-    let trimmed = app
-        .sign_in("d@example.com", " zq8#Lm2! ")
-        .await;
+    let trimmed = app.sign_in("d@example.com", " zq8#Lm2! ").await;
     assert_eq!(code(&trimmed), "INVALID_EMAIL_OR_PASSWORD");
     let huge = app.sign_in("d@example.com", &"x".repeat(10_000)).await;
     assert_eq!(code(&huge), "PASSWORD_TOO_LONG");

@@ -164,6 +164,7 @@ async fn connections_beyond_the_cap_wait_for_a_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_soft_open_file_limit_is_raised_at_start() {
+    use std::io::{BufRead, BufReader};
     let db = TestDb::new(Backend::Sqlite).await;
     let mut child = std::process::Command::new("sh")
         .arg("-c")
@@ -174,35 +175,33 @@ async fn the_soft_open_file_limit_is_raised_at_start() {
         .env("APEXKIT_LISTEN", "127.0.0.1:0")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let limits = format!("/proc/{}/limits", child.id());
-    let hard_limit = std::fs::read_to_string("/proc/self/limits")
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
-        .unwrap();
-    let mut soft = String::new();
-    for _ in 0..300 {
-        let text = std::fs::read_to_string(&limits).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.starts_with("Max open files")) {
-            soft = line
-                .split_whitespace()
-                .nth(3)
-                .unwrap_or_default()
-                .to_owned();
-            if soft == hard_limit {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Once it listens, start-up (where the limit is raised) is over.
+    let stderr = child.stderr.take().unwrap();
+    let listening = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("listening on http://"))
+    });
+    let listening = tokio::time::timeout(Duration::from_secs(60), listening).await;
+    let field = |text: &str, n: usize| {
+        text.lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(n).map(str::to_owned))
+    };
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
+    assert!(matches!(listening, Ok(Ok(true))), "apexkit did not start");
+    let hard = field(&std::fs::read_to_string("/proc/self/limits").unwrap(), 4).unwrap();
+    assert_ne!(hard, "256", "the test needs a hard limit above 256");
     assert_eq!(
-        soft, hard_limit,
+        field(&limits, 3),
+        Some(hard),
         "soft open-file limit raised to the hard one"
     );
 }
