@@ -164,7 +164,7 @@ impl Auth {
             input.password,
             &super::password::Context {
                 email: Some(&email),
-                name: Some(&name),
+                name: Some(name),
             },
         )?;
         let role = match input.role {

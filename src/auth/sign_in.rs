@@ -65,7 +65,7 @@ impl Auth {
             input.password,
             &password::Context {
                 email: Some(&email),
-                name: Some(&name),
+                name: Some(name),
             },
         )?;
         let image = check_image(input.image)?;

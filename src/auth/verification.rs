@@ -310,7 +310,7 @@ impl Auth {
             input.password,
             &super::password::Context {
                 email: Some(&email),
-                name: Some(&name),
+                name: Some(name),
             },
         )?;
         let image = check_image(input.image)?;

@@ -126,7 +126,7 @@ fn nul_in_variable_defaults(definitions: &[Positioned<VariableDefinition>]) -> O
     })
 }
 
-fn nul_in_selections<'a>(roots: Vec<&'a Positioned<SelectionSet>>) -> Option<(&'a str, Pos)> {
+fn nul_in_selections(roots: Vec<&Positioned<SelectionSet>>) -> Option<(&str, Pos)> {
     let mut stack = roots;
     while let Some(set) = stack.pop() {
         for selection in &set.node.items {

@@ -75,27 +75,23 @@ impl Acceptor for GuardedAcceptor {
         self.inner.local_addr()
     }
 
-    fn accept(
-        &mut self,
-    ) -> impl Future<Output = io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)>> + Send {
-        async move {
-            // Cancel-safe: dropping this future releases the slot and loses no connection.
-            let slot = self
-                .slots
-                .clone()
-                .acquire_owned()
-                .await
-                .map_err(|_| io::Error::other("connection slots closed"))?;
-            loop {
-                match self.inner.accept().await {
-                    Ok((io, local, remote, scheme)) => {
-                        let _ = io.set_nodelay(true);
-                        return Ok((Guarded::new(io, slot, self.limits), local, remote, scheme));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed; pausing before the next");
-                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    }
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        // Cancel-safe: dropping this future releases the slot and loses no connection.
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("connection slots closed"))?;
+        loop {
+            match self.inner.accept().await {
+                Ok((io, local, remote, scheme)) => {
+                    let _ = io.set_nodelay(true);
+                    return Ok((Guarded::new(io, slot, self.limits), local, remote, scheme));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; pausing before the next");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                 }
             }
         }
