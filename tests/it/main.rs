@@ -8,6 +8,7 @@ mod account;
 mod admin;
 mod auth;
 mod faults;
+mod hardening;
 mod http;
 mod migrations;
 mod operations;
