@@ -366,6 +366,14 @@ pub fn measure(doc: &ExecutableDocument, limits: &DocumentLimits) -> Result<Cost
     Ok(total)
 }
 
+/// The gate for a bare text (the fuzz target's entry): scan, parse, measure.
+pub fn check(text: &str, limits: &DocumentLimits) -> Result<Cost, Refusal> {
+    scan(text)?;
+    let doc =
+        async_graphql::parser::parse_query(text).map_err(|e| Refusal::parse(e.to_string()))?;
+    measure(&doc, limits)
+}
+
 /// The whole gate for one request: scan the text, parse it (the parsed document stays cached
 /// in the request for the executor), measure it.
 pub fn vet(request: &mut async_graphql::Request, limits: &DocumentLimits) -> Result<(), Refusal> {
