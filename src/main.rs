@@ -70,6 +70,10 @@ async fn run() -> ExitCode {
             print!("{}", apexkit::graphql::sdl());
             return ExitCode::SUCCESS;
         }
+        Some(Command::PrintConfigReference) => {
+            print!("{}", apexkit::config::reference::markdown());
+            return ExitCode::SUCCESS;
+        }
         Some(Command::BenchHash {
             iterations,
             threads,

@@ -7,6 +7,7 @@ mod abuse;
 mod account;
 mod admin;
 mod auth;
+mod docs;
 mod faults;
 mod hardening;
 mod http;
