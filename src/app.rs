@@ -375,9 +375,12 @@ impl App {
         self.hashes.clone()
     }
 
-    /// Serves until SIGINT or SIGTERM.
+    /// Serves until SIGINT or SIGTERM. The signals are awaited on a thread of their own
+    /// ([`ShutdownWatch`]) that also enforces the deadline: however busy the async workers are,
+    /// the process exits at most [`EXIT_GRACE`] after `APEXKIT_SHUTDOWN_TIMEOUT`, and says so.
     pub async fn run(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let watch = ShutdownWatch::spawn(self.shutdown_timeout + EXIT_GRACE)?;
+        self.run_until(watch.signalled()).await
     }
 
     /// Serves until `signal` completes; then turns `/readyz` to 503 and stops accepting at once,
@@ -517,25 +520,95 @@ impl App {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
+/// How long after `APEXKIT_SHUTDOWN_TIMEOUT` the process exits whatever is still running (the
+/// mail worker's grace and closing the pool fit in it).
+pub const EXIT_GRACE: Duration = MAIL_STOP_GRACE.saturating_add(Duration::from_secs(2));
+
+/// SIGINT/SIGTERM awaited on a dedicated thread with a runtime of its own, so that neither the
+/// signal nor the deadline depends on the async workers being free: after the first signal the
+/// service drains; when `deadline` passes (or at a second signal) the process exits, logging
+/// why. Every runtime that listens for a signal is told of it, so the serving runtime learns
+/// of it as soon as one of its workers is free.
+struct ShutdownWatch {
+    signalled: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ShutdownWatch {
+    fn spawn(deadline: Duration) -> std::io::Result<Self> {
+        let (tell, signalled) = tokio::sync::watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // Listeners are registered before serving starts: a signal from then on is seen.
+        let mut listeners = {
+            let _context = runtime.enter();
+            Signals::new()?
+        };
+        std::thread::Builder::new()
+            .name("apexkit-shutdown".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    listeners.next().await;
+                    let _ = tell.send(true);
+                    let second = tokio::select! {
+                        () = tokio::time::sleep(deadline) => false,
+                        () = listeners.next() => true,
+                    };
+                    if second {
+                        tracing::error!("second shutdown signal: exiting now");
+                    } else {
+                        tracing::error!(
+                            deadline_s = deadline.as_secs(),
+                            "shutdown deadline passed with work still running: exiting now"
+                        );
+                    }
+                    std::process::exit(1);
+                });
+            })?;
+        Ok(Self { signalled })
+    }
+
+    async fn signalled(mut self) {
+        // An error means the watch thread is gone: nothing will ever signal.
+        if self.signalled.wait_for(|s| *s).await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
+    }
+}
+
+/// SIGINT and SIGTERM.
+struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -11,6 +11,8 @@ use crate::db::{DatabaseUrl, PoolOptions};
 use crate::throttle::Rule;
 use crate::throttle::net::Cidr;
 
+pub mod reference;
+
 /// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
 #[derive(Debug, Parser)]
 #[command(name = "apexkit", version, about, long_about = None)]
@@ -30,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Print the GraphQL schema (SDL) to stdout; `schema.graphql` is this output.
     PrintSchema,
+    /// Print the configuration reference (Markdown) to stdout; `docs/src/configuration.md` is
+    /// this output.
+    PrintConfigReference,
     /// Time argon2 password hashes (this build, this machine) and print the sign-in ceiling.
     BenchHash {
         /// Hashes to time (sequentially, one core).

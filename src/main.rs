@@ -40,13 +40,38 @@ fn return_large_allocations_to_the_os() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_allocations_to_the_os() {}
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long the runtime waits, once serving has ended, for work on its blocking threads (a
+/// SQLite statement waiting on a lock, say) before the process exits without it.
+const BLOCKING_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("apexkit: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Dropping a runtime waits for its blocking threads without limit; the shutdown deadline
+    // must hold whatever they are doing.
+    runtime.shutdown_timeout(BLOCKING_GRACE);
+    code
+}
+
+async fn run() -> ExitCode {
     return_large_allocations_to_the_os();
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::PrintSchema) => {
             print!("{}", apexkit::graphql::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::PrintConfigReference) => {
+            print!("{}", apexkit::config::reference::markdown());
             return ExitCode::SUCCESS;
         }
         Some(Command::BenchHash {

@@ -1,73 +1,14 @@
-//! Document and execution limits beyond async-graphql's own: introspection refused outright
-//! where it is disabled (async-graphql's switch answers `__schema` with a silent null, which
-//! tells a client nothing), and the per-field rate limit.
+//! The per-field rate limit. (Document limits, introspection included, are `document.rs`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, ResolveInfo,
-};
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, PathSegment, Pos, ServerError, ServerResult, Variables};
+use async_graphql::extensions::{ExtensionContext, ResolveInfo};
+use async_graphql::{PathSegment, ServerError, ServerResult};
 
 use super::RequestState;
-use crate::error::{Code, Error};
+use crate::error::Error;
 use crate::throttle::RateLimiter;
-
-pub struct NoIntrospection;
-
-impl ExtensionFactory for NoIntrospection {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(NoIntrospection)
-    }
-}
-
-/// Whether a selection set asks for `__schema` or `__type`, through fragments too. Fragment
-/// cycles are invalid GraphQL; `depth` bounds the walk regardless.
-fn introspects(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
-    if depth > 32 {
-        return false;
-    }
-    set.items.iter().any(|item| match &item.node {
-        Selection::Field(f) => {
-            let name = f.node.name.node.as_str();
-            name == "__schema"
-                || name == "__type"
-                || introspects(doc, &f.node.selection_set.node, depth + 1)
-        }
-        Selection::InlineFragment(f) => introspects(doc, &f.node.selection_set.node, depth + 1),
-        Selection::FragmentSpread(s) => doc
-            .fragments
-            .get(&s.node.fragment_name.node)
-            .is_some_and(|f| introspects(doc, &f.node.selection_set.node, depth + 1)),
-    })
-}
-
-#[async_trait::async_trait]
-impl Extension for NoIntrospection {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        if doc
-            .operations
-            .iter()
-            .any(|(_, op)| introspects(&doc, &op.node.selection_set.node, 0))
-        {
-            let mut err = ServerError::new("Introspection is disabled", Some(Pos::default()));
-            let mut ext = ErrorExtensionValues::default();
-            ext.set("code", Code::GraphqlValidationFailed.as_str());
-            err.extensions = Some(ext);
-            return Err(err);
-        }
-        Ok(doc)
-    }
-}
 
 /// Counts every executed root field against the client's budget *before* its resolver runs:
 /// aliases and batch entries count one each, and a refused field does no work (no hash).

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod auth;
+pub mod document;
 pub mod errors;
 pub mod inputs;
 mod limits;
@@ -18,6 +19,8 @@ use tokio::sync::OnceCell;
 
 use crate::auth::{Admin, Auth, ClientInfo, SessionToken, Viewer};
 use crate::error::{Error, Result};
+use crate::graphql::document::DocumentLimits;
+pub use crate::graphql::document::Refusal;
 pub use crate::graphql::limits::RateTally;
 use crate::throttle::RateLimiter;
 
@@ -50,25 +53,45 @@ mutation_roots!(
     account::AccountMutation,
 );
 
-/// The executable schema: with or without the developer tools.
+/// The executable schema (with or without the developer tools) and the gate every document
+/// passes before async-graphql sees it ([`document`]).
 #[derive(Clone)]
-pub enum ApiSchema {
+pub struct ApiSchema {
+    inner: Inner,
+    document: DocumentLimits,
+}
+
+#[derive(Clone)]
+enum Inner {
     Development(Schema<Query, DevMutation, EmptySubscription>),
     Production(Schema<Query, Mutation, EmptySubscription>),
 }
 
 impl ApiSchema {
+    /// Checks a request's document ([`document::vet`]): its text nests boundedly, it parses
+    /// (the parsed document stays cached in the request), and its expanded cost is within the
+    /// limits. A refused document must not run; [`Refusal::into_response`] is its answer.
+    pub fn vet(&self, request: &mut Request) -> std::result::Result<(), Refusal> {
+        document::vet(request, &self.document)
+    }
+
+    /// Vets, then executes. Vetting again what the transport already vetted costs one linear
+    /// pass over a cached document.
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
-        match self {
-            Self::Development(s) => s.execute(request).await,
-            Self::Production(s) => s.execute(request).await,
+        let mut request = request.into();
+        if let Err(refused) = self.vet(&mut request) {
+            return refused.into_response();
+        }
+        match &self.inner {
+            Inner::Development(s) => s.execute(request).await,
+            Inner::Production(s) => s.execute(request).await,
         }
     }
 
     pub fn sdl(&self) -> String {
-        match self {
-            Self::Development(s) => s.sdl(),
-            Self::Production(s) => s.sdl(),
+        match &self.inner {
+            Inner::Development(s) => s.sdl(),
+            Inner::Production(s) => s.sdl(),
         }
     }
 }
@@ -104,11 +127,17 @@ impl Default for Limits {
 
 /// Builds the schema. `auth` is absent when only the SDL is wanted.
 pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
-    if limits.dev_tools {
-        ApiSchema::Development(finish(DevMutation::default(), auth, limits))
+    let document = DocumentLimits {
+        max_depth: limits.max_depth,
+        max_complexity: limits.max_complexity,
+        introspection: limits.introspection,
+    };
+    let inner = if limits.dev_tools {
+        Inner::Development(finish(DevMutation::default(), auth, limits))
     } else {
-        ApiSchema::Production(finish(Mutation::default(), auth, limits))
-    }
+        Inner::Production(finish(Mutation::default(), auth, limits))
+    };
+    ApiSchema { inner, document }
 }
 
 fn finish<M: ObjectType + 'static>(
@@ -125,9 +154,9 @@ fn finish<M: ObjectType + 'static>(
         .extension(inputs::CleanStrings)
         .extension(observe::Observe(limits.rate_limiter.map(limits::RateLimit)));
     if !limits.introspection {
-        builder = builder
-            .disable_introspection()
-            .extension(limits::NoIntrospection);
+        // `__schema`/`__type` are refused outright by `document::vet` (async-graphql's switch
+        // alone answers them with a silent null).
+        builder = builder.disable_introspection();
     }
     if !limits.suggestions {
         builder = builder.disable_suggestions();

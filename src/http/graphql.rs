@@ -16,7 +16,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use super::{HttpState, refusal};
 use crate::auth::{ClientInfo, SessionToken};
 use crate::error::Code;
-use crate::graphql::{RateTally, RequestState};
+use crate::graphql::{RateTally, Refusal, RequestState};
 use crate::throttle::net::Cidr;
 
 const MAX_USER_AGENT_BYTES: usize = 1024;
@@ -103,9 +103,10 @@ async fn get(req: &Request, state: &HttpState) -> Response {
     if let Some(refused) = query_too_long(&request, state) {
         return refused;
     }
-    // Decide on the operation type before anything runs; a document that does not parse is
-    // left to the executor, which reports the syntax error.
-    if let Some(op) = operation_type(&mut request)
+    // Decide on the operation type before anything runs; a document that is refused (too
+    // deep, too costly) or does not parse is left to `execute`, which reports why.
+    if state.schema.vet(&mut request).is_ok()
+        && let Some(op) = operation_type(&mut request)
         && op != OperationType::Query
     {
         return method_not_allowed("POST", "Mutations must be sent with POST");
@@ -292,22 +293,34 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
         }
         BatchRequest::Batch(rs) => (rs, true),
     };
-    let mut requests = requests;
     if let Some(refused) = requests.iter().find_map(|r| query_too_long(r, state)) {
         return refused;
     }
+    // Every document is vetted (bounded nesting and cost) before anything parses it
+    // recursively; a refused one gets its error and runs nothing.
+    let mut vetted: Vec<Result<async_graphql::Request, Refusal>> = requests
+        .into_iter()
+        .map(|mut r| state.schema.vet(&mut r).map(|()| r))
+        .collect();
     // Every operation of a batch is looked at before any runs.
-    if requests.iter_mut().any(has_mutation)
+    if vetted
+        .iter_mut()
+        .any(|r| r.as_mut().is_ok_and(has_mutation))
         && let Some(refused) = cross_site_refusal(req, state)
     {
         return refused;
     }
     let tally = Arc::new(RateTally::default());
-    let mut responses = Vec::with_capacity(requests.len());
+    let mut responses = Vec::with_capacity(vetted.len());
     // Sequentially: a batch must not multiply the server's concurrency.
-    for request in requests {
-        let request = request.data(request_state(req, state).with_tally(tally.clone()));
-        responses.push(state.schema.execute(request).await);
+    for request in vetted {
+        match request {
+            Ok(request) => {
+                let request = request.data(request_state(req, state).with_tally(tally.clone()));
+                responses.push(state.schema.execute(request).await);
+            }
+            Err(refused) => responses.push(refused.into_response()),
+        }
     }
     if let Some(retry_after) = tally.refused_whole_request() {
         return too_many_requests(retry_after);
