@@ -12,6 +12,7 @@ pub mod graphql;
 pub mod http;
 pub mod mail;
 pub mod observability;
+pub mod secret;
 pub mod throttle;
 pub mod tooling;
 

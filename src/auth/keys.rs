@@ -16,10 +16,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::now;
-use crate::config::Secret;
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{Conn, Pool};
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// The only algorithm we sign with (RFC 8037 name).
 pub const ALGORITHM: &str = "EdDSA";
