@@ -15,13 +15,14 @@ use crate::auth::migrations::Migrator;
 use crate::auth::password::{Hasher, Policy as PasswordPolicy};
 use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth, SessionPolicy};
-use crate::config::{Config, RateLimitStorage, Secret};
+use crate::config::{Config, RateLimitStorage};
 use crate::db::{self, Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::conn::{self, ConnLimits, GuardedAcceptor};
 use crate::http::{HttpState, metrics_routes, routes};
 use crate::mail::{OutboxSettings, Transport, Worker};
 use crate::observability;
+use crate::secret::Secret;
 use crate::throttle::{AccountThrottle, RateLimiter, Rules};
 
 /// How often expired sessions are purged.
@@ -97,15 +98,6 @@ pub async fn rotate_keys(config: &Config) -> anyhow::Result<crate::auth::keys::K
     keys.rotate()
         .await
         .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e:?}"))
-}
-
-/// A random secret for a development instance started without APEXKIT_SECRET.
-fn throw_away_secret() -> anyhow::Result<Secret> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?;
-    Ok(Secret::new(
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-    ))
 }
 
 /// Records the checksum of every applied migration that has none yet, then compares: an
@@ -204,7 +196,7 @@ impl App {
                     "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
                      never expose this instance"
                 );
-                throw_away_secret()?
+                Secret::generate().map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?
             }
         };
         let keys = KeyStore::new(pool.clone(), &secret, config.key_policy());

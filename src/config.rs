@@ -1,13 +1,13 @@
 //! Typed configuration: every setting is a flag and an environment variable (the flag wins),
 //! validated once at start and then passed down by value. No globals.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::db::{DatabaseUrl, PoolOptions};
+pub use crate::secret::Secret;
 use crate::throttle::Rule;
 use crate::throttle::net::Cidr;
 
@@ -81,32 +81,6 @@ pub enum MigrateCommand {
 pub enum Environment {
     Development,
     Production,
-}
-
-/// A secret value: `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(…)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
 }
 
 #[derive(Debug, Clone, clap::Args)]

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod graphql;
 pub mod http;
 pub mod mail;
 pub mod observability;
+pub mod secret;
 pub mod throttle;
 pub mod tooling;
 

@@ -16,10 +16,11 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::now;
-use crate::config::Secret;
+use crate::clock::before as ago;
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{Conn, Pool};
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// The only algorithm we sign with (RFC 8037 name).
 pub const ALGORITHM: &str = "EdDSA";
@@ -199,13 +200,6 @@ fn pkcs8_v1(seed: &[u8; 32]) -> Vec<u8> {
     let mut der = PKCS8_V1_ED25519_PREFIX.to_vec();
     der.extend_from_slice(seed);
     der
-}
-
-fn ago(now: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .unwrap_or(NaiveDateTime::MIN)
 }
 
 /// The signing keys of this deployment, shared by every replica through the database.

@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 
 pub use crate::db::models::{Account, Session, User};
 use crate::db::{Conn, Pool};
@@ -269,21 +269,4 @@ impl Auth {
     }
 }
 
-/// The current time as stored: UTC, truncated to microseconds (PostgreSQL's precision), so a
-/// value reads back equal on both backends.
-pub fn now() -> NaiveDateTime {
-    let now = Utc::now().naive_utc();
-    now.with_nanosecond_truncated()
-}
-
-trait TruncateMicros {
-    fn with_nanosecond_truncated(self) -> Self;
-}
-
-impl TruncateMicros for NaiveDateTime {
-    fn with_nanosecond_truncated(self) -> Self {
-        use chrono::Timelike as _;
-        let micros = self.nanosecond() / 1_000 * 1_000;
-        self.with_nanosecond(micros).unwrap_or(self)
-    }
-}
+pub use crate::clock::now;

@@ -5,11 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
 use tokio::sync::{Notify, watch};
 
 use super::{Outgoing, Transport};
-use crate::auth::now;
+use crate::clock::{after as add, before as sub, now};
 use crate::db::{Pool, outbox};
 
 /// Rows looked at per round.
@@ -44,20 +43,6 @@ impl Default for OutboxSettings {
             keep_sent_for: Duration::from_secs(900),
         }
     }
-}
-
-fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(NaiveDateTime::MAX)
-}
-
-fn sub(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(NaiveDateTime::MIN)
 }
 
 /// The delay before the next attempt after `failures` failed ones (1-based).

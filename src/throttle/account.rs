@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 use sha2::{Digest, Sha256};
 
-use crate::auth::now;
+use crate::clock::{after, now};
 use crate::db::{Pool, throttle as queries};
 use crate::error::{Error, Result};
 
@@ -60,13 +60,6 @@ fn key(email: &str) -> String {
 fn retry_after(until: NaiveDateTime, now: NaiveDateTime) -> u64 {
     let ms = (until - now).num_milliseconds().max(0);
     u64::try_from(ms).map_or(1, |ms| ms.div_ceil(1000).max(1))
-}
-
-fn after(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(NaiveDateTime::MAX)
 }
 
 impl AccountThrottle {

@@ -137,7 +137,7 @@ impl RateLimiter {
                     i64::try_from(window_end).unwrap_or(i64::MAX),
                     0,
                 )
-                .map_or_else(crate::auth::now, |t| t.naive_utc());
+                .map_or_else(crate::clock::now, |t| t.naive_utc());
                 let mut conn = pool.get().await?;
                 u32::try_from(queries::hit(&mut conn, &key, expires).await?).unwrap_or(u32::MAX)
             }
@@ -156,7 +156,7 @@ impl RateLimiter {
         match &self.0.database {
             Some(pool) => {
                 let mut conn = pool.get().await?;
-                Ok(queries::purge(&mut conn, crate::auth::now()).await?)
+                Ok(queries::purge(&mut conn, crate::clock::now()).await?)
             }
             None => Ok(0),
         }

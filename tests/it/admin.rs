@@ -725,8 +725,8 @@ enum Access {
 }
 
 /// EVERY root field of the (development) schema, classified. A field missing here fails the
-/// walk below: add it when you add the field. Fields of the contract that other branches add
-/// are listed already; an entry whose field is not in the schema (yet) is skipped.
+/// walk below: add it when you add the field. An entry naming a field the schema no longer has
+/// fails it too: remove it when you remove the field.
 const FIELDS: &[(&str, &str, Access)] = {
     use Access::*;
     &[
@@ -865,10 +865,12 @@ async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: 
         .collect();
 
     let mut unclassified = Vec::new();
+    let mut seen = Vec::new();
     let mut admin_fields = 0;
     for (root, key, op) in [("Query", "q", "query"), ("Mutation", "m", "mutation")] {
         for field in schema["data"][key]["fields"].as_array().expect("fields") {
             let name = field["name"].as_str().expect("name");
+            seen.push((root, name.to_owned()));
             let Some(&(_, _, access)) = FIELDS.iter().find(|(r, f, _)| *r == root && *f == name)
             else {
                 unclassified.push(format!("{root}.{name}"));
@@ -894,6 +896,15 @@ async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: 
     assert!(
         unclassified.is_empty(),
         "fields nobody classified (add them to FIELDS in tests/it/admin.rs): {unclassified:?}"
+    );
+    let stale: Vec<String> = FIELDS
+        .iter()
+        .filter(|(r, f, _)| !seen.iter().any(|(sr, sf)| sr == r && sf == f))
+        .map(|(r, f, _)| format!("{r}.{f}"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "FIELDS in tests/it/admin.rs names fields the schema does not have: {stale:?}"
     );
     assert!(
         admin_fields >= 13,
