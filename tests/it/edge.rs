@@ -129,7 +129,7 @@ async fn idle_keep_alive_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_a_slot() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.header_read_timeout = 2;
+        c.header_read_timeout = 3;
         c.keep_alive_timeout = 1;
         c.max_connections = 4;
     })
