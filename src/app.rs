@@ -183,6 +183,7 @@ impl App {
             expires_in: Duration::from_secs(config.session_expires_in),
             short_expires_in: Duration::from_secs(config.session_short_expires_in),
             update_age: Duration::from_secs(config.session_update_age),
+            max_age: Duration::from_secs(config.session_max_age),
         };
         let hashes = hasher.computed();
         let shared =

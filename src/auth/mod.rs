@@ -67,6 +67,8 @@ pub struct SessionPolicy {
     pub expires_in: Duration,
     pub short_expires_in: Duration,
     pub update_age: Duration,
+    /// Absolute lifetime from sign-in: the sliding expiry never moves past it.
+    pub max_age: Duration,
 }
 
 /// A freshly created session and the token that authenticates it (shown to the client once),
