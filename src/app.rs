@@ -230,12 +230,18 @@ impl App {
             })
             .with_sign_in_throttle(sign_in_throttle.clone())
             .with_account_flows(flows);
-        let promoted = auth
+        let (promoted, demoted) = auth
             .promote_admins()
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
         if promoted > 0 {
             tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
+        }
+        if demoted > 0 {
+            tracing::warn!(
+                users = demoted,
+                "APEXKIT_ADMIN_EMAILS: admins with an unverified listed address demoted to user"
+            );
         }
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::from_config(

@@ -193,7 +193,8 @@ pub struct Config {
     pub jwt_audience: Option<String>,
 
     // --- issue 5: administration and the schema workflow ---
-    /// Comma-separated emails that get role `admin` when they sign up and at every boot.
+    /// Comma-separated emails that get role `admin` once their owner has verified the address:
+    /// at verification, and at every boot for verified users (never at sign-up).
     #[arg(long, env = "APEXKIT_ADMIN_EMAILS", value_delimiter = ',')]
     pub admin_emails: Vec<String>,
 

@@ -165,7 +165,7 @@ impl Auth {
         self.check_new_password(input.password)?;
         let role = match input.role {
             Some(role) => check_role(role)?,
-            None => self.role_for(&email),
+            None => self.role_for(&email, input.email_verified),
         };
         let hash = self.hasher.hash(input.password).await?;
         let now = now();

@@ -187,10 +187,12 @@ impl Auth {
         .await
     }
 
-    /// Consumes an email-verification or email-change token and returns the updated user.
+    /// Consumes an email-verification or email-change token and returns the updated user; a
+    /// user whose now verified address is listed in `APEXKIT_ADMIN_EMAILS` becomes an admin.
     pub async fn verify_email(&self, raw_token: &str) -> Result<User> {
         let secret = parse_token(raw_token)?;
-        let outcome = verifications::confirm_email(&mut self.conn().await?, &secret.hash(), now())
+        let mut conn = self.conn().await?;
+        let outcome = verifications::confirm_email(&mut conn, &secret.hash(), now())
             .await
             .map_err(|e| match e {
                 // The new address was taken after the link was sent.
@@ -198,7 +200,17 @@ impl Auth {
                 other => other.into(),
             })?;
         match outcome {
-            Consumed::Done(user) => Ok(user),
+            Consumed::Done(user) => {
+                if user.role == super::ROLE_ADMIN || !self.is_admin_email(&user.email) {
+                    return Ok(user);
+                }
+                // Should this fail after the commit, the next boot promotes the user instead.
+                let emails = [user.email.clone()];
+                users::promote_verified(&mut conn, &emails, super::ROLE_ADMIN, now()).await?;
+                Ok(users::find_by_id(&mut conn, &user.id)
+                    .await?
+                    .unwrap_or(user))
+            }
             Consumed::Expired => Err(Error::TokenExpired),
             Consumed::Missing => Err(Error::InvalidToken),
         }
@@ -309,7 +321,7 @@ impl Auth {
             image: image.map(str::to_owned),
             created_at: now,
             updated_at: now,
-            role: self.role_for(&email).to_owned(),
+            role: self.role_for(&email, false).to_owned(),
             banned: false,
             ban_reason: None,
             ban_expires: None,
