@@ -298,6 +298,7 @@ impl App {
             max_query_bytes: config.max_query_bytes,
             metrics: observability::prometheus(),
             pool_max_size: config.db_pool_size,
+            rate_limiter: rate_limiter.clone(),
         };
         tracing::info!(
             backend = url.backend(),

@@ -254,8 +254,9 @@ impl Auth {
     }
 
     /// Sets a new password with a reset token: the policy first (a refused password does not
-    /// burn the token), then one transaction consumes the token, stores the hash and ends every
-    /// session of the user.
+    /// burn the token), then a cheap read refuses a made-up or expired token before anything is
+    /// hashed, then one transaction consumes the token, stores the hash and ends every session
+    /// of the user.
     pub async fn reset_password(
         &self,
         raw_token: &str,
@@ -264,15 +265,30 @@ impl Auth {
     ) -> Result<()> {
         let secret = parse_token(raw_token)?;
         self.check_new_password(new_password)?;
-        let hash = self.hasher.hash(new_password).await?;
-        let outcome = verifications::reset_password(
+        let token_hash = secret.hash();
+        let live = verifications::check(
             &mut self.conn().await?,
-            &secret.hash(),
-            &hash,
-            CREDENTIAL_PROVIDER,
+            &token_hash,
+            purpose::RESET_PASSWORD,
             now(),
         )
         .await?;
+        let outcome = match live {
+            Consumed::Done(()) => {
+                // Only a live token is worth a hash.
+                let hash = self.hasher.hash(new_password).await?;
+                verifications::reset_password(
+                    &mut self.conn().await?,
+                    &token_hash,
+                    &hash,
+                    CREDENTIAL_PROVIDER,
+                    now(),
+                )
+                .await?
+            }
+            Consumed::Expired => Consumed::Expired,
+            Consumed::Missing => Consumed::Missing,
+        };
         let (result, event) = match outcome {
             Consumed::Done(user_id) => (
                 Ok(()),

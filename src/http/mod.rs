@@ -50,6 +50,8 @@ pub struct HttpState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `APEXKIT_DB_POOL_SIZE`, reported next to the pool's live figures.
     pub pool_max_size: u32,
+    /// issue 13: the per-client budgets, for the HTML form posts (`None`: rate limiting off).
+    pub rate_limiter: Option<crate::throttle::RateLimiter>,
 }
 
 pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
