@@ -26,6 +26,7 @@ on_both!(
     password_policy_refuses_before_hashing,
     a_made_up_or_expired_reset_token_costs_no_hash,
     reset_password_paths_draw_from_the_credential_budget,
+    wrong_current_passwords_count_toward_the_account_delay,
 );
 
 const SIGN_IN: &str =
@@ -819,4 +820,99 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
     }
     assert_eq!(statuses, [400, 400, 429]);
     drop(verifier);
+}
+
+async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limit = Some(Toggle::On);
+        c.rate_limit_credential = "10000/1000000000".parse().unwrap();
+        c.rate_limit_storage = RateLimitStorage::Database;
+        c.sign_in_free_failures = 5;
+        c.sign_in_max_delay = 900;
+    })
+    .await;
+    let token = app.sign_up("ada@example.com").await;
+    let failures = || async {
+        app.db
+            .count("SELECT CAST(COALESCE(MAX(failures), 0) AS BIGINT) AS n FROM sign_in_failure")
+            .await
+    };
+    let change_password = |current: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { user { email } } }",
+                json!({ "input": { "currentPassword": current, "newPassword": NEW_PASSWORD } }),
+            )
+            .await
+        }
+    };
+    let delete_user = |password: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: DeleteUserInput!) { deleteUser(input: $input) }",
+                json!({ "input": { "password": password } }),
+            )
+            .await
+        }
+    };
+    let change_email = |password: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
+                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
+            )
+            .await
+        }
+    };
+
+    // Each wrong current password is a failed attempt on the account, like a wrong sign-in.
+    assert_eq!(
+        code(&change_password("wrong guess 1").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 1);
+    assert_eq!(
+        code(&delete_user("wrong guess 2").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 2);
+    assert_eq!(
+        code(&change_email("wrong guess 3").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 3);
+    assert_eq!(
+        code(&app.sign_in("ada@example.com", "wrong guess 4").await),
+        "INVALID_EMAIL_OR_PASSWORD"
+    );
+    assert_eq!(failures().await, 4, "one counter for every way of guessing");
+    // The right one forgets them, as a sign-in does.
+    let ok = change_password(PASSWORD).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    assert_eq!(failures().await, 0);
+
+    // While the account's delay runs, they are refused before any hash, right password or not.
+    assert_eq!(
+        code(&delete_user("wrong guess 5").await),
+        "INVALID_PASSWORD"
+    );
+    app.db
+        .execute("UPDATE sign_in_failure SET locked_until = '2999-01-01 00:00:00'")
+        .await;
+    let before = hashes(&app);
+    assert_eq!(code(&change_password(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(code(&delete_user(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(code(&change_email(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(
+        code(&app.sign_in("ada@example.com", NEW_PASSWORD).await),
+        "RATE_LIMITED"
+    );
+    assert_eq!(hashes(&app), before, "refused attempts cost no hash");
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await, 1);
 }

@@ -588,7 +588,7 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     assert_eq!(revoked["data"]["revokeOtherSessions"], true, "{revoked}");
     let account_ops = [
         "changePassword(input: {currentPassword: \"correct horse battery staple\", newPassword: \"a new long passphrase\"}) { token }",
-        "changeEmail(input: {newEmail: \"ada.new@example.com\"})",
+        "changeEmail(input: {newEmail: \"ada.new@example.com\", password: \"a new long passphrase\"})",
     ];
     for op in account_ops {
         let body = app
