@@ -1,12 +1,11 @@
 //! Sessions: opening, authenticating (with the sliding expiry), listing and ending them.
 
-use std::time::Duration;
-
 use chrono::NaiveDateTime;
 
 use super::access_token::Subject;
 use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
+use crate::clock::{after as add, before};
 use crate::db::models::NewSession;
 use crate::db::sessions;
 use crate::db::signing_keys::SigningKeyRow;
@@ -59,13 +58,6 @@ impl DraftSession {
             user_id: &self.user_id,
         }
     }
-}
-
-fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(NaiveDateTime::MAX)
 }
 
 impl Auth {
@@ -196,10 +188,7 @@ impl Auth {
     /// Deletes expired sessions and those past their absolute lifetime; run periodically.
     pub async fn purge_expired_sessions(&self) -> Result<usize> {
         let now = now();
-        let born_before = chrono::Duration::from_std(self.policy.max_age)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-            .unwrap_or(NaiveDateTime::MIN);
+        let born_before = before(now, self.policy.max_age);
         Ok(sessions::delete_expired(&mut self.conn().await?, now, born_before).await?)
     }
 
