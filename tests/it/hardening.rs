@@ -322,17 +322,17 @@ async fn sigterm_ends_the_process_within_the_deadline_while_a_statement_is_stuck
         ("APEXKIT_DB_STATEMENT_TIMEOUT_MS", "120000"),
         ("APEXKIT_DB_POOL_TIMEOUT_MS", "120000"),
     ]);
-    let line = tokio::task::block_in_place(|| {
-        proc.wait_for_line("listening on http://", Duration::from_secs(60))
-    })
-    .unwrap_or_else(|| panic!("did not start:\n{}", proc.log.join("\n")));
-    let addr: String = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
+    let addr = tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60)))
+        .unwrap_or_else(|| {
+            panic!(
+                "did not start:
+{}",
+                proc.log.join(
+                    "
+"
+                )
+            )
+        });
 
     // Hold the lock on a connection of our own.
     let pool = db.pool();
