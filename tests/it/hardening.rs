@@ -119,8 +119,11 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
         assert_eq!(code(&body[0]), "GRAPHQL_PARSE_FAILED", "{body}");
         assert_eq!(body[1]["data"]["__typename"], "Query", "{body}");
 
-        // Variables (JSON) nested as deep: refused by the JSON reader's own bound, on POST and
-        // GET, before anything walks them.
+        // Variables (JSON) nested as deep: refused by the JSON reader's own bound (128
+        // levels), on POST and GET, before anything walks them.
+        if levels <= 128 {
+            continue;
+        }
         let raw = format!(
             r#"{{"query":"query($v: [Int]) {{ me {{ id }} }}","variables":{{"v":{}}}}}"#,
             nested_json(levels)
