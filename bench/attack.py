@@ -58,7 +58,10 @@ async def http(method, path, body=b"", headers=()):
     finally:
         writer.close()
     status_line, _, rest = data.partition(b"\r\n")
-    return int(status_line.split(b" ")[1]), rest.partition(b"\r\n\r\n")[2]
+    parts = status_line.split(b" ")
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ConnectionError("no HTTP answer (connection closed)")
+    return int(parts[1]), rest.partition(b"\r\n\r\n")[2]
 
 
 async def timed(coro):

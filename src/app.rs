@@ -218,6 +218,7 @@ impl App {
             expires_in: Duration::from_secs(config.session_expires_in),
             short_expires_in: Duration::from_secs(config.session_short_expires_in),
             update_age: Duration::from_secs(config.session_update_age),
+            max_age: Duration::from_secs(config.session_max_age),
         };
         let hashes = hasher.computed();
         let shared =
@@ -264,12 +265,18 @@ impl App {
             })
             .with_sign_in_throttle(sign_in_throttle.clone())
             .with_account_flows(flows);
-        let promoted = auth
+        let (promoted, demoted) = auth
             .promote_admins()
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
         if promoted > 0 {
             tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
+        }
+        if demoted > 0 {
+            tracing::warn!(
+                users = demoted,
+                "APEXKIT_ADMIN_EMAILS: admins with an unverified listed address demoted to user"
+            );
         }
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::from_config(
@@ -326,6 +333,7 @@ impl App {
             max_query_bytes: config.max_query_bytes,
             metrics: observability::prometheus(),
             pool_max_size: config.db_pool_size,
+            rate_limiter: rate_limiter.clone(),
             hsts: crate::http::hsts(&base_url, config.hsts_max_age),
             metrics_on_main: !config.is_production(),
         };

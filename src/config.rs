@@ -193,7 +193,8 @@ pub struct Config {
     pub jwt_audience: Option<String>,
 
     // --- issue 5: administration and the schema workflow ---
-    /// Comma-separated emails that get role `admin` when they sign up and at every boot.
+    /// Comma-separated emails that get role `admin` once their owner has verified the address:
+    /// at verification, and at every boot for verified users (never at sign-up).
     #[arg(long, env = "APEXKIT_ADMIN_EMAILS", value_delimiter = ',')]
     pub admin_emails: Vec<String>,
 
@@ -331,6 +332,13 @@ pub struct Config {
     #[arg(long, env = "APEXKIT_FRESH_SESSION_AGE", default_value_t = 24 * 3600)]
     pub fresh_session_age: u64,
 
+    // --- issue 13: sessions ---
+    /// Absolute session lifetime in seconds from sign-in (default 30 days): a session ends then
+    /// however active, whatever the sliding expiry. At least APEXKIT_SESSION_EXPIRES_IN and
+    /// APEXKIT_SESSION_SHORT_EXPIRES_IN (a smaller value refuses to start).
+    #[arg(long, env = "APEXKIT_SESSION_MAX_AGE", default_value_t = 30 * 24 * 3600)]
+    pub session_max_age: u64,
+
     // --- issue 13: connection limits, HSTS, metrics listener (items 5, 12, 13) ---
     /// Seconds a client gets to send a request's headers: from the connection's accept for the
     /// first request, from its first byte for later ones. Slower connections are closed.
@@ -408,6 +416,13 @@ impl Config {
         }
         if self.session_expires_in == 0 || self.session_short_expires_in == 0 {
             problems.push("session lifetimes must be positive".to_owned());
+        }
+        if self.session_max_age < self.session_expires_in.max(self.session_short_expires_in) {
+            problems.push(format!(
+                "APEXKIT_SESSION_MAX_AGE ({}) must be at least APEXKIT_SESSION_EXPIRES_IN ({}) \
+                 and APEXKIT_SESSION_SHORT_EXPIRES_IN ({})",
+                self.session_max_age, self.session_expires_in, self.session_short_expires_in
+            ));
         }
         if self.access_token_expires_in == 0 || self.key_rotation_interval == 0 {
             problems.push(
@@ -628,5 +643,24 @@ mod tests {
         assert_eq!(rules.rate_limit_credential.max, 5);
         let bad = vec!["apexkit", "--rate-limit-mail", "0/60"];
         assert!(Cli::try_parse_from(bad).is_err());
+    }
+
+    #[test]
+    fn session_max_age_defaults_to_30_days_and_covers_the_lifetimes() {
+        let default = parse(&[]);
+        assert_eq!(default.session_max_age, 2_592_000);
+        assert!(default.validate().is_ok());
+        let short = parse(&["--session-max-age", "3600"]);
+        let err = short.validate().unwrap_err();
+        assert!(err.contains("APEXKIT_SESSION_MAX_AGE"), "{err}");
+        let fits = parse(&[
+            "--session-max-age",
+            "3600",
+            "--session-expires-in",
+            "3600",
+            "--session-short-expires-in",
+            "600",
+        ]);
+        assert!(fits.validate().is_ok());
     }
 }

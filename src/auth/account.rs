@@ -12,6 +12,18 @@ use crate::db::verifications::purpose;
 use crate::error::{Error, Result};
 use crate::mail::compose;
 
+/// How recent a sign-in must be to change the email of an account without a password.
+pub const REAUTH_WITHOUT_PASSWORD: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// An email change as requested.
+pub struct EmailChange<'a> {
+    pub new_email: &'a str,
+    /// Where the confirmation link points.
+    pub callback_url: Option<&'a str>,
+    /// The current password (required when the account has one).
+    pub password: Option<&'a str>,
+}
+
 /// The outcome of a password change.
 pub struct PasswordChanged {
     pub user: User,
@@ -49,23 +61,58 @@ impl Auth {
             .ok_or(Error::Unauthenticated)
     }
 
-    /// Verifies the viewer's current password (`INVALID_PASSWORD` when wrong).
-    async fn check_current_password(&self, viewer: &Viewer, given: &str) -> Result<()> {
-        if password::check_not_too_long(given).is_err() {
-            return Err(Error::InvalidPassword);
-        }
-        let hash = accounts::password_hash(
+    /// The hash of the viewer's password, if their account has one.
+    async fn password_hash(&self, viewer: &Viewer) -> Result<Option<String>> {
+        Ok(accounts::password_hash(
             &mut self.conn().await?,
             &viewer.user.id,
             CREDENTIAL_PROVIDER,
         )
         .await?
-        .flatten();
-        if self.hasher.verify(given, hash.as_deref()).await? {
+        .flatten())
+    }
+
+    /// Verifies the viewer's current password (`INVALID_PASSWORD` when wrong) against `hash`.
+    /// Like a sign-in, the attempt first takes the account's turn in the failed-attempt counter:
+    /// a wrong password counts toward the account's delay, a right one clears it, and while a
+    /// delay runs the attempt is refused (`RATE_LIMITED`) before anything is hashed.
+    async fn verify_current_password(
+        &self,
+        viewer: &Viewer,
+        given: &str,
+        hash: Option<&str>,
+        field: &'static str,
+    ) -> Result<()> {
+        self.sign_in_throttle
+            .begin(&viewer.user.email)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, Error::RateLimited { .. }) {
+                    crate::observability::record_rate_limited(field);
+                }
+            })?;
+        if password::check_not_too_long(given).is_err() {
+            return Err(Error::InvalidPassword);
+        }
+        if self.hasher.verify(given, hash).await? {
+            self.sign_in_throttle.succeeded(&viewer.user.email).await?;
             Ok(())
         } else {
             Err(Error::InvalidPassword)
         }
+    }
+
+    /// [`Self::verify_current_password`] against the password the account holds (a dummy hash,
+    /// so `INVALID_PASSWORD`, when it has none).
+    async fn check_current_password(
+        &self,
+        viewer: &Viewer,
+        given: &str,
+        field: &'static str,
+    ) -> Result<()> {
+        let hash = self.password_hash(viewer).await?;
+        self.verify_current_password(viewer, given, hash.as_deref(), field)
+            .await
     }
 
     /// Changes the password after checking the current one. With `revoke_others`, every session
@@ -85,7 +132,10 @@ impl Auth {
                 name: Some(&viewer.user.name),
             },
         )?;
-        if let Err(e) = self.check_current_password(viewer, current).await {
+        if let Err(e) = self
+            .check_current_password(viewer, current, "changePassword")
+            .await
+        {
             self.audit_account(AuditKind::PasswordChange, viewer, false, None, client)
                 .await;
             return Err(e);
@@ -157,7 +207,10 @@ impl Auth {
         password: &str,
         client: &ClientInfo,
     ) -> Result<()> {
-        if let Err(e) = self.check_current_password(viewer, password).await {
+        if let Err(e) = self
+            .check_current_password(viewer, password, "deleteUser")
+            .await
+        {
             self.audit_account(AuditKind::UserDelete, viewer, false, None, client)
                 .await;
             return Err(e);
@@ -198,19 +251,50 @@ impl Auth {
     /// Starts an email change: the new address gets a confirmation link (and replaces the old
     /// one only when it is followed), the current address is told. An address that is taken
     /// gets no link, but the answer and the note to the current address are the same.
+    ///
+    /// Re-authentication, since a session alone must not be enough to take the account over:
+    /// an account with a password must give it (missing: `BAD_USER_INPUT` on `password`; wrong:
+    /// `INVALID_PASSWORD`, counted toward the account's failed-attempt delay); one without
+    /// needs a session signed in within [`REAUTH_WITHOUT_PASSWORD`] (`UNAUTHENTICATED`
+    /// otherwise). Either way the session must be younger than `APEXKIT_FRESH_SESSION_AGE`.
     pub async fn change_email(
         &self,
         viewer: &Viewer,
-        new_email: &str,
-        callback_url: Option<&str>,
+        change: EmailChange<'_>,
         client: &ClientInfo,
     ) -> Result<()> {
-        let new_email = email::normalize(new_email)?;
-        let target = self.link_target(callback_url, VERIFY_EMAIL_PATH, "callbackURL")?;
+        let new_email = email::normalize(change.new_email)?;
+        let target = self.link_target(change.callback_url, VERIFY_EMAIL_PATH, "callbackURL")?;
         let flows = self.flows()?;
         // A stolen, long-lived session must not be enough to take the account over.
         if now() > add(viewer.session.created_at, flows.fresh_session_age) {
             return Err(Error::Unauthenticated);
+        }
+        match self.password_hash(viewer).await? {
+            Some(hash) => {
+                let Some(given) = change.password else {
+                    return Err(Error::BadUserInput {
+                        field: "password",
+                        message: "is required: this account has a password",
+                    });
+                };
+                if let Err(e) = self
+                    .verify_current_password(viewer, given, Some(&hash), "changeEmail")
+                    .await
+                {
+                    let detail =
+                        serde_json::json!({ "stage": "requested", "reason": "reauthentication" });
+                    self.audit_account(AuditKind::EmailChange, viewer, false, Some(detail), client)
+                        .await;
+                    return Err(e);
+                }
+            }
+            None => {
+                let window = REAUTH_WITHOUT_PASSWORD.min(flows.fresh_session_age);
+                if now() > add(viewer.session.created_at, window) {
+                    return Err(Error::Unauthenticated);
+                }
+            }
         }
         if new_email == viewer.user.email {
             return Ok(());

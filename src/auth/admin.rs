@@ -149,7 +149,9 @@ impl Auth {
 
     /// The user's live sessions, newest first.
     pub async fn admin_user_sessions(&self, _admin: &Admin, user_id: &str) -> Result<Vec<Session>> {
-        Ok(sessions::list_active_for_user(&mut self.conn().await?, user_id, now()).await?)
+        let now = now();
+        let rows = sessions::list_active_for_user(&mut self.conn().await?, user_id, now).await?;
+        Ok(self.live_sessions(rows, now))
     }
 
     pub async fn admin_create_user(
@@ -169,7 +171,7 @@ impl Auth {
         )?;
         let role = match input.role {
             Some(role) => check_role(role)?,
-            None => self.role_for(&email),
+            None => self.role_for(&email, input.email_verified),
         };
         let hash = self.hasher.hash(input.password).await?;
         let now = now();

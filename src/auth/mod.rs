@@ -67,6 +67,8 @@ pub struct SessionPolicy {
     pub expires_in: Duration,
     pub short_expires_in: Duration,
     pub update_age: Duration,
+    /// Absolute lifetime from sign-in: the sliding expiry never moves past it.
+    pub max_age: Duration,
 }
 
 /// A freshly created session and the token that authenticates it (shown to the client once),
@@ -156,8 +158,9 @@ impl Auth {
         }
     }
 
-    /// Users signing up with one of these emails become admins; so do existing ones at
-    /// [`Auth::promote_admins`]. Invalid emails are an error (a typo must not go unnoticed).
+    /// Users with one of these emails become admins once they have verified it (at
+    /// verification, and at [`Auth::promote_admins`] on every boot); never at sign-up. Invalid
+    /// emails are an error (a typo must not go unnoticed).
     pub fn with_admin_emails(mut self, emails: &[String]) -> Result<Self> {
         let normalized = emails
             .iter()
@@ -174,16 +177,23 @@ impl Auth {
         self
     }
 
-    /// The role a new user with this (normalised) email gets.
-    pub(crate) fn role_for(&self, email: &str) -> &'static str {
-        if self.admin_emails.iter().any(|e| e == email) {
+    /// Whether this (normalised) email is listed in `APEXKIT_ADMIN_EMAILS`.
+    pub(crate) fn is_admin_email(&self, email: &str) -> bool {
+        self.admin_emails.iter().any(|e| e == email)
+    }
+
+    /// The role a new user with this (normalised) email gets: `admin` only for a listed address
+    /// that is verified, so nobody claims an admin address by signing up first.
+    pub(crate) fn role_for(&self, email: &str, verified: bool) -> &'static str {
+        if verified && self.is_admin_email(email) {
             ROLE_ADMIN
         } else {
             ROLE_USER
         }
     }
 
-    /// The user row a self-service sign-up creates: unverified, with the role its email earns.
+    /// The user row a self-service sign-up creates: unverified, so role `user` whatever the
+    /// address (a listed one is promoted when its owner verifies it).
     pub(crate) fn self_signed_up_user<'a>(
         &self,
         id: &'a str,
@@ -200,17 +210,27 @@ impl Auth {
             image,
             created_at: now,
             updated_at: now,
-            role: self.role_for(email),
+            role: self.role_for(email, false),
         }
     }
 
-    /// Gives role `admin` to existing users listed in `APEXKIT_ADMIN_EMAILS`; run at every boot.
-    pub async fn promote_admins(&self) -> Result<usize> {
+    /// Run at every boot: gives role `admin` to the users listed in `APEXKIT_ADMIN_EMAILS` whose
+    /// address is verified, and takes it back from listed users whose address is not (someone
+    /// who claimed the address by signing up first, under releases that promoted at sign-up).
+    /// Returns (promoted, demoted).
+    pub async fn promote_admins(&self) -> Result<(usize, usize)> {
         if self.admin_emails.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         let mut conn = self.conn().await?;
-        Ok(crate::db::users::promote_admins(&mut conn, &self.admin_emails, now()).await?)
+        let now = now();
+        let users = &self.admin_emails;
+        let demoted =
+            crate::db::users::demote_unverified(&mut conn, users, (ROLE_ADMIN, ROLE_USER), now)
+                .await?;
+        let promoted =
+            crate::db::users::promote_verified(&mut conn, users, ROLE_ADMIN, now).await?;
+        Ok((promoted, demoted))
     }
 
     /// The user as they stand once an expired ban is lifted (lazily, here); `None` while a ban

@@ -1,12 +1,11 @@
 //! Sessions: opening, authenticating (with the sliding expiry), listing and ending them.
 
-use std::time::Duration;
-
 use chrono::NaiveDateTime;
 
 use super::access_token::Subject;
 use super::audit::{AuditEvent, AuditKind};
 use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
+use crate::clock::{after as add, before};
 use crate::db::models::NewSession;
 use crate::db::sessions;
 use crate::db::signing_keys::SigningKeyRow;
@@ -61,13 +60,6 @@ impl DraftSession {
     }
 }
 
-fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(NaiveDateTime::MAX)
-}
-
 impl Auth {
     /// A new session for `user_id`: always a fresh token from the CSPRNG, never one the client sent.
     pub(super) fn draft_session(
@@ -88,7 +80,7 @@ impl Auth {
             token,
             id: token::new_id()?,
             user_id: user_id.to_owned(),
-            expires_at: add(now, lifetime),
+            expires_at: add(now, lifetime.min(self.policy.max_age)),
             created_at: now,
             ip: client.ip.map(|ip| ip.to_string()),
             user_agent: client
@@ -131,8 +123,20 @@ impl Auth {
         })
     }
 
-    /// The session a token stands for, if it is live. An expired session is deleted and
-    /// treated as none; a live one is slid forward at most once per `update_age`.
+    /// The moment a session created at `created_at` ends however active
+    /// (`APEXKIT_SESSION_MAX_AGE`).
+    fn session_deadline(&self, created_at: NaiveDateTime) -> NaiveDateTime {
+        add(created_at, self.policy.max_age)
+    }
+
+    /// Whether a session is live at `now`: unexpired and within its absolute lifetime.
+    fn session_live(&self, session: &Session, now: NaiveDateTime) -> bool {
+        session.expires_at > now && self.session_deadline(session.created_at) > now
+    }
+
+    /// The session a token stands for, if it is live. An expired session (or one past its
+    /// absolute lifetime) is deleted and treated as none; a live one is slid forward at most
+    /// once per `update_age`, never past its absolute lifetime.
     pub async fn authenticate(&self, token: &SessionToken) -> Result<Option<Viewer>> {
         let mut conn = self.conn().await?;
         let Some((mut session, user)) = sessions::find_with_user(&mut conn, &token.hash()).await?
@@ -140,7 +144,7 @@ impl Auth {
             return Ok(None);
         };
         let now = now();
-        if session.expires_at <= now {
+        if !self.session_live(&session, now) {
             sessions::delete(&mut conn, &session.id).await?;
             return Ok(None);
         }
@@ -154,7 +158,8 @@ impl Auth {
             let lifetime = session.expires_at - session.updated_at;
             let expires_at = now
                 .checked_add_signed(lifetime)
-                .unwrap_or(session.expires_at);
+                .unwrap_or(session.expires_at)
+                .min(self.session_deadline(session.created_at));
             sessions::extend(&mut conn, &session.id, expires_at, now).await?;
             session.expires_at = expires_at;
             session.updated_at = now;
@@ -180,9 +185,18 @@ impl Auth {
         }
     }
 
-    /// Deletes expired sessions; run periodically.
+    /// Deletes expired sessions and those past their absolute lifetime; run periodically.
     pub async fn purge_expired_sessions(&self) -> Result<usize> {
-        Ok(sessions::delete_expired(&mut self.conn().await?, now()).await?)
+        let now = now();
+        let born_before = before(now, self.policy.max_age);
+        Ok(sessions::delete_expired(&mut self.conn().await?, now, born_before).await?)
+    }
+
+    /// Keeps the sessions live at `now` (the database query knows only `expires_at`).
+    pub(super) fn live_sessions(&self, rows: Vec<Session>, now: NaiveDateTime) -> Vec<Session> {
+        rows.into_iter()
+            .filter(|s| self.session_live(s, now))
+            .collect()
     }
 }
 
@@ -197,9 +211,11 @@ pub struct OwnSession {
 impl Auth {
     /// The viewer's live sessions, newest first.
     pub async fn list_sessions(&self, viewer: &Viewer) -> Result<Vec<OwnSession>> {
+        let now = now();
         let rows =
-            sessions::list_active_for_user(&mut self.conn().await?, &viewer.user.id, now()).await?;
-        Ok(rows
+            sessions::list_active_for_user(&mut self.conn().await?, &viewer.user.id, now).await?;
+        Ok(self
+            .live_sessions(rows, now)
             .into_iter()
             .map(|session| OwnSession {
                 current: session.id == viewer.session.id,

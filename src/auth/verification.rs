@@ -187,10 +187,12 @@ impl Auth {
         .await
     }
 
-    /// Consumes an email-verification or email-change token and returns the updated user.
+    /// Consumes an email-verification or email-change token and returns the updated user; a
+    /// user whose now verified address is listed in `APEXKIT_ADMIN_EMAILS` becomes an admin.
     pub async fn verify_email(&self, raw_token: &str) -> Result<User> {
         let secret = parse_token(raw_token)?;
-        let outcome = verifications::confirm_email(&mut self.conn().await?, &secret.hash(), now())
+        let mut conn = self.conn().await?;
+        let outcome = verifications::confirm_email(&mut conn, &secret.hash(), now())
             .await
             .map_err(|e| match e {
                 // The new address was taken after the link was sent.
@@ -198,7 +200,17 @@ impl Auth {
                 other => other.into(),
             })?;
         match outcome {
-            Consumed::Done(user) => Ok(user),
+            Consumed::Done(user) => {
+                if user.role == super::ROLE_ADMIN || !self.is_admin_email(&user.email) {
+                    return Ok(user);
+                }
+                // Should this fail after the commit, the next boot promotes the user instead.
+                let emails = [user.email.clone()];
+                users::promote_verified(&mut conn, &emails, super::ROLE_ADMIN, now()).await?;
+                Ok(users::find_by_id(&mut conn, &user.id)
+                    .await?
+                    .unwrap_or(user))
+            }
             Consumed::Expired => Err(Error::TokenExpired),
             Consumed::Missing => Err(Error::InvalidToken),
         }
@@ -242,8 +254,9 @@ impl Auth {
     }
 
     /// Sets a new password with a reset token: the policy first (a refused password does not
-    /// burn the token), then one transaction consumes the token, stores the hash and ends every
-    /// session of the user.
+    /// burn the token), then a cheap read refuses a made-up or expired token before anything is
+    /// hashed, then one transaction consumes the token, stores the hash and ends every session
+    /// of the user.
     pub async fn reset_password(
         &self,
         raw_token: &str,
@@ -251,11 +264,12 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         let secret = parse_token(raw_token)?;
+        let token_hash = secret.hash();
         // The token's user gives the context words (none for a dead token, refused below).
         let user = verifications::live_user(
             &mut self.conn().await?,
-            &secret.hash(),
-            verifications::purpose::RESET_PASSWORD,
+            &token_hash,
+            purpose::RESET_PASSWORD,
             now(),
         )
         .await?;
@@ -266,15 +280,29 @@ impl Auth {
                 name: user.as_ref().map(|u| u.name.as_str()),
             },
         )?;
-        let hash = self.hasher.hash(new_password).await?;
-        let outcome = verifications::reset_password(
+        let live = verifications::check(
             &mut self.conn().await?,
-            &secret.hash(),
-            &hash,
-            CREDENTIAL_PROVIDER,
+            &token_hash,
+            purpose::RESET_PASSWORD,
             now(),
         )
         .await?;
+        let outcome = match live {
+            Consumed::Done(()) => {
+                // Only a live token is worth a hash.
+                let hash = self.hasher.hash(new_password).await?;
+                verifications::reset_password(
+                    &mut self.conn().await?,
+                    &token_hash,
+                    &hash,
+                    CREDENTIAL_PROVIDER,
+                    now(),
+                )
+                .await?
+            }
+            Consumed::Expired => Consumed::Expired,
+            Consumed::Missing => Consumed::Missing,
+        };
         let (result, event) = match outcome {
             Consumed::Done(user_id) => (
                 Ok(()),
@@ -329,7 +357,7 @@ impl Auth {
             image: image.map(str::to_owned),
             created_at: now,
             updated_at: now,
-            role: self.role_for(&email).to_owned(),
+            role: self.role_for(&email, false).to_owned(),
             banned: false,
             ban_reason: None,
             ban_expires: None,

@@ -88,12 +88,23 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
     .map_err(DbError::from)
 }
 
-/// Deletes every session that expired before `now`; returns how many.
-pub async fn delete_expired(conn: &mut Conn, now: NaiveDateTime) -> Result<usize, DbError> {
+/// Deletes every session that expired before `now` or was created before `born_before`;
+/// returns how many.
+pub async fn delete_expired(
+    conn: &mut Conn,
+    now: NaiveDateTime,
+    born_before: NaiveDateTime,
+) -> Result<usize, DbError> {
     run!(conn, |c| {
-        diesel::delete(session::table.filter(session::expires_at.le(now)))
-            .execute(c)
-            .await
+        diesel::delete(
+            session::table.filter(
+                session::expires_at
+                    .le(now)
+                    .or(session::created_at.le(born_before)),
+            ),
+        )
+        .execute(c)
+        .await
     })
     .map_err(DbError::from)
 }

@@ -265,22 +265,48 @@ pub async fn set_password(
     })
 }
 
-/// Gives role `admin` to the users with these (normalised) emails; returns how many changed.
-pub async fn promote_admins(
+/// Gives `admin_role` to the users with these (normalised) emails whose address is verified;
+/// returns how many changed.
+pub async fn promote_verified(
     conn: &mut Conn,
     emails: &[String],
+    admin_role: &str,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
     run!(conn, |c| {
         diesel::update(
             user::table
                 .filter(user::email.eq_any(emails))
-                .filter(user::role.ne(crate::auth::ROLE_ADMIN)),
+                .filter(user::email_verified.eq(true))
+                .filter(user::role.ne(admin_role)),
         )
-        .set((
-            user::role.eq(crate::auth::ROLE_ADMIN),
-            user::updated_at.eq(now),
-        ))
+        .set((user::role.eq(admin_role), user::updated_at.eq(now)))
+        .execute(c)
+        .await
+    })
+    .map_err(DbError::from)
+}
+
+/// Replaces `from_role` by `to_role` for the users with these (normalised) emails whose
+/// address is not verified; returns how many changed.
+pub async fn demote_unverified(
+    conn: &mut Conn,
+    emails: &[String],
+    (from_role, to_role): (&str, &str),
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::update(
+            user::table
+                .filter(user::email.eq_any(emails))
+                .filter(
+                    user::email_verified
+                        .eq(false)
+                        .or(user::email_verified.is_null()),
+                )
+                .filter(user::role.eq(from_role)),
+        )
+        .set((user::role.eq(to_role), user::updated_at.eq(now)))
         .execute(c)
         .await
     })

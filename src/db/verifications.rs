@@ -73,6 +73,43 @@ pub async fn live_user(
     .map_err(DbError::from)
 }
 
+/// Whether a token of `purpose` is live at `now`, without consuming it: one indexed read, so a
+/// made-up or expired token is refused before any costly work (hashing a new password). An
+/// expired token is deleted, as consuming it would have. The consuming transaction decides
+/// races; this is only the cheap early answer.
+pub async fn check(
+    conn: &mut Conn,
+    token_hash: &str,
+    token_purpose: &str,
+    now: NaiveDateTime,
+) -> Result<Consumed<()>, DbError> {
+    let found: Option<(NaiveDateTime, Option<String>)> = run!(conn, |c| {
+        verification::table
+            .filter(verification::identifier.eq(token_hash))
+            .filter(verification::purpose.eq(token_purpose))
+            .select((verification::expires_at, verification::user_id))
+            .first(c)
+            .await
+            .optional()
+    })?;
+    match found {
+        None | Some((_, None)) => Ok(Consumed::Missing),
+        Some((expires_at, Some(_))) if expires_at <= now => {
+            run!(conn, |c| {
+                diesel::delete(
+                    verification::table
+                        .filter(verification::identifier.eq(token_hash))
+                        .filter(verification::purpose.eq(token_purpose)),
+                )
+                .execute(c)
+                .await
+            })?;
+            Ok(Consumed::Expired)
+        }
+        Some(_) => Ok(Consumed::Done(())),
+    }
+}
+
 /// Consumes a password-reset token and, in the same transaction, sets the credential's new
 /// hash and ends every session of the user. Returns the user id.
 pub async fn reset_password(

@@ -34,6 +34,10 @@ pub struct ChangeEmailInput {
     /// service's own /verify-email page.
     #[graphql(name = "callbackURL")]
     pub callback_url: Option<String>,
+    /// The current password: required when the account has one (missing: `BAD_USER_INPUT` on
+    /// `password`; wrong: `INVALID_PASSWORD`, counted toward the account's failed-attempt
+    /// delay). An account without a password needs a sign-in within the last 5 minutes instead.
+    pub password: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -132,21 +136,23 @@ impl AccountMutation {
     }
 
     /// Starts an email change: the new address gets a confirmation link and replaces the old
-    /// one only once it is confirmed (`verifyEmail`); the current address is told. Needs a
-    /// session signed in recently. Answers `true` whether or not the address is taken.
+    /// one only once it is confirmed (`verifyEmail`); the current address is told. Needs the
+    /// current `password` (or, for an account without one, a sign-in within the last 5
+    /// minutes) and a session signed in recently. Answers `true` whether or not the address is
+    /// taken.
     async fn change_email(
         &self,
         ctx: &Context<'_>,
         input: ChangeEmailInput,
     ) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
+        let change = crate::auth::account::EmailChange {
+            new_email: &input.new_email,
+            callback_url: input.callback_url.as_deref(),
+            password: input.password.as_deref(),
+        };
         domain(ctx)?
-            .change_email(
-                &viewer,
-                &input.new_email,
-                input.callback_url.as_deref(),
-                &state(ctx)?.client,
-            )
+            .change_email(&viewer, change, &state(ctx)?.client)
             .await?;
         Ok(true)
     }

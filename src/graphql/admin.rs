@@ -124,7 +124,8 @@ pub struct AdminCreateUserInput {
     pub name: String,
     pub email: String,
     pub password: String,
-    /// `user` or `admin`; default `user` (or `admin` for APEXKIT_ADMIN_EMAILS).
+    /// `user` or `admin`; default `user` (`admin` for an address listed in
+    /// APEXKIT_ADMIN_EMAILS created with `emailVerified: true`).
     pub role: Option<String>,
     pub email_verified: Option<bool>,
 }

@@ -356,7 +356,7 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
 }
 
 /// 429 when the limiter refused everything a request asked for.
-fn too_many_requests(retry_after: u64) -> Response {
+pub(super) fn too_many_requests(retry_after: u64) -> Response {
     let body = serde_json::json!({
         "errors": [{
             "message": format!("Too many requests, retry in {retry_after} seconds"),

@@ -50,6 +50,8 @@ pub struct HttpState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `APEXKIT_DB_POOL_SIZE`, reported next to the pool's live figures.
     pub pool_max_size: u32,
+    /// issue 13: the per-client budgets, for the HTML form posts (`None`: rate limiting off).
+    pub rate_limiter: Option<crate::throttle::RateLimiter>,
     /// issue 13: the `Strict-Transport-Security` value (https base URL only), see [`hsts`].
     pub hsts: Option<HeaderValue>,
     /// issue 13: whether the main listener serves `/metrics` (not in production).

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 
@@ -91,6 +91,37 @@ fn failure(e: &Error) -> Response {
     }
 }
 
+/// Counts this form post against the client's budget for its GraphQL twin `field` (the same
+/// rule table and counters): `Some(refusal)` once the budget is spent — 429 with `Retry-After`,
+/// a page for a browser (`Accept: text/html`), else the JSON body of every HTTP-level refusal.
+async fn admit(req: &Request, state: &HttpState, field: &str) -> Option<Response> {
+    let limiter = state.rate_limiter.as_ref()?;
+    let ip = super::graphql::client_info(req, state).ip;
+    match limiter.hit(field, ip).await {
+        Ok(()) => None,
+        Err(Error::RateLimited { retry_after }) => {
+            crate::observability::record_rate_limited(field);
+            let wants_html = req
+                .header(header::ACCEPT)
+                .is_some_and(|a| a.contains("text/html"));
+            if !wants_html {
+                return Some(super::graphql::too_many_requests(retry_after));
+            }
+            let mut resp = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                &format!(
+                    "<p>Too many attempts from your network. Try again in {retry_after} seconds.</p>"
+                ),
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            Some(resp)
+        }
+        Err(e) => Some(failure(&e)),
+    }
+}
+
 #[handler]
 pub async fn verify_email_page(req: &Request) -> Response {
     if token(req).is_none() {
@@ -109,6 +140,9 @@ pub async fn verify_email(req: &Request, Data(state): Data<&Arc<HttpState>>) -> 
     let Some(token) = token(req) else {
         return no_token();
     };
+    if let Some(refused) = admit(req, state, "verifyEmail").await {
+        return refused;
+    }
     match state.auth.verify_email(&token).await {
         Ok(_) => page(
             StatusCode::OK,
@@ -148,6 +182,10 @@ pub async fn reset_password(
     let Some(token) = token(req) else {
         return no_token();
     };
+    // The same credential budget as GraphQL `resetPassword`, before anything is read or hashed.
+    if let Some(refused) = admit(req, state, "resetPassword").await {
+        return refused;
+    }
     let form = match body.into_bytes_limit(MAX_FORM_BYTES).await {
         Ok(bytes) => serde_urlencoded::from_bytes::<ResetForm>(&bytes).ok(),
         Err(_) => None,

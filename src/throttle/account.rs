@@ -106,8 +106,11 @@ impl AccountThrottle {
             Store::Database(pool) => {
                 let mut conn = pool.get().await?;
                 for _ in 0..CAS_ROUNDS {
-                    let now = now();
                     let current = queries::find_failures(&mut conn, &key).await?;
+                    // Read the clock after the row: a `now` taken before it could be older
+                    // than the `locked_until` a concurrent attempt just wrote (its own `now`,
+                    // when no delay is due) and refuse this attempt for a lock that is not there.
+                    let now = now();
                     let count = inner.next(current.map(|r| (r.0, r.1)), now)?;
                     let locked_until = after(now, delay(count, inner.free, inner.max_delay));
                     let won = match current {

@@ -62,12 +62,12 @@ impl Class {
 }
 
 /// The rule table, by GraphQL field name. A field named here is limited as soon as it exists in
-/// the schema, whoever adds it.
+/// the schema, whoever adds it. The HTML forms (`/reset-password`, `/verify-email`) draw from
+/// the budget of their GraphQL twin, by its field name.
 pub fn class_of(field: &str) -> Class {
     match field {
-        "signInEmail" | "signUpEmail" | "changePassword" | "changeEmail" | "deleteUser" => {
-            Class::Credential
-        }
+        "signInEmail" | "signUpEmail" | "changePassword" | "changeEmail" | "deleteUser"
+        | "resetPassword" => Class::Credential,
         "requestPasswordReset" | "sendVerificationEmail" => Class::Mail,
         _ => Class::General,
     }
@@ -175,6 +175,7 @@ mod tests {
             "changePassword",
             "changeEmail",
             "deleteUser",
+            "resetPassword",
         ] {
             assert_eq!(class_of(f), Class::Credential, "{f}");
         }

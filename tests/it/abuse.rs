@@ -24,6 +24,9 @@ on_both!(
     query_cost_attacks_are_refused,
     production_hides_the_schema_and_limits_by_default,
     password_policy_refuses_before_hashing,
+    a_made_up_or_expired_reset_token_costs_no_hash,
+    reset_password_paths_draw_from_the_credential_budget,
+    wrong_current_passwords_count_toward_the_account_delay,
 );
 
 const SIGN_IN: &str =
@@ -682,4 +685,234 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
         ),
         "INVALID_EMAIL_OR_PASSWORD"
     );
+}
+
+// --- issue 13 ---
+
+const RESET: &str = "mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
+/// A token of the right shape (43 URL-safe characters) that nobody issued.
+fn made_up_token() -> String {
+    "A".repeat(43)
+}
+
+/// `POST /reset-password?token=…` as the HTML form sends it.
+async fn post_reset_form(
+    app: &TestApp,
+    token: &str,
+    accept: &str,
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+    let resp = app
+        .client
+        .post(app.url(&format!("/reset-password?token={token}")))
+        .header("accept", accept)
+        .form(&[("password", NEW_PASSWORD)])
+        .send()
+        .await
+        .expect("form post");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.expect("body"))
+}
+
+async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.sign_up("ada@example.com").await;
+    let before = hashes(&app);
+
+    // A made-up token: refused by a lookup, over GraphQL and through the form, before hashing.
+    let input = json!({ "input": { "token": made_up_token(), "newPassword": NEW_PASSWORD } });
+    assert_eq!(code(&app.gql(RESET, input).await), "INVALID_TOKEN");
+    let (status, _, page) = post_reset_form(&app, &made_up_token(), "text/html").await;
+    assert_eq!(status, 400);
+    assert!(page.contains("Link not valid"), "{page}");
+    assert_eq!(hashes(&app), before, "no hash for a token nobody issued");
+
+    // An expired one: TOKEN_EXPIRED, gone, and no hash either.
+    let expired = app
+        .plant_token("ada@example.com", "reset-password", "2020-01-02 00:00:00")
+        .await;
+    let input = json!({ "input": { "token": expired, "newPassword": NEW_PASSWORD } });
+    assert_eq!(code(&app.gql(RESET, input.clone()).await), "TOKEN_EXPIRED");
+    assert_eq!(code(&app.gql(RESET, input).await), "INVALID_TOKEN");
+    assert_eq!(hashes(&app), before);
+
+    // A live token is worth its one hash, and works.
+    let live = app
+        .plant_token("ada@example.com", "reset-password", "2999-01-01 00:00:00")
+        .await;
+    let input = json!({ "input": { "token": live, "newPassword": NEW_PASSWORD } });
+    assert_eq!(
+        app.gql(RESET, input).await,
+        json!({ "data": { "resetPassword": true } })
+    );
+    assert_eq!(hashes(&app), before + 1);
+    assert!(
+        app.sign_in("ada@example.com", NEW_PASSWORD).await["data"]["signInEmail"]["token"]
+            .is_string()
+    );
+}
+
+async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) {
+    let app = TestApp::spawn_with(backend, limited).await;
+    // Five aliases of resetPassword: three spend the credential budget, two are refused.
+    let aliases: String = (0..5)
+        .map(|i| {
+            format!(
+                "r{i}: resetPassword(input: {{token: \"{}\", newPassword: \"{NEW_PASSWORD}\"}}) ",
+                made_up_token()
+            )
+        })
+        .collect();
+    let (status, _, body) = post_raw(
+        &app,
+        &json!({ "query": format!("mutation {{ {aliases} }}") }),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        codes(&body),
+        [
+            "INVALID_TOKEN",
+            "INVALID_TOKEN",
+            "INVALID_TOKEN",
+            "RATE_LIMITED",
+            "RATE_LIMITED"
+        ],
+        "{body}"
+    );
+
+    // The HTML form shares that budget, per client address: 429 before anything is read.
+    let (status, headers, text) = post_reset_form(&app, &made_up_token(), "*/*").await;
+    let body: Value = serde_json::from_str(&text).expect("a JSON refusal");
+    assert_429(status, &headers, &body);
+    let (status, headers, page) = post_reset_form(&app, &made_up_token(), "text/html").await;
+    assert_eq!(status, 429);
+    assert!(
+        headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert!(page.contains("Too many attempts"), "{page}");
+    assert_eq!(hashes(&app), 0);
+
+    // The verification form counts too, in the budget of its GraphQL twin (general).
+    let verifier = app
+        .spawn_sibling(|c| {
+            limited(c);
+            c.rate_limit_general = "2/1000000000".parse().unwrap();
+        })
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let resp = verifier
+            .client
+            .post(verifier.url(&format!("/verify-email?token={}", made_up_token())))
+            .send()
+            .await
+            .expect("form post");
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 429]);
+    drop(verifier);
+}
+
+async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.rate_limit = Some(Toggle::On);
+        c.rate_limit_credential = "10000/1000000000".parse().unwrap();
+        c.rate_limit_storage = RateLimitStorage::Database;
+        c.sign_in_free_failures = 5;
+        c.sign_in_max_delay = 900;
+    })
+    .await;
+    let token = app.sign_up("ada@example.com").await;
+    let failures = || async {
+        app.db
+            .count("SELECT CAST(COALESCE(MAX(failures), 0) AS BIGINT) AS n FROM sign_in_failure")
+            .await
+    };
+    let change_password = |current: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { user { email } } }",
+                json!({ "input": { "currentPassword": current, "newPassword": NEW_PASSWORD } }),
+            )
+            .await
+        }
+    };
+    let delete_user = |password: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: DeleteUserInput!) { deleteUser(input: $input) }",
+                json!({ "input": { "password": password } }),
+            )
+            .await
+        }
+    };
+    let change_email = |password: &'static str| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
+                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
+            )
+            .await
+        }
+    };
+
+    // Each wrong current password is a failed attempt on the account, like a wrong sign-in.
+    assert_eq!(
+        code(&change_password("wrong guess 1").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 1);
+    assert_eq!(
+        code(&delete_user("wrong guess 2").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 2);
+    assert_eq!(
+        code(&change_email("wrong guess 3").await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(failures().await, 3);
+    assert_eq!(
+        code(&app.sign_in("ada@example.com", "wrong guess 4").await),
+        "INVALID_EMAIL_OR_PASSWORD"
+    );
+    assert_eq!(failures().await, 4, "one counter for every way of guessing");
+    // The right one forgets them, as a sign-in does.
+    let ok = change_password(PASSWORD).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    assert_eq!(failures().await, 0);
+
+    // While the account's delay runs, they are refused before any hash, right password or not.
+    assert_eq!(
+        code(&delete_user("wrong guess 5").await),
+        "INVALID_PASSWORD"
+    );
+    app.db
+        .execute("UPDATE sign_in_failure SET locked_until = '2999-01-01 00:00:00'")
+        .await;
+    let before = hashes(&app);
+    assert_eq!(code(&change_password(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(code(&delete_user(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(code(&change_email(NEW_PASSWORD).await), "RATE_LIMITED");
+    assert_eq!(
+        code(&app.sign_in("ada@example.com", NEW_PASSWORD).await),
+        "RATE_LIMITED"
+    );
+    assert_eq!(hashes(&app), before, "refused attempts cost no hash");
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await, 1);
 }

@@ -25,6 +25,7 @@ on_both!(
     change_email_end_to_end,
     change_email_to_a_taken_address_answers_the_same,
     change_email_needs_a_fresh_session,
+    change_email_needs_the_password_or_a_recent_sign_in,
     change_password_keeps_or_rotates_sessions,
     update_user_changes_name_and_image_only,
     delete_user_removes_everything_in_one_go,
@@ -75,7 +76,7 @@ async fn change_email(app: &TestApp, token: &str, new_email: &str) -> Value {
     app.gql_with(
         Some(token),
         "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-        json!({ "input": { "newEmail": new_email } }),
+        json!({ "input": { "newEmail": new_email, "password": PASSWORD } }),
     )
     .await
 }
@@ -808,6 +809,60 @@ async fn change_email_needs_a_fresh_session(backend: Backend) {
         code(&change_email(&app, "", "new@example.com").await),
         "UNAUTHENTICATED"
     );
+}
+
+/// Issue 13: a session alone no longer moves the account to another address.
+async fn change_email_needs_the_password_or_a_recent_sign_in(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.sign_up("ada@example.com").await;
+    let attempt = |password: Option<&'static str>| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            app.gql_with(
+                Some(&token),
+                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
+                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
+            )
+            .await
+        }
+    };
+    let requested = || async {
+        app.db
+            .count("SELECT COUNT(*) AS n FROM verification WHERE purpose = 'change-email'")
+            .await
+    };
+
+    // An account with a password: it is required, and must be right.
+    let missing = attempt(None).await;
+    assert_eq!(code(&missing), "BAD_USER_INPUT", "{missing}");
+    assert_eq!(missing["errors"][0]["extensions"]["field"], "password");
+    assert_eq!(
+        code(&attempt(Some("not the password")).await),
+        "INVALID_PASSWORD"
+    );
+    assert_eq!(requested().await, 0, "nothing was sent");
+    assert_eq!(
+        attempt(Some(PASSWORD)).await,
+        json!({ "data": { "changeEmail": true } })
+    );
+    assert_eq!(requested().await, 1);
+
+    // An account without one: a sign-in within the last 5 minutes instead.
+    app.db.execute("UPDATE account SET password = NULL").await;
+    assert_eq!(
+        attempt(None).await,
+        json!({ "data": { "changeEmail": true } })
+    );
+    let six_minutes_ago = (chrono::Utc::now() - chrono::Duration::minutes(6))
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S");
+    app.db
+        .execute(&format!(
+            "UPDATE session SET created_at = '{six_minutes_ago}'"
+        ))
+        .await;
+    assert_eq!(code(&attempt(None).await), "UNAUTHENTICATED");
+    assert_eq!(code(&attempt(Some(PASSWORD)).await), "UNAUTHENTICATED");
 }
 
 const CHANGE_PASSWORD: &str = "mutation($input: ChangePasswordInput!) {

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_EMAIL, Backend, PASSWORD, TestApp, code, data, on_both, test_config};
+use crate::support::{
+    ADMIN_EMAIL, Backend, PASSWORD, TEST_SECRET, TestApp, code, data, on_both, test_config,
+};
 
 const USER_FIELDS: &str = "id name email role banned banReason banExpires emailVerified";
 
@@ -28,7 +30,7 @@ async fn create_user(app: &TestApp, admin: &str, name: &str, email: &str) -> Val
 }
 
 on_both!(
-    admin_emails_make_admins_on_sign_up_and_at_every_boot,
+    admin_emails_make_admins_only_once_verified,
     admin_users_paginates_with_opaque_cursors_and_searches_literally,
     admin_user_and_their_sessions,
     admin_create_user_and_set_role,
@@ -39,26 +41,102 @@ on_both!(
     every_schema_field_is_classified_and_admin_fields_are_guarded,
 );
 
-async fn admin_emails_make_admins_on_sign_up_and_at_every_boot(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
-    let me = app
-        .gql_with(Some(&admin), "{ me { role } }", json!({}))
-        .await;
-    assert_eq!(data(&me, "me")["role"], "admin");
-    let user = app.sign_up("later@example.com").await;
-    let me = app
-        .gql_with(Some(&user), "{ me { role } }", json!({}))
-        .await;
-    assert_eq!(data(&me, "me")["role"], "user");
+/// Issue 13: with APEXKIT_ADMIN_EMAILS set and verification off, signing up first with a listed
+/// address used to make the squatter an admin (and re-promote them at every boot). The role
+/// now follows a verified address only: at verification, and at every boot for verified users.
+async fn admin_emails_make_admins_only_once_verified(backend: Backend) {
+    const LISTED: &str = "listed@example.com";
+    let listed = || vec![ADMIN_EMAIL.to_owned(), LISTED.to_owned()];
+    // One secret for every boot: a throw-away one would replace the signing key each time.
+    let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
+    let app = TestApp::spawn_with(backend, |c| {
+        c.admin_emails = listed();
+        c.secret = secret();
+    })
+    .await;
+    let boot = |emails: Vec<String>| {
+        let mut config = test_config(&app.db.url);
+        config.admin_emails = emails;
+        config.secret = secret();
+        async move { apexkit::App::build(config).await.expect("boots") }
+    };
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql_with(Some(&token), "{ me { role emailVerified } }", json!({}))
+                .await;
+            data(&body, "me").clone()
+        }
+    };
 
-    // A second boot on the same database, now naming the existing user (mixed case, spaces).
-    let mut config = test_config(&app.db.url);
-    config.admin_emails = vec![" Later@Example.com ".to_owned()];
-    let _second = apexkit::App::build(config).await.expect("boots");
-    let me = app
-        .gql_with(Some(&user), "{ me { role } }", json!({}))
+    // The first to sign up with a listed address is no admin, not even after a reboot.
+    let squatter = app.sign_up(ADMIN_EMAIL).await;
+    assert_eq!(
+        me(squatter.clone()).await,
+        json!({ "role": "user", "emailVerified": false })
+    );
+    drop(boot(listed()).await);
+    assert_eq!(me(squatter.clone()).await["role"], "user", "not at boot");
+    // An unverified admin left by an older release is demoted at boot.
+    app.db.execute("UPDATE \"user\" SET role = 'admin'").await;
+    drop(boot(listed()).await);
+    assert_eq!(
+        me(squatter.clone()).await["role"],
+        "user",
+        "demoted at boot"
+    );
+
+    // Verifying the address is what makes its owner an admin.
+    let verified = app.verify_address(ADMIN_EMAIL).await;
+    assert_eq!(verified["role"], "admin", "promoted at verification");
+    assert_eq!(
+        me(squatter.clone()).await,
+        json!({ "role": "admin", "emailVerified": true })
+    );
+    drop(boot(listed()).await);
+    assert_eq!(me(squatter.clone()).await["role"], "admin", "kept at boot");
+
+    // A user listed later (mixed case, spaces) is promoted at boot only once verified.
+    let later = app.sign_up("later@example.com").await;
+    let mut with_later = listed();
+    with_later.push(" Later@Example.com ".to_owned());
+    drop(boot(with_later.clone()).await);
+    assert_eq!(
+        me(later.clone()).await["role"],
+        "user",
+        "unverified: no role"
+    );
+    app.db
+        .execute("UPDATE \"user\" SET email_verified = true WHERE email = 'later@example.com'")
         .await;
-    assert_eq!(data(&me, "me")["role"], "admin", "promoted at boot");
+    drop(boot(with_later).await);
+    assert_eq!(
+        me(later).await["role"],
+        "admin",
+        "verified: promoted at boot"
+    );
+
+    // An admin creating a listed user grants the role only with a verified address.
+    let created = |verified: bool| {
+        let app = &app;
+        let admin = squatter.clone();
+        async move {
+            app.db
+                .execute("DELETE FROM \"user\" WHERE email = 'listed@example.com'")
+                .await;
+            let body = app
+                .gql_with(
+                    Some(&admin),
+                    "mutation($input: AdminCreateUserInput!) { adminCreateUser(input: $input) { role } }",
+                    json!({ "input": { "name": "L", "email": LISTED, "password": PASSWORD, "emailVerified": verified } }),
+                )
+                .await;
+            data(&body, "adminCreateUser")["role"].clone()
+        }
+    };
+    assert_eq!(created(false).await, "user");
+    assert_eq!(created(true).await, "admin");
 }
 
 async fn admin_users_paginates_with_opaque_cursors_and_searches_literally(backend: Backend) {
@@ -510,7 +588,7 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     assert_eq!(revoked["data"]["revokeOtherSessions"], true, "{revoked}");
     let account_ops = [
         "changePassword(input: {currentPassword: \"correct horse battery staple\", newPassword: \"a new long passphrase\"}) { token }",
-        "changeEmail(input: {newEmail: \"ada.new@example.com\"})",
+        "changeEmail(input: {newEmail: \"ada.new@example.com\", password: \"a new long passphrase\"})",
     ];
     for op in account_ops {
         let body = app

@@ -194,6 +194,17 @@ impl Proc {
         None
     }
 
+    /// Waits (at most `within`) for the "listening on http://ADDR" line; returns `ADDR`.
+    pub(crate) fn wait_listening(&mut self, within: Duration) -> Option<String> {
+        let line = self.wait_for_line("listening on http://", within)?;
+        let rest = line.split("listening on http://").nth(1)?;
+        Some(
+            rest.chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"')
+                .collect(),
+        )
+    }
+
     /// Waits for the process to exit; returns its status and whole log.
     pub(crate) fn wait_exit(
         &mut self,
@@ -299,16 +310,9 @@ fn boots_when_postgres_comes_up_after_the_service() {
         );
     }
     pg.start();
-    let line = proc
-        .wait_for_line("listening on http://", Duration::from_secs(60))
+    let addr = proc
+        .wait_listening(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("never came up:\n{}", proc.log.join("\n")));
-    let addr: String = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {
         reqwest::Client::builder()

@@ -68,8 +68,10 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     let token = app.sign_up("deep@example.com").await;
 
     // About 4 KB (2,000 levels, under the default query cap) used to overflow the stack and
-    // abort the process; 100,000 levels are refused just the same.
-    for levels in [2_000, 100_000] {
+    // abort the release build (1,600 did; a debug build's parser gives up at about 735 with
+    // "stack limit reached"); 100,000 levels are refused just the same, and so are 100, which
+    // the parser used to take and hand on to validation.
+    for levels in [100, 2_000, 100_000] {
         let list = nested_list(levels);
         let object = format!(
             "{{ me(x: {}1{}) {{ id }} }}",
@@ -117,8 +119,11 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
         assert_eq!(code(&body[0]), "GRAPHQL_PARSE_FAILED", "{body}");
         assert_eq!(body[1]["data"]["__typename"], "Query", "{body}");
 
-        // Variables (JSON) nested as deep: refused by the JSON reader's own bound, on POST and
-        // GET, before anything walks them.
+        // Variables (JSON) nested as deep: refused by the JSON reader's own bound (128
+        // levels), on POST and GET, before anything walks them.
+        if levels <= 128 {
+            continue;
+        }
         let raw = format!(
             r#"{{"query":"query($v: [Int]) {{ me {{ id }} }}","variables":{{"v":{}}}}}"#,
             nested_json(levels)
@@ -322,17 +327,17 @@ async fn sigterm_ends_the_process_within_the_deadline_while_a_statement_is_stuck
         ("APEXKIT_DB_STATEMENT_TIMEOUT_MS", "120000"),
         ("APEXKIT_DB_POOL_TIMEOUT_MS", "120000"),
     ]);
-    let line = tokio::task::block_in_place(|| {
-        proc.wait_for_line("listening on http://", Duration::from_secs(60))
-    })
-    .unwrap_or_else(|| panic!("did not start:\n{}", proc.log.join("\n")));
-    let addr: String = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
+    let addr = tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60)))
+        .unwrap_or_else(|| {
+            panic!(
+                "did not start:
+{}",
+                proc.log.join(
+                    "
+"
+                )
+            )
+        });
 
     // Hold the lock on a connection of our own.
     let pool = db.pool();

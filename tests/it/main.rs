@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod account;
 mod admin;
+mod architecture;
 mod auth;
 mod docs;
 mod edge;

@@ -11,6 +11,7 @@ on_both!(
     signing_out_in_one_session_leaves_the_others_working,
     revoke_other_sessions_keeps_the_current_one,
     revoke_sessions_ends_every_session_and_clears_the_cookie,
+    a_session_ends_at_its_max_age_however_active,
 );
 
 const LIST: &str =
@@ -216,4 +217,67 @@ async fn revoke_sessions_ends_every_session_and_clears_the_cookie(backend: Backe
         .gql_with(Some(&first), "mutation { revokeSessions }", json!({}))
         .await;
     assert_eq!(code(&again), "UNAUTHENTICATED");
+}
+
+/// Seconds ago as an SQL timestamp (whole seconds, UTC), and the same instant.
+fn ago(secs: i64) -> (String, chrono::NaiveDateTime) {
+    let t = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(secs);
+    let text = t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let whole = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S").unwrap();
+    (text, whole)
+}
+
+/// Issue 13: APEXKIT_SESSION_MAX_AGE ends a session that long after sign-in however active:
+/// the sliding expiry never passes that point, and an older session is refused.
+async fn a_session_ends_at_its_max_age_however_active(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.session_max_age = 3600;
+        c.session_expires_in = 1800;
+        c.session_short_expires_in = 1800;
+        // Every use slides the expiry.
+        c.session_update_age = 0;
+    })
+    .await;
+    let first = app.sign_up("ada@example.com").await;
+    let (second, _) = sign_in_with_agent(&app, "ada@example.com", "second").await;
+
+    // Signed in 3500 s ago, used now: the expiry slides to sign-in + 1 h, not now + 30 min.
+    let (created, created_at) = ago(3500);
+    app.db
+        .execute(&format!("UPDATE session SET created_at = '{created}'"))
+        .await;
+    let body = app.session(&first).await;
+    let expires = body["data"]["session"]["session"]["expiresAt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"));
+    let expires = chrono::DateTime::parse_from_rfc3339(expires)
+        .unwrap()
+        .naive_utc();
+    assert_eq!(
+        expires,
+        created_at + chrono::Duration::seconds(3600),
+        "{body}"
+    );
+
+    // Past the max age: refused (and gone) though the sliding expiry is still ahead.
+    let (created, _) = ago(3601);
+    let (_, future) = ago(-1000);
+    app.db
+        .execute(&format!(
+            "UPDATE session SET created_at = '{created}', expires_at = '{}'",
+            future.format("%Y-%m-%d %H:%M:%S")
+        ))
+        .await;
+    let (third, _) = sign_in_with_agent(&app, "ada@example.com", "third").await;
+    let listed = list(&app, &third).await;
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the fresh session is listed: {listed:?}"
+    );
+    assert_eq!(listed[0]["current"], true);
+    assert!(!alive(&app, &first).await);
+    assert!(!alive(&app, &second).await);
+    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 1);
+    assert!(alive(&app, &third).await);
 }

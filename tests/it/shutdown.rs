@@ -23,17 +23,17 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(bac
         ("APEXKIT_SHUTDOWN_TIMEOUT", "60"),
         ("RUST_LOG", "info,apexkit=debug"),
     ]);
-    let line = tokio::task::block_in_place(|| {
-        proc.wait_for_line("listening on http://", Duration::from_secs(60))
-    })
-    .unwrap_or_else(|| panic!("did not start:\n{}", proc.log.join("\n")));
-    let addr: String = line
-        .split("listening on http://")
-        .nth(1)
-        .unwrap()
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
+    let addr = tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60)))
+        .unwrap_or_else(|| {
+            panic!(
+                "did not start:
+{}",
+                proc.log.join(
+                    "
+"
+                )
+            )
+        });
     let base = format!("http://{addr}");
 
     // Six requests, each a batch of five sign-ups: thirty argon2 hashes through one slot.

@@ -327,7 +327,45 @@ impl TestApp {
         })
         .await;
         let token = app.sign_up(ADMIN_EMAIL).await;
+        // A listed address earns the role only once verified (issue 13).
+        app.verify_address(ADMIN_EMAIL).await;
         (app, token)
+    }
+
+    /// A one-time token of `purpose` (`verify-email`, `reset-password`) for the user holding
+    /// `email`, expiring at `expires_at` (SQL timestamp text), planted as the mail flows store it
+    /// (only its hash); returns the token a mailed link would carry.
+    pub async fn plant_token(&self, email: &str, purpose: &str, expires_at: &str) -> String {
+        let token = apexkit::auth::SessionToken::generate().expect("token");
+        let id = random_suffix();
+        // (Not `self.db.execute`: diesel's `RunQueryDsl::execute` would take the call here.)
+        TestDb::execute(
+            &self.db,
+            &format!(
+                "INSERT INTO verification (id, identifier, value, expires_at, created_at, updated_at, user_id, purpose) \
+                 SELECT 'v{id}', '{}', email, '{expires_at}', '2020-01-01 00:00:00', '2020-01-01 00:00:00', id, '{purpose}' \
+                 FROM \"user\" WHERE email = '{email}'",
+                token.hash()
+            ),
+        )
+        .await;
+        token.expose().to_owned()
+    }
+
+    /// Verifies `email` through the real `verifyEmail` operation; returns the user it answers.
+    pub async fn verify_address(&self, email: &str) -> Value {
+        let token = self
+            .plant_token(email, "verify-email", "2999-01-01 00:00:00")
+            .await;
+        let body = self
+            .gql(
+                "mutation($t: String!) { verifyEmail(token: $t) { email emailVerified role } }",
+                json!({ "t": token }),
+            )
+            .await;
+        let user = data(&body, "verifyEmail").clone();
+        assert_eq!(user["emailVerified"], true, "{body}");
+        user
     }
 }
 
