@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use poem::Server;
-use poem::listener::TcpAcceptor;
 
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
@@ -19,7 +18,8 @@ use crate::auth::{AccessTokens, Auth, SessionPolicy};
 use crate::config::{Config, RateLimitStorage};
 use crate::db::{self, Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
-use crate::http::{HttpState, routes};
+use crate::http::conn::{self, ConnLimits, GuardedAcceptor};
+use crate::http::{HttpState, metrics_routes, routes};
 use crate::mail::{OutboxSettings, Transport, Worker};
 use crate::observability;
 use crate::secret::Secret;
@@ -46,7 +46,15 @@ pub struct App {
     /// How long in-flight requests get to finish after a shutdown signal.
     shutdown_timeout: Duration,
     mail: Worker,
+    // issue 13: connection limits and the separate metrics listener.
+    conn_limits: ConnLimits,
+    metrics_listener: Option<(tokio::net::TcpListener, SocketAddr)>,
 }
+
+/// Connections the metrics listener keeps open at most (scrapers are few).
+const METRICS_MAX_CONNECTIONS: usize = 64;
+/// How long the metrics listener gets to finish a scrape after shutdown.
+const METRICS_STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
 /// the history (see [`verify_history`]).
@@ -148,6 +156,33 @@ impl App {
         let pool = Pool::new(&url, config.pool_options());
         verify_history(&config, &url, &pool).await?;
         let hasher = Hasher::new(config.hash_concurrency(), config.argon2_cost())?;
+
+        // issue 13: many connections need many descriptors; the cap must fit in what is there.
+        let open_files = conn::raise_open_file_limit();
+        let max_connections = conn::fit_cap(config.max_connections, open_files);
+        if max_connections < config.max_connections {
+            tracing::warn!(
+                configured = config.max_connections,
+                max_connections,
+                open_files,
+                "APEXKIT_MAX_CONNECTIONS lowered to fit the open-file limit"
+            );
+        }
+        let conn_limits = ConnLimits {
+            header_read: Duration::from_secs(config.header_read_timeout),
+            keep_alive: Duration::from_secs(config.keep_alive_timeout),
+            max_connections,
+        };
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => {
+                let listener = tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (APEXKIT_METRICS_LISTEN)"))?;
+                let bound = listener.local_addr()?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -299,6 +334,8 @@ impl App {
             metrics: observability::prometheus(),
             pool_max_size: config.db_pool_size,
             rate_limiter: rate_limiter.clone(),
+            hsts: crate::http::hsts(&base_url, config.hsts_max_age),
+            metrics_on_main: !config.is_production(),
         };
         tracing::info!(
             backend = url.backend(),
@@ -318,7 +355,14 @@ impl App {
             hashes,
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
             mail,
+            conn_limits,
+            metrics_listener,
         })
+    }
+
+    /// The bound address of the metrics listener, when `APEXKIT_METRICS_LISTEN` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The bound address (useful with port 0).
@@ -355,6 +399,8 @@ impl App {
             hashes: _,
             shutdown_timeout,
             mail,
+            conn_limits,
+            metrics_listener,
         } = self;
         let pool = state.pool.clone();
         let upkeep = state.metrics.clone().map(|handle| {
@@ -405,8 +451,28 @@ impl App {
                 }
             }
         });
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = match metrics_listener {
+            Some((listener, at)) => {
+                tracing::info!(%at, "metrics on http://{at}/metrics");
+                let limits = ConnLimits {
+                    max_connections: METRICS_MAX_CONNECTIONS,
+                    ..conn_limits
+                };
+                let server = Server::new_with_acceptor(GuardedAcceptor::new(listener, limits)?)
+                    .run_with_graceful_shutdown(
+                        metrics_routes(&state),
+                        async move {
+                            let _ = metrics_stopped.await;
+                        },
+                        Some(METRICS_STOP_GRACE),
+                    );
+                Some(tokio::spawn(server))
+            }
+            None => None,
+        };
         tracing::info!(%addr, "listening on http://{addr}");
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        let acceptor = GuardedAcceptor::new(listener, conn_limits)?;
         let result = Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
                 routes(state),
@@ -423,6 +489,16 @@ impl App {
             .await;
         purge.abort();
         rotation.abort();
+        let _ = stop_metrics.send(());
+        if let Some(server) = metrics_server {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(METRICS_STOP_GRACE * 2, server)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
         // Let a delivery in progress finish (so it is not sent twice), but not forever.
         let _ = stop_mail.send(true);
         let abort = mail.abort_handle();

@@ -338,6 +338,32 @@ pub struct Config {
     /// APEXKIT_SESSION_SHORT_EXPIRES_IN (a smaller value refuses to start).
     #[arg(long, env = "APEXKIT_SESSION_MAX_AGE", default_value_t = 30 * 24 * 3600)]
     pub session_max_age: u64,
+
+    // --- issue 13: connection limits, HSTS, metrics listener (items 5, 12, 13) ---
+    /// Seconds a client gets to send a request's headers: from the connection's accept for the
+    /// first request, from its first byte for later ones. Slower connections are closed.
+    #[arg(long, env = "APEXKIT_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
+
+    /// Seconds an idle keep-alive connection is kept open waiting for its next request.
+    #[arg(long, env = "APEXKIT_KEEP_ALIVE_TIMEOUT", default_value_t = 75)]
+    pub keep_alive_timeout: u64,
+
+    /// Most client connections open at once (per listener); beyond it the service stops
+    /// accepting (new connections wait in the kernel's backlog) until one closes. Lowered to
+    /// fit the open-file limit.
+    #[arg(long, env = "APEXKIT_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Strict-Transport-Security max-age in seconds, sent when APEXKIT_BASE_URL is https://
+    /// (never for http://); 0 disables it.
+    #[arg(long, env = "APEXKIT_HSTS_MAX_AGE", default_value_t = 31_536_000)]
+    pub hsts_max_age: u64,
+
+    /// A separate address serving only GET /metrics (e.g. 127.0.0.1:9464). In production
+    /// /metrics is served only there (404 on the main listener); development serves it on both.
+    #[arg(long, env = "APEXKIT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -463,6 +489,17 @@ impl Config {
         if self.max_query_bytes == 0 || self.sign_in_max_delay == 0 {
             problems.push(
                 "APEXKIT_MAX_QUERY_BYTES and APEXKIT_SIGN_IN_MAX_DELAY must be positive".to_owned(),
+            );
+        }
+        // issue 13
+        if self.header_read_timeout == 0
+            || self.keep_alive_timeout == 0
+            || self.max_connections == 0
+        {
+            problems.push(
+                "APEXKIT_HEADER_READ_TIMEOUT, APEXKIT_KEEP_ALIVE_TIMEOUT and \
+                 APEXKIT_MAX_CONNECTIONS must be positive"
+                    .to_owned(),
             );
         }
         if problems.is_empty() {

@@ -125,7 +125,13 @@ impl Auth {
         revoke_others: bool,
         client: &ClientInfo,
     ) -> Result<PasswordChanged> {
-        self.check_new_password(new)?;
+        self.check_new_password(
+            new,
+            &super::password::Context {
+                email: Some(&viewer.user.email),
+                name: Some(&viewer.user.name),
+            },
+        )?;
         if let Err(e) = self
             .check_current_password(viewer, current, "changePassword")
             .await

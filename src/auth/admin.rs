@@ -162,7 +162,13 @@ impl Auth {
     ) -> Result<User> {
         let name = super::sign_in::check_name(input.name)?;
         let email = email::normalize(input.email)?;
-        self.check_new_password(input.password)?;
+        self.check_new_password(
+            input.password,
+            &super::password::Context {
+                email: Some(&email),
+                name: Some(name),
+            },
+        )?;
         let role = match input.role {
             Some(role) => check_role(role)?,
             None => self.role_for(&email, input.email_verified),
@@ -345,7 +351,16 @@ impl Auth {
         user_id: &str,
         new_password: &str,
     ) -> Result<bool> {
-        self.check_new_password(new_password)?;
+        let user = users::find_by_id(&mut self.conn().await?, user_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        self.check_new_password(
+            new_password,
+            &super::password::Context {
+                email: Some(&user.email),
+                name: Some(&user.name),
+            },
+        )?;
         let hash = self.hasher.hash(new_password).await?;
         let now = now();
         let account_id = token::new_id()?;

@@ -264,9 +264,14 @@ impl Auth {
         self
     }
 
-    /// Checks a new password (sign-up, change, reset, admin-set) before any hashing.
-    pub fn check_new_password(&self, password: &str) -> Result<()> {
-        self.password_policy.check(password)
+    /// Checks a new password (sign-up, change, reset, admin create/set) before any hashing,
+    /// with the user's email and name as context words (issue 13, item 9).
+    pub fn check_new_password(
+        &self,
+        password: &str,
+        context: &password::Context<'_>,
+    ) -> Result<()> {
+        self.password_policy.check_for(password, context)
     }
 
     pub fn with_account_flows(mut self, flows: verification::AccountFlows) -> Self {

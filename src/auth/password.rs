@@ -182,14 +182,17 @@ impl Scratch {
     }
 }
 
-/// Checks a new password against the policy with the default minimum (see
-/// [`Policy::check`] for the configured one), before any hashing.
+/// Checks a new password against the policy with the default minimum and no context (see
+/// [`Policy::check_for`] for what a password-setting path uses), before any hashing.
 pub fn check_policy(password: &str) -> Result<()> {
     Policy::default().check(password)
 }
 
-/// The rules for a new password: a length in Unicode code points (the password is used exactly
-/// as given, no trimming, no composition rules) and not one of the most common passwords.
+/// The rules for a new password, after NIST SP 800-63B (5.1.1.2): a length in Unicode code
+/// points (the password is used exactly as given: no trimming, no composition rules) and not
+/// guessable — not a common or breached password, not repetitive or sequential characters, not
+/// derived from context words (the service's name, the user's email and name). The guessability
+/// checks compare a trimmed, case-folded copy only.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     /// At least [`MIN_LENGTH`]; configuration validates it.
@@ -204,39 +207,205 @@ impl Default for Policy {
     }
 }
 
+/// The service's own name: a context word for every password.
+pub const SERVICE_WORD: &str = "apexkit";
+
 impl Policy {
+    /// The checks without user context (the service's name still counts).
     pub fn check(&self, password: &str) -> Result<()> {
+        self.check_for(password, &Context::default())
+    }
+
+    /// The checks for a password of the user described by `context`.
+    pub fn check_for(&self, password: &str, context: &Context<'_>) -> Result<()> {
         check_not_too_long(password)?;
         let min = self.min_length.max(MIN_LENGTH);
         if password.chars().count() < min {
             return Err(Error::PasswordTooShort { min });
         }
-        if is_common(password) {
+        if is_guessable(password, context) {
             return Err(Error::PasswordCompromised);
         }
         Ok(())
     }
 }
 
+/// Who a new password is for: their email and name give context words (NIST's "username and
+/// derivatives").
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+impl Context<'_> {
+    /// The context words, lower-case, longest first: the service's name, the email's local part
+    /// and its pieces, the domain's first label, the name and its pieces (pieces of 3+ letters).
+    fn words(&self) -> Vec<String> {
+        let mut words = vec![SERVICE_WORD.to_owned()];
+        let mut add = |text: &str, whole_min: usize| {
+            let text = text.trim().to_lowercase();
+            let squeezed: String = text.chars().filter(|c| c.is_alphanumeric()).collect();
+            if squeezed.chars().count() >= whole_min {
+                words.push(squeezed);
+            }
+            for piece in text.split(|c: char| !c.is_alphanumeric()) {
+                if piece.chars().count() >= 3 {
+                    words.push(piece.to_owned());
+                }
+            }
+        };
+        if let Some(email) = self.email {
+            let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
+            add(local, 3);
+            if let Some(label) = domain.split('.').next().filter(|l| l.chars().count() >= 4) {
+                add(label, 4);
+            }
+        }
+        if let Some(name) = self.name {
+            add(name, 3);
+        }
+        words.sort_by_key(|w| std::cmp::Reverse(w.chars().count()));
+        words.dedup();
+        words
+    }
+}
+
+/// Whether `password` is guessable (see [`Policy`]); compares a trimmed, case-folded copy.
+pub fn is_guessable(password: &str, context: &Context<'_>) -> bool {
+    let folded = password.trim().to_lowercase();
+    if is_weak(&folded) {
+        return true;
+    }
+    // Derived from context words: what is left without them is next to nothing, or weak.
+    let mut rest = folded.clone();
+    let mut derived = false;
+    for word in context.words() {
+        if rest.contains(word.as_str()) {
+            rest = rest.replace(word.as_str(), " ");
+            derived = true;
+        }
+    }
+    derived && {
+        let stem = stem(&rest).0;
+        stem.chars().filter(|c| c.is_alphanumeric()).count() < 4 || is_weak(stem)
+    }
+}
+
+/// Common, breached-list, repetitive or sequential (on a folded password, or what remains of
+/// it around context words).
+fn is_weak(folded: &str) -> bool {
+    if is_common(folded) || is_common(&unleet(folded)) || is_monotonous(folded) {
+        return true;
+    }
+    // A common word dressed with a few leading/trailing digits, symbols or spaces.
+    let (stem, dressing) = stem(folded);
+    if stem.len() == folded.len() || dressing > 6 {
+        return false;
+    }
+    let plain = unleet(stem);
+    stem.is_empty()
+        || is_common(stem)
+        || is_common(&plain)
+        || is_stem(stem)
+        || is_stem(&plain)
+        || is_monotonous(stem)
+}
+
+/// `text` without leading and trailing characters other than letters, and how many went.
+fn stem(text: &str) -> (&str, usize) {
+    let stem = text.trim_matches(|c: char| !c.is_alphabetic());
+    let dressing = text.chars().count() - stem.chars().count();
+    (stem, dressing)
+}
+
+/// Common substitutions undone (`p@ssw0rd` → `password`).
+fn unleet(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '@' | '4' => 'a',
+            '0' => 'o',
+            '1' | '!' => 'i',
+            '3' => 'e',
+            '$' | '5' => 's',
+            '7' => 't',
+            c => c,
+        })
+        .collect()
+}
+
+/// Repetitive or sequential: at most two distinct characters, a unit of up to four characters
+/// repeated (`abcabcab`), one step throughout (`abcdefgh`, `86420`, `acegik`), or a run along a
+/// keyboard row (`qwertyui`, `asdfghjkl`).
+fn is_monotonous(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() < 3 {
+        return chars.is_empty();
+    }
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() <= 2 {
+        return true;
+    }
+    let repeated =
+        (1..=4).any(|p| chars.len() >= 2 * p && (p..chars.len()).all(|i| chars[i] == chars[i - p]));
+    let step = chars[1] as i64 - chars[0] as i64;
+    let stepped = (1..=3).contains(&step.abs())
+        && chars.windows(2).all(|w| w[1] as i64 - w[0] as i64 == step);
+    const ROWS: [&str; 6] = [
+        "`1234567890-=",
+        "qwertyuiop[]\\",
+        "asdfghjkl;'",
+        "zxcvbnm,./",
+        "~!@#$%^&*()_+",
+        "qazwsxedcrfvtgbyhnujmikolp",
+    ];
+    let keyboard = chars.len() >= 4
+        && ROWS.iter().any(|row| {
+            let reversed: String = row.chars().rev().collect();
+            row.contains(text) || reversed.contains(text)
+        });
+    repeated || stepped || keyboard
+}
+
 /// The bundled list (`common_passwords.txt`, provenance in its header and the README): the
 /// 11,611 most common passwords of 8 or more characters, lower-case, one per line.
 const COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
+/// The same list's entries of 4 to 7 letters, for stems (`monkey` in `monkey123!`).
+const COMMON_STEMS: &str = include_str!("common_password_stems.txt");
 
-fn common_set() -> &'static std::collections::HashSet<&'static str> {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
-    SET.get_or_init(|| {
-        COMMON_PASSWORDS
-            .lines()
+fn word_set(
+    cell: &'static std::sync::OnceLock<std::collections::HashSet<&'static str>>,
+    text: &'static str,
+) -> &'static std::collections::HashSet<&'static str> {
+    cell.get_or_init(|| {
+        text.lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
             .collect()
     })
 }
 
-/// Whether `password` is on the common list, compared case-insensitively.
+fn common_set() -> &'static std::collections::HashSet<&'static str> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    word_set(&SET, COMMON_PASSWORDS)
+}
+
+fn stem_set() -> &'static std::collections::HashSet<&'static str> {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    word_set(&SET, COMMON_STEMS)
+}
+
+/// Whether `password` is on the common list, compared trimmed and case-insensitively.
 pub fn is_common(password: &str) -> bool {
-    common_set().contains(password.to_lowercase().as_str())
+    common_set().contains(password.trim().to_lowercase().as_str())
+}
+
+fn is_stem(text: &str) -> bool {
+    stem_set().contains(text)
 }
 
 /// Refuses an over-long password before it reaches the hasher (sign-in included).
@@ -564,5 +733,73 @@ mod tests {
             Err(Error::PasswordTooLong { max: 128 })
         ));
         assert!(common_set().len() > 11_000);
+    }
+
+    #[test]
+    fn guessable_passwords_of_the_issue_are_refused() {
+        let p = Policy::default();
+        for weak in [
+            "apexkit123",
+            "aaaaaaaa",
+            " password123",
+            "password1!",
+            "ApexKit2024!",
+            "Password123 ",
+            "abcdefgh",
+            "87654321",
+            "abcabcabc",
+            "12121212",
+            "qwertyui",
+            "asdfghjkl;",
+            "monkey123!",
+            "p@ssw0rd99",
+        ] {
+            assert!(
+                matches!(p.check(weak), Err(Error::PasswordCompromised)),
+                "{weak:?}"
+            );
+        }
+        for fine in [
+            "correct horse battery staple",
+            "Tr0ub4dor&3 is not it",
+            "my apexkit account, well guarded",
+            "ÄÖÜäöüßé",
+            "zq8#Lm2!vR",
+            "glacier-tandem-orbit",
+        ] {
+            assert!(p.check(fine).is_ok(), "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn context_words_come_from_the_email_and_the_name() {
+        let p = Policy::default();
+        let ada = Context {
+            email: Some("ada.lovelace@analytical.org"),
+            name: Some("Ada Lovelace"),
+        };
+        for weak in [
+            "lovelace1815",
+            "Ada.Lovelace!",
+            "adalovelace",
+            "analytical2024",
+            "LOVELACE lovelace",
+            "ada@analytical.org",
+        ] {
+            assert!(
+                matches!(p.check_for(weak, &ada), Err(Error::PasswordCompromised)),
+                "{weak:?}"
+            );
+            // Without the context these are fine (or at least not refused for it).
+            if weak == "lovelace1815" {
+                assert!(p.check(weak).is_ok());
+            }
+        }
+        // A context word inside a real passphrase is fine.
+        assert!(
+            p.check_for("lovelace wrote the first program", &ada)
+                .is_ok()
+        );
+        assert!(p.check_for("correct horse battery staple", &ada).is_ok());
     }
 }

@@ -61,7 +61,13 @@ impl Auth {
     pub async fn sign_up(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<SignedIn> {
         let name = check_name(input.name)?;
         let email = email::normalize(input.email)?;
-        self.check_new_password(input.password)?;
+        self.check_new_password(
+            input.password,
+            &password::Context {
+                email: Some(&email),
+                name: Some(name),
+            },
+        )?;
         let image = check_image(input.image)?;
 
         // Cheap early answer for the common case; the unique index decides races below.

@@ -264,8 +264,22 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         let secret = parse_token(raw_token)?;
-        self.check_new_password(new_password)?;
         let token_hash = secret.hash();
+        // The token's user gives the context words (none for a dead token, refused below).
+        let user = verifications::live_user(
+            &mut self.conn().await?,
+            &token_hash,
+            purpose::RESET_PASSWORD,
+            now(),
+        )
+        .await?;
+        self.check_new_password(
+            new_password,
+            &super::password::Context {
+                email: user.as_ref().map(|u| u.email.as_str()),
+                name: user.as_ref().map(|u| u.name.as_str()),
+            },
+        )?;
         let live = verifications::check(
             &mut self.conn().await?,
             &token_hash,
@@ -320,7 +334,13 @@ impl Auth {
         }
         let name = check_name(input.name)?;
         let email = email::normalize(input.email)?;
-        self.check_new_password(input.password)?;
+        self.check_new_password(
+            input.password,
+            &super::password::Context {
+                email: Some(&email),
+                name: Some(name),
+            },
+        )?;
         let image = check_image(input.image)?;
         let target = self.link_target(None, VERIFY_EMAIL_PATH, "callbackURL")?;
         let hash = self.hasher.hash(input.password).await?;

@@ -52,6 +52,27 @@ pub enum Consumed<T> {
     Done(T),
 }
 
+/// The user a live (unexpired) token of `purpose` belongs to, without consuming it.
+pub async fn live_user(
+    conn: &mut Conn,
+    token_hash: &str,
+    purpose: &str,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        verification::table
+            .inner_join(user::table.on(verification::user_id.eq(user::id.nullable())))
+            .filter(verification::identifier.eq(token_hash))
+            .filter(verification::purpose.eq(purpose))
+            .filter(verification::expires_at.gt(now))
+            .select(User::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
+    .map_err(DbError::from)
+}
+
 /// Whether a token of `purpose` is live at `now`, without consuming it: one indexed read, so a
 /// made-up or expired token is refused before any costly work (hashing a new password). An
 /// expired token is deleted, as consuming it would have. The consuming transaction decides

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 pub mod document;
 pub mod errors;
+pub mod inputs;
 mod limits;
 mod observe;
 mod sessions;
@@ -149,6 +150,8 @@ fn finish<M: ObjectType + 'static>(
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
         .extension(errors::ErrorCodes)
+        // issue 13: NUL in any string input → BAD_USER_INPUT, before any resolver.
+        .extension(inputs::CleanStrings)
         .extension(observe::Observe(limits.rate_limiter.map(limits::RateLimit)));
     if !limits.introspection {
         // `__schema`/`__type` are refused outright by `document::vet` (async-graphql's switch

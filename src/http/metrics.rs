@@ -8,10 +8,28 @@ use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
 
 use super::HttpState;
+use crate::db::Pool;
 use crate::observability;
 
+/// What a scrape reads: the registry and the pool (shared by both listeners).
+pub struct Source {
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pool: Pool,
+    pool_max_size: u32,
+}
+
+impl Source {
+    pub fn of(state: &HttpState) -> Self {
+        Self {
+            metrics: state.metrics.clone(),
+            pool: state.pool.clone(),
+            pool_max_size: state.pool_max_size,
+        }
+    }
+}
+
 #[handler]
-pub async fn metrics(Data(state): Data<&Arc<HttpState>>) -> Response {
+pub async fn metrics(Data(state): Data<&Arc<Source>>) -> Response {
     let Some(handle) = &state.metrics else {
         return StatusCode::NOT_FOUND.into_response();
     };

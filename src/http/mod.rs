@@ -1,6 +1,7 @@
 //! HTTP surface: routes, the GraphQL transport (content type, body limit, GET vs mutations,
 //! batches), credential extraction, and health. Refusals here carry the contract's JSON body.
 
+pub mod conn;
 mod graphql;
 mod health;
 mod jwks;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::middleware::SetHeader;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route, get};
 use tracing::Instrument as _;
 
@@ -52,11 +52,36 @@ pub struct HttpState {
     pub pool_max_size: u32,
     /// issue 13: the per-client budgets, for the HTML form posts (`None`: rate limiting off).
     pub rate_limiter: Option<crate::throttle::RateLimiter>,
+    /// issue 13: the `Strict-Transport-Security` value (https base URL only), see [`hsts`].
+    pub hsts: Option<HeaderValue>,
+    /// issue 13: whether the main listener serves `/metrics` (not in production).
+    pub metrics_on_main: bool,
+}
+
+/// The `Strict-Transport-Security` value for a base URL: only for https, and none for a zero
+/// max-age.
+pub fn hsts(base_url: &str, max_age: u64) -> Option<HeaderValue> {
+    let https = base_url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    (https && max_age > 0)
+        .then(|| HeaderValue::from_str(&format!("max-age={max_age}")).ok())
+        .flatten()
+}
+
+/// The routes of the separate metrics listener (`APEXKIT_METRICS_LISTEN`): `/metrics` only.
+pub fn metrics_routes(state: &HttpState) -> impl IntoEndpoint<Endpoint: 'static> + use<> {
+    Route::new()
+        .at("/metrics", get(metrics::metrics))
+        .data(Arc::new(metrics::Source::of(state)))
+        .around(|ep, req| async move { Ok(secure(ep.call(req).await, None)) })
 }
 
 pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
     let origins = state.origins.clone();
-    Route::new()
+    let hsts = state.hsts.clone();
+    let metrics_source = Arc::new(metrics::Source::of(&state));
+    let route = Route::new()
         .at("/graphql", graphql::endpoint)
         .at("/healthz", get(health::healthz))
         .at("/readyz", get(health::readyz))
@@ -68,18 +93,64 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
             "/reset-password",
             get(pages::reset_password_page).post(pages::reset_password),
         )
-        .at("/.well-known/jwks.json", get(jwks::jwks))
-        .at("/metrics", get(metrics::metrics))
+        .at("/.well-known/jwks.json", get(jwks::jwks));
+    // In production /metrics lives only on APEXKIT_METRICS_LISTEN (contract).
+    let route = if state.metrics_on_main {
+        route.at("/metrics", get(metrics::metrics))
+    } else {
+        route
+    };
+    route
         .data(Arc::new(state))
+        .data(metrics_source)
         .around(move |ep, req| {
             let origins = origins.clone();
             async move { Ok(cors(ep.as_ref(), req, &origins).await) }
         })
-        .with(SetHeader::new().overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
+        .around(move |ep, req| {
+            let hsts = hsts.clone();
+            async move { Ok(secure(ep.call(req).await, hsts)) }
+        })
         .around(with_request_id)
+}
+
+/// The security headers of every response (errors and 404s included): `nosniff` always, HSTS
+/// when the base URL is https, and on HTML pages a refusal to be framed (`X-Frame-Options`,
+/// `frame-ancestors 'none'` unless the page sets its own policy) and no referrer.
+fn secure(resp: poem::Result<Response>, hsts: Option<HeaderValue>) -> Response {
+    let mut resp = match resp {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(value) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, value);
+    }
+    if html {
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("frame-ancestors 'none'"),
+            );
+        }
+        if !headers.contains_key(header::REFERRER_POLICY) {
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+        }
+    }
+    resp
 }
 
 /// CORS for trusted origins only, with credentials: the answer names the request's own origin

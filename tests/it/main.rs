@@ -9,6 +9,7 @@ mod admin;
 mod architecture;
 mod auth;
 mod docs;
+mod edge;
 mod faults;
 mod hardening;
 mod http;
