@@ -37,6 +37,8 @@ pub struct App {
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     state: HttpState,
+    /// Held here (not by the routes) so that shutdown can close it last.
+    pool: Pool,
     auth: Auth,
     keys: KeyStore,
     ready: Arc<AtomicBool>,
@@ -319,7 +321,6 @@ impl App {
         let ready = Arc::new(AtomicBool::new(true));
         let state = HttpState {
             schema: build_schema(Some(auth.clone()), limits),
-            pool,
             auth: auth.clone(),
             keys: keys.clone(),
             cookie: CookiePolicy::for_base_url(&base_url),
@@ -347,6 +348,7 @@ impl App {
             listener,
             addr,
             state,
+            pool,
             auth,
             keys,
             ready,
@@ -391,6 +393,7 @@ impl App {
             listener,
             addr,
             state,
+            pool,
             auth,
             keys,
             ready,
@@ -402,7 +405,6 @@ impl App {
             conn_limits,
             metrics_listener,
         } = self;
-        let pool = state.pool.clone();
         let upkeep = state.metrics.clone().map(|handle| {
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(observability::UPKEEP_EVERY);

@@ -11,6 +11,9 @@ use crate::db::models::{AuditEvent as Row, NewSession, Session};
 use crate::db::sessions;
 use crate::error::{Error, Result};
 
+/// A recorded audit event, as the admin queries return it.
+pub type AuditRecord = Row;
+
 /// Every kind of event, and its name in the `audit_event.type` column (see the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditKind {

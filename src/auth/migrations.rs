@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use super::audit::{AuditEvent, AuditKind};
 use super::{Admin, Auth, ClientInfo};
 use crate::db::DatabaseUrl;
-use crate::db::migrations::{self, MigrationState, Script};
+pub use crate::db::migrations::MigrationState;
+use crate::db::migrations::{self, Script};
 use crate::error::{Error, Result};
 
 /// Where migrations come from, per deployment.

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod audit;
 pub mod email;
+pub mod health;
 pub mod keys;
 pub mod links;
 pub mod migrations;

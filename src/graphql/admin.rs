@@ -8,8 +8,8 @@ use super::types::{Session, User};
 use super::{domain, require_admin, state};
 use crate::auth::admin::{CreateUser, decode_cursor, encode_cursor, page_size};
 use crate::auth::audit::AuditKind;
-use crate::db::migrations::MigrationState;
-use crate::db::models::AuditEvent as AuditRow;
+use crate::auth::audit::AuditRecord as AuditRow;
+use crate::auth::migrations::MigrationState;
 use crate::error::Error;
 
 #[derive(SimpleObject)]

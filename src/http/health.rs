@@ -9,7 +9,7 @@ use poem::{IntoResponse, Response, handler};
 use serde_json::json;
 
 use super::HttpState;
-use crate::db::migrations;
+use crate::auth::health::Readiness;
 
 /// 200 while the process serves.
 #[handler]
@@ -28,26 +28,9 @@ pub async fn readyz(Data(state): Data<&Arc<HttpState>>) -> Response {
     if !state.ready.load(Ordering::Acquire) {
         return not_ready("shutting down");
     }
-    let mut conn = match state.pool.get().await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            return not_ready("database unreachable");
-        }
-    };
-    match migrations::applied_versions(&mut conn).await {
-        Ok(applied)
-            if state
-                .expected_migrations
-                .iter()
-                .all(|v| applied.contains(v)) =>
-        {
-            Json(json!({ "status": "ready" })).into_response()
-        }
-        Ok(_) => not_ready("migrations pending"),
-        Err(e) => {
-            tracing::warn!(error = %e, "readiness: cannot read migrations");
-            not_ready("database unreachable")
-        }
+    match state.auth.readiness(&state.expected_migrations).await {
+        Readiness::Ready => Json(json!({ "status": "ready" })).into_response(),
+        Readiness::MigrationsPending => not_ready("migrations pending"),
+        Readiness::DatabaseUnreachable => not_ready("database unreachable"),
     }
 }

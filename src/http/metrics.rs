@@ -8,13 +8,13 @@ use poem::web::Data;
 use poem::{IntoResponse, Response, handler};
 
 use super::HttpState;
-use crate::db::Pool;
+use crate::auth::Auth;
 use crate::observability;
 
 /// What a scrape reads: the registry and the pool (shared by both listeners).
 pub struct Source {
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pool: Pool,
+    auth: Auth,
     pool_max_size: u32,
 }
 
@@ -22,7 +22,7 @@ impl Source {
     pub fn of(state: &HttpState) -> Self {
         Self {
             metrics: state.metrics.clone(),
-            pool: state.pool.clone(),
+            auth: state.auth.clone(),
             pool_max_size: state.pool_max_size,
         }
     }
@@ -33,7 +33,7 @@ pub async fn metrics(Data(state): Data<&Arc<Source>>) -> Response {
     let Some(handle) = &state.metrics else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    observability::record_pool(state.pool.stats(), state.pool_max_size);
+    observability::record_pool(state.auth.pool_stats(), state.pool_max_size);
     Response::builder()
         .status(StatusCode::OK)
         .header(

@@ -20,7 +20,6 @@ use tracing::Instrument as _;
 
 use crate::auth::keys::KeyStore;
 use crate::auth::origin::TrustedOrigins;
-use crate::db::Pool;
 use crate::error::Code;
 use crate::graphql::{ApiSchema, CookiePolicy};
 use crate::observability;
@@ -29,7 +28,6 @@ use crate::throttle::net::Cidr;
 /// Everything the HTTP handlers share.
 pub struct HttpState {
     pub schema: ApiSchema,
-    pub pool: Pool,
     pub auth: crate::auth::Auth,
     /// Signing keys, for the JWKS document.
     pub keys: KeyStore,
