@@ -3,9 +3,10 @@
 
 use super::audit::{AuditEvent, AuditKind};
 use super::sign_in::{check_image, check_name};
-use super::verification::{VERIFY_EMAIL_PATH, add};
+use super::verification::VERIFY_EMAIL_PATH;
 use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, Session, SessionToken, SignedIn, User, Viewer};
 use super::{email, links, now, password};
+use crate::clock::after as add;
 use crate::db::accounts;
 use crate::db::users::{self, ProfileChanges};
 use crate::db::verifications::purpose;

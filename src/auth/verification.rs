@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
 use tokio::sync::Notify;
 
 use super::audit::{AuditEvent, AuditKind};
@@ -15,6 +14,7 @@ use super::sign_in::{SignUp, check_image, check_name};
 use super::{
     Auth, CREDENTIAL_PROVIDER, ClientInfo, SessionToken, SignedIn, User, email, links, now, token,
 };
+use crate::clock::{after as add, before as sub};
 use crate::db::outbox::{self, Enqueue, NewMail};
 use crate::db::verifications::{self, Consumed, NewVerification, purpose};
 use crate::db::{DbError, users};
@@ -58,20 +58,6 @@ pub(super) struct TokenRow<'a> {
     pub value: &'a str,
     pub lifetime: Duration,
     pub hash: String,
-}
-
-pub(super) fn add(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_add_signed(d))
-        .unwrap_or(NaiveDateTime::MAX)
-}
-
-fn sub(t: NaiveDateTime, d: Duration) -> NaiveDateTime {
-    chrono::Duration::from_std(d)
-        .ok()
-        .and_then(|d| t.checked_sub_signed(d))
-        .unwrap_or(NaiveDateTime::MIN)
 }
 
 /// A token string as a client sent it: anything not shaped like ours is invalid without a lookup.
