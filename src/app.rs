@@ -242,10 +242,12 @@ impl App {
         } else {
             (None, AccountThrottle::disabled())
         };
+        // Built once: mailed-link targets and the HTTP layer's CORS/CSRF checks share it.
+        let origins = config.trusted_origins(addr).map_err(anyhow::Error::msg)?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let flows = AccountFlows {
             base_url: base_url.clone(),
-            trusted: config.trusted_origins(addr).map_err(anyhow::Error::msg)?,
+            trusted: origins.clone(),
             require_email_verification: config.require_email_verification,
             reset_expires_in: Duration::from_secs(config.reset_token_expires_in),
             verification_expires_in: Duration::from_secs(config.verification_token_expires_in),
@@ -329,7 +331,7 @@ impl App {
             graphiql: !config.is_production(),
             expected_migrations: migrations::embedded_versions(&url),
             ready: ready.clone(),
-            origins: Arc::new(config.trusted_origins(addr).map_err(anyhow::Error::msg)?),
+            origins: Arc::new(origins),
             trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
             max_query_bytes: config.max_query_bytes,
             metrics: observability::prometheus(),
