@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::audit::{AuditEvent, AuditKind};
-use super::{Admin, Auth, ClientInfo, ROLE_ADMIN, ROLE_USER, Session, User, email, now, token};
+use super::{Admin, Auth, ClientInfo, Role, Session, User, email, now, token};
 use crate::db::models::NewUser;
 use crate::db::users::UserFilter;
 use crate::db::{DbError, sessions, users};
@@ -99,14 +99,12 @@ pub struct CreateUser<'a> {
 }
 
 fn check_role(role: &str) -> Result<&'static str> {
-    match role {
-        ROLE_USER => Ok(ROLE_USER),
-        ROLE_ADMIN => Ok(ROLE_ADMIN),
-        _ => Err(Error::BadUserInput {
+    Role::parse(role)
+        .map(Role::as_str)
+        .ok_or(Error::BadUserInput {
             field: "role",
             message: "must be \"user\" or \"admin\"",
-        }),
-    }
+        })
 }
 
 fn not_self(admin: &Admin, user_id: &str) -> Result<()> {

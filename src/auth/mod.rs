@@ -51,9 +51,10 @@ pub(crate) fn credential_account<'a>(
     }
 }
 
-/// Roles (`user.role`), as Better Auth's admin plugin names them.
-pub const ROLE_USER: &str = "user";
-pub const ROLE_ADMIN: &str = "admin";
+pub use crate::db::models::Role;
+/// Role names (`user.role`), from [`Role`].
+pub const ROLE_USER: &str = Role::User.as_str();
+pub const ROLE_ADMIN: &str = Role::Admin.as_str();
 
 /// Facts about the client making a request, as the HTTP layer established them.
 #[derive(Debug, Clone, Default)]
@@ -227,10 +228,10 @@ impl Auth {
         let now = now();
         let users = &self.admin_emails;
         let demoted =
-            crate::db::users::demote_unverified(&mut conn, users, (ROLE_ADMIN, ROLE_USER), now)
+            crate::db::users::demote_unverified(&mut conn, users, (Role::Admin, Role::User), now)
                 .await?;
         let promoted =
-            crate::db::users::promote_verified(&mut conn, users, ROLE_ADMIN, now).await?;
+            crate::db::users::promote_verified(&mut conn, users, Role::Admin, now).await?;
         Ok((promoted, demoted))
     }
 

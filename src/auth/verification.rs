@@ -192,7 +192,7 @@ impl Auth {
                 }
                 // Should this fail after the commit, the next boot promotes the user instead.
                 let emails = [user.email.clone()];
-                users::promote_verified(&mut conn, &emails, super::ROLE_ADMIN, now()).await?;
+                users::promote_verified(&mut conn, &emails, super::Role::Admin, now()).await?;
                 Ok(users::find_by_id(&mut conn, &user.id)
                     .await?
                     .unwrap_or(user))

@@ -107,3 +107,27 @@ pub struct AuditEvent {
     /// JSON, never a secret.
     pub detail: Option<String>,
 }
+
+/// A user's role (`user.role`), as Better Auth's admin plugin names them. At the bottom, so the
+/// domain and the queries share it and `db` names nothing above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+
+    /// The role a stored or client-given name denotes; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::User, Self::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}

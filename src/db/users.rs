@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::{NewAccount, NewSession, NewUser, Session, User};
+use super::models::{NewAccount, NewSession, NewUser, Role, Session, User};
 use super::schema::{account, session, user};
 use super::signing_keys::{self, SigningKeyRow};
 use super::{Conn, DbError, run, run_pair, transaction};
@@ -265,14 +265,15 @@ pub async fn set_password(
     })
 }
 
-/// Gives `admin_role` to the users with these (normalised) emails whose address is verified;
+/// Gives `role` to the users with these (normalised) emails whose address is verified;
 /// returns how many changed.
 pub async fn promote_verified(
     conn: &mut Conn,
     emails: &[String],
-    admin_role: &str,
+    role: Role,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
+    let admin_role = role.as_str();
     run!(conn, |c| {
         diesel::update(
             user::table
@@ -292,9 +293,10 @@ pub async fn promote_verified(
 pub async fn demote_unverified(
     conn: &mut Conn,
     emails: &[String],
-    (from_role, to_role): (&str, &str),
+    (from, to): (Role, Role),
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
+    let (from_role, to_role) = (from.as_str(), to.as_str());
     run!(conn, |c| {
         diesel::update(
             user::table
