@@ -270,7 +270,8 @@ impl App {
             .with_sign_in_throttle(sign_in_throttle.clone())
             .with_account_flows(flows);
         let (promoted, demoted) = auth
-            .promote_admins()
+            .admin()
+            .promote_listed()
             .await
             .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
         if promoted > 0 {
@@ -422,7 +423,7 @@ impl App {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
                 tick.tick().await;
-                match auth.purge_expired_sessions().await {
+                match auth.sessions().purge_expired().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),

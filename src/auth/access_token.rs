@@ -7,8 +7,10 @@ use chrono::{DateTime, NaiveDateTime};
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 
+use super::admin::AdminService;
+use super::context::service;
 use super::keys::{KeyStore, Signer};
-use super::{Auth, Viewer, now};
+use super::{Viewer, now};
 use crate::error::{Error, Result};
 
 /// The `typ` header of our access tokens (RFC 9068).
@@ -124,12 +126,24 @@ impl AccessTokens {
     }
 }
 
-impl Auth {
+service! {
+    /// Access tokens for the signed-in user.
+    Tokens
+}
+
+impl Tokens<'_> {
     /// A fresh access token for the viewer's current session.
-    pub async fn refresh_access_token(&self, viewer: &Viewer) -> Result<AccessToken> {
+    pub async fn refresh(&self, viewer: &Viewer) -> Result<AccessToken> {
         self.tokens.issue(&Subject::from(viewer)).await
     }
 
+    /// The store of signing keys (for the JWKS and the rotation task).
+    pub fn keys(&self) -> &KeyStore {
+        self.tokens.keys()
+    }
+}
+
+impl AdminService<'_> {
     /// Retires the active signing key and creates a new one (admin, on demand).
     pub async fn rotate_signing_keys(
         &self,

@@ -2,9 +2,12 @@
 //! Each use case is one function; the ones that touch several rows do it in one transaction.
 
 use super::audit::{AuditEvent, AuditKind};
+use super::context::service;
 use super::sign_in::{check_image, check_name};
-use super::verification::VERIFY_EMAIL_PATH;
-use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, Session, SessionToken, SignedIn, User, Viewer};
+use super::verification::{TokenRow, VERIFY_EMAIL_PATH};
+use super::{
+    Account, CREDENTIAL_PROVIDER, ClientInfo, Session, SessionToken, SignedIn, User, Viewer,
+};
 use super::{email, links, now, password};
 use crate::clock::after as add;
 use crate::db::accounts;
@@ -12,6 +15,11 @@ use crate::db::users::{self, ProfileChanges};
 use crate::db::verifications::purpose;
 use crate::error::{Error, Result};
 use crate::mail::compose;
+
+service! {
+    /// A signed-in user managing their own account.
+    Accounts
+}
 
 /// How recent a sign-in must be to change the email of an account without a password.
 pub const REAUTH_WITHOUT_PASSWORD: std::time::Duration = std::time::Duration::from_secs(5 * 60);
@@ -36,7 +44,12 @@ pub struct PasswordChanged {
     pub remember_me: bool,
 }
 
-impl Auth {
+impl Accounts<'_> {
+    /// The viewer's accounts (credential and, later, social providers).
+    pub async fn accounts(&self, viewer: &Viewer) -> Result<Vec<Account>> {
+        Ok(accounts::list_for_user(&mut self.conn().await?, &viewer.user.id).await?)
+    }
+
     /// Changes name and/or image; `image: Some(None)` removes the image.
     pub async fn update_user(
         &self,
@@ -148,7 +161,10 @@ impl Auth {
         let short = chrono::Duration::from_std(self.policy.short_expires_in).unwrap_or_default();
         let remember_me = lifetime > short;
         let draft = if revoke_others {
-            Some(self.draft_session(&viewer.user.id, remember_me, client, now)?)
+            Some(
+                self.sessions()
+                    .draft(&viewer.user.id, remember_me, client, now)?,
+            )
         } else {
             None
         };
@@ -265,7 +281,9 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<()> {
         let new_email = email::normalize(change.new_email)?;
-        let target = self.link_target(change.callback_url, VERIFY_EMAIL_PATH, "callbackURL")?;
+        let mail_flows = self.mail_flows();
+        let target =
+            mail_flows.link_target(change.callback_url, VERIFY_EMAIL_PATH, "callbackURL")?;
         let flows = self.flows()?;
         // A stolen, long-lived session must not be enough to take the account over.
         if now() > add(viewer.session.created_at, flows.fresh_session_age) {
@@ -307,11 +325,12 @@ impl Auth {
         let detail = serde_json::json!({ "stage": "requested", "new_email": new_email });
         self.audit_account(AuditKind::EmailChange, viewer, true, Some(detail), client)
             .await;
-        self.queue(
-            compose::email_change_requested(&viewer.user.email, &viewer.user.name, &new_email),
-            None,
-        )
-        .await?;
+        mail_flows
+            .queue(
+                compose::email_change_requested(&viewer.user.email, &viewer.user.name, &new_email),
+                None,
+            )
+            .await?;
         if taken {
             return Ok(());
         }
@@ -319,16 +338,17 @@ impl Auth {
         let link = links::with_token(&target, secret.expose());
         let mail =
             compose::confirm_new_email(&new_email, &viewer.user.name, &link, lifetime.as_secs());
-        self.queue(
-            mail,
-            Some(super::verification::TokenRow {
-                purpose: purpose::CHANGE_EMAIL,
-                user_id: &viewer.user.id,
-                value: &new_email,
-                lifetime,
-                hash: secret.hash(),
-            }),
-        )
-        .await
+        mail_flows
+            .queue(
+                mail,
+                Some(TokenRow {
+                    purpose: purpose::CHANGE_EMAIL,
+                    user_id: &viewer.user.id,
+                    value: &new_email,
+                    lifetime,
+                    hash: secret.hash(),
+                }),
+            )
+            .await
     }
 }

@@ -7,11 +7,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, NaiveDateTime};
 
 use super::audit::{AuditEvent, AuditKind};
-use super::{Admin, Auth, ClientInfo, Role, Session, User, email, now, token};
-use crate::db::models::NewUser;
+use super::context::service;
+use super::sign_in::{NewIds, NewUserInput, credential_account};
+use super::{Admin, ClientInfo, Role, Session, User, now, token};
 use crate::db::users::UserFilter;
 use crate::db::{DbError, sessions, users};
 use crate::error::{Error, Result};
+
+service! {
+    /// Administration (Better Auth's admin plugin): users, roles, bans, sessions, passwords;
+    /// also the audit trail (`audit.rs`), the schema (`migrations.rs`) and signing-key rotation
+    /// (`access_token.rs`). Every use case but the boot-time promotion takes an [`Admin`].
+    AdminService
+}
 
 pub const DEFAULT_PAGE: i64 = 20;
 pub const MAX_PAGE: i64 = 100;
@@ -117,8 +125,8 @@ fn not_self(admin: &Admin, user_id: &str) -> Result<()> {
     Ok(())
 }
 
-impl Auth {
-    pub async fn admin_users(
+impl AdminService<'_> {
+    pub async fn users(
         &self,
         _admin: &Admin,
         search: Option<&str>,
@@ -141,51 +149,31 @@ impl Auth {
         })
     }
 
-    pub async fn admin_user(&self, _admin: &Admin, id: &str) -> Result<Option<User>> {
+    pub async fn user(&self, _admin: &Admin, id: &str) -> Result<Option<User>> {
         Ok(users::find_by_id(&mut self.conn().await?, id).await?)
     }
 
     /// The user's live sessions, newest first.
-    pub async fn admin_user_sessions(&self, _admin: &Admin, user_id: &str) -> Result<Vec<Session>> {
+    pub async fn user_sessions(&self, _admin: &Admin, user_id: &str) -> Result<Vec<Session>> {
         let now = now();
         let rows = sessions::list_active_for_user(&mut self.conn().await?, user_id, now).await?;
-        Ok(self.live_sessions(rows, now))
+        Ok(self.sessions().live_sessions(rows, now))
     }
 
-    pub async fn admin_create_user(
+    pub async fn create_user(
         &self,
         admin: &Admin,
         client: &ClientInfo,
         input: CreateUser<'_>,
     ) -> Result<User> {
-        let name = super::sign_in::check_name(input.name)?;
-        let email = email::normalize(input.email)?;
-        self.check_new_password(
-            input.password,
-            &super::password::Context {
-                email: Some(&email),
-                name: Some(name),
-            },
-        )?;
+        let new = NewUserInput::check(self, input.name, input.email, input.password, None)?;
         let role = match input.role {
             Some(role) => check_role(role)?,
-            None => self.role_for(&email, input.email_verified),
+            None => self.role_for(&new.email, input.email_verified),
         };
         let hash = self.hasher.hash(input.password).await?;
-        let now = now();
-        let user_id = token::new_id()?;
-        let account_id = token::new_id()?;
-        let new_user = NewUser {
-            id: &user_id,
-            name,
-            email: &email,
-            email_verified: input.email_verified,
-            image: None,
-            created_at: now,
-            updated_at: now,
-            role,
-        };
-        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
+        let ids = NewIds::generate()?;
+        let (new_user, new_account) = new.rows(&ids, &hash, input.email_verified, role, now());
         let (user, _) =
             users::create_with_account(&mut self.conn().await?, &new_user, &new_account, None)
                 .await
@@ -204,7 +192,7 @@ impl Auth {
         Ok(user)
     }
 
-    pub async fn admin_set_role(
+    pub async fn set_role(
         &self,
         admin: &Admin,
         client: &ClientInfo,
@@ -227,7 +215,7 @@ impl Auth {
     }
 
     /// Bans the user (for `expires_in` seconds, or for good) and ends their sessions.
-    pub async fn admin_ban_user(
+    pub async fn ban_user(
         &self,
         admin: &Admin,
         client: &ClientInfo,
@@ -270,7 +258,7 @@ impl Auth {
         Ok(user)
     }
 
-    pub async fn admin_unban_user(
+    pub async fn unban_user(
         &self,
         admin: &Admin,
         client: &ClientInfo,
@@ -290,19 +278,20 @@ impl Auth {
     }
 
     /// Ends every session of the user (the admin's own included, when it is theirs).
-    pub async fn admin_revoke_user_sessions(
+    pub async fn revoke_user_sessions(
         &self,
         admin: &Admin,
         client: &ClientInfo,
         user_id: &str,
     ) -> Result<bool> {
-        let mut conn = self.conn().await?;
-        if users::find_by_id(&mut conn, user_id).await?.is_none() {
-            return Err(Error::NotFound);
-        }
-        let ended = sessions::delete_all_for_user(&mut conn, user_id, None).await?;
-        self.record_with(
-            &mut conn,
+        let ended = {
+            let mut conn = self.conn().await?;
+            if users::find_by_id(&mut conn, user_id).await?.is_none() {
+                return Err(Error::NotFound);
+            }
+            sessions::delete_all_for_user(&mut conn, user_id, None).await?
+        };
+        self.record(
             AuditEvent::success(AuditKind::AdminRevokeUserSessions)
                 .actor(&admin.user.id)
                 .subject(user_id)
@@ -314,23 +303,25 @@ impl Auth {
     }
 
     /// Removes the user with their sessions and accounts.
-    pub async fn admin_remove_user(
+    pub async fn remove_user(
         &self,
         admin: &Admin,
         client: &ClientInfo,
         user_id: &str,
     ) -> Result<bool> {
         not_self(admin, user_id)?;
-        let mut conn = self.conn().await?;
-        let email = users::find_by_id(&mut conn, user_id)
-            .await?
-            .ok_or(Error::NotFound)?
-            .email;
-        if !users::delete(&mut conn, user_id).await? {
-            return Err(Error::NotFound);
-        }
-        self.record_with(
-            &mut conn,
+        let email = {
+            let mut conn = self.conn().await?;
+            let email = users::find_by_id(&mut conn, user_id)
+                .await?
+                .ok_or(Error::NotFound)?
+                .email;
+            if !users::delete(&mut conn, user_id).await? {
+                return Err(Error::NotFound);
+            }
+            email
+        };
+        self.record(
             AuditEvent::success(AuditKind::AdminRemoveUser)
                 .actor(&admin.user.id)
                 .subject(user_id)
@@ -342,7 +333,7 @@ impl Auth {
     }
 
     /// Sets the user's password (the policy applies); their sessions stay.
-    pub async fn admin_set_user_password(
+    pub async fn set_user_password(
         &self,
         admin: &Admin,
         client: &ClientInfo,
@@ -362,7 +353,7 @@ impl Auth {
         let hash = self.hasher.hash(new_password).await?;
         let now = now();
         let account_id = token::new_id()?;
-        let account = super::credential_account(&account_id, user_id, &hash, now);
+        let account = credential_account(&account_id, user_id, &hash, now);
         if !users::set_password(&mut self.conn().await?, user_id, &account, now).await? {
             return Err(Error::NotFound);
         }
@@ -374,5 +365,24 @@ impl Auth {
         )
         .await;
         Ok(true)
+    }
+}
+
+impl AdminService<'_> {
+    /// Run at every boot: gives role `admin` to the users listed in `APEXKIT_ADMIN_EMAILS` whose
+    /// address is verified, and takes it back from listed users whose address is not (someone
+    /// who claimed the address by signing up first, under releases that promoted at sign-up).
+    /// Returns (promoted, demoted).
+    pub async fn promote_listed(&self) -> Result<(usize, usize)> {
+        if self.admin_emails.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut conn = self.conn().await?;
+        let now = now();
+        let listed = &self.admin_emails;
+        let demoted =
+            users::demote_unverified(&mut conn, listed, (Role::Admin, Role::User), now).await?;
+        let promoted = users::promote_verified(&mut conn, listed, Role::Admin, now).await?;
+        Ok((promoted, demoted))
     }
 }

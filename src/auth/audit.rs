@@ -1,15 +1,14 @@
 //! The audit trail: who did what to whom, from where, and whether it worked. Any use case
-//! records an event with one call, [`Auth::record`]; nothing secret (password, token, hash) may
+//! records an event with one call, [`Context::record`](super::Context::record); nothing secret (password, token, hash) may
 //! go into an event, only ids, emails and short reasons.
 
 use chrono::NaiveDateTime;
 
-use super::{Auth, ClientInfo, now, token};
-use crate::db::Conn;
+use super::admin::AdminService;
+use super::{ClientInfo, now, token};
 use crate::db::audit::{self, AuditFilter};
-use crate::db::models::{AuditEvent as Row, NewSession, Session};
-use crate::db::sessions;
-use crate::error::{Error, Result};
+use crate::db::models::AuditEvent as Row;
+use crate::error::Result;
 
 /// A recorded audit event, as the admin queries return it.
 pub type AuditRecord = Row;
@@ -129,7 +128,7 @@ impl AuditEvent {
         self
     }
 
-    fn row(&self, client: &ClientInfo) -> Result<Row> {
+    pub(super) fn row(&self, client: &ClientInfo) -> Result<Row> {
         Ok(Row {
             id: token::new_id()?,
             created_at: now(),
@@ -147,16 +146,6 @@ impl AuditEvent {
     }
 }
 
-fn write_failed(event: &AuditEvent, error: &Error) {
-    tracing::error!(%error, kind = event.kind.as_str(), "cannot write audit event");
-}
-
-/// Writes an event on a connection the caller holds (e.g. inside its own transaction).
-pub async fn record_on(conn: &mut Conn, event: &AuditEvent, client: &ClientInfo) -> Result<()> {
-    audit::insert(conn, &event.row(client)?).await?;
-    Ok(())
-}
-
 /// A page of audit events, newest first.
 #[derive(Debug)]
 pub struct AuditPage {
@@ -165,48 +154,7 @@ pub struct AuditPage {
     pub total: i64,
 }
 
-impl Auth {
-    /// Records an event. Best effort: a failure to write is logged loudly but does not fail the
-    /// use case that already happened (a broken audit table must not lock every user out).
-    pub async fn record(&self, event: AuditEvent, client: &ClientInfo) {
-        match self.conn().await {
-            Ok(mut conn) => self.record_with(&mut conn, event, client).await,
-            Err(error) => write_failed(&event, &error),
-        }
-    }
-
-    /// [`Self::record`] on the connection the caller holds (never a second one from the pool
-    /// while holding the first: with every connection held that way, the pool would run dry).
-    pub async fn record_with(&self, conn: &mut Conn, event: AuditEvent, client: &ClientInfo) {
-        if let Err(error) = record_on(conn, &event, client).await {
-            write_failed(&event, &error);
-        }
-    }
-
-    /// Inserts a new session and records `event` about it, together: one round trip on
-    /// PostgreSQL. The session decides the outcome; the event is best effort, as in
-    /// [`Self::record`].
-    pub(super) async fn insert_session_recording(
-        &self,
-        session: &NewSession<'_>,
-        event: AuditEvent,
-        client: &ClientInfo,
-    ) -> Result<Session> {
-        let mut conn = self.conn().await?;
-        let row = match event.row(client) {
-            Ok(row) => row,
-            Err(error) => {
-                write_failed(&event, &error);
-                return Ok(sessions::insert(&mut conn, session).await?);
-            }
-        };
-        let (inserted, recorded) = sessions::insert_with_event(&mut conn, session, &row).await;
-        if let Err(error) = recorded {
-            write_failed(&event, &Error::from(error));
-        }
-        Ok(inserted?)
-    }
-
+impl AdminService<'_> {
     /// Audit events, newest first, optionally about one user and of one type.
     pub async fn audit_events(
         &self,

@@ -1,7 +1,7 @@
 //! Readiness and the pool's figures, for the HTTP layer's `/readyz` and `/metrics`: the transport
 //! asks the domain, never the database.
 
-use super::Auth;
+use super::Context;
 use crate::db::{PoolStats, migrations};
 
 /// Whether this replica should receive traffic.
@@ -12,7 +12,7 @@ pub enum Readiness {
     MigrationsPending,
 }
 
-impl Auth {
+impl Context {
     /// `Ready` when the database answers and every migration in `expected` is applied.
     pub async fn readiness(&self, expected: &[String]) -> Readiness {
         let mut conn = match self.pool.get().await {

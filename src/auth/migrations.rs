@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use super::admin::AdminService;
 use super::audit::{AuditEvent, AuditKind};
-use super::{Admin, Auth, ClientInfo};
+use super::{Admin, ClientInfo};
 use crate::db::DatabaseUrl;
 pub use crate::db::migrations::MigrationState;
 use crate::db::migrations::{self, Script};
@@ -66,7 +67,7 @@ impl Migrator {
     }
 }
 
-impl Auth {
+impl AdminService<'_> {
     fn migrator(&self) -> Result<&Migrator> {
         self.migrator
             .as_deref()

@@ -4,12 +4,18 @@ use chrono::NaiveDateTime;
 
 use super::access_token::Subject;
 use super::audit::{AuditEvent, AuditKind};
-use super::{Auth, ClientInfo, Session, SignedIn, User, Viewer, now, token};
+use super::context::service;
+use super::{ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::clock::{after as add, before};
 use crate::db::models::NewSession;
 use crate::db::sessions;
-use crate::db::signing_keys::SigningKeyRow;
 use crate::error::{Error, Result};
+
+service! {
+    /// Sessions: the path every sign-in method ends in ([`Sessions::issue`]), authenticating a
+    /// token (with the sliding expiry), listing and ending sessions.
+    Sessions
+}
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 
@@ -60,9 +66,9 @@ impl DraftSession {
     }
 }
 
-impl Auth {
+impl Sessions<'_> {
     /// A new session for `user_id`: always a fresh token from the CSPRNG, never one the client sent.
-    pub(super) fn draft_session(
+    pub(super) fn draft(
         &self,
         user_id: &str,
         remember_me: bool,
@@ -90,31 +96,46 @@ impl Auth {
         })
     }
 
-    /// Signs the user in: a new session, its access token (signed with `active_key`, the active
-    /// signing key row the caller read) and the `SignIn` audit event.
-    pub(super) async fn open_session(
+    /// Every sign-in method ends here, once it has established who `user` is. The checks any
+    /// method must pass come first — a ban in force (`USER_BANNED`, audited with
+    /// `refused("banned")`), an unverified address while verification is required
+    /// (`EMAIL_NOT_VERIFIED`) — then a new session, its access token and the `SignIn` event.
+    pub async fn issue(
         &self,
         user: User,
         remember_me: bool,
         client: &ClientInfo,
-        active_key: Option<SigningKeyRow>,
+        refused: impl FnOnce(&str) -> AuditEvent,
     ) -> Result<SignedIn> {
-        let draft = self.draft_session(&user.id, remember_me, client, now())?;
-        let signer = self.tokens.keys().signer_from(active_key).await?;
-        let access_token = self.tokens.issue_with(
-            &draft.subject(
+        let user = match user.banned {
+            false => Some(user),
+            true => self.unless_banned(&mut self.conn().await?, user).await?,
+        };
+        let Some(user) = user else {
+            self.record(refused("banned"), client).await;
+            return Err(Error::UserBanned);
+        };
+        if self.requires_email_verification() && user.email_verified != Some(true) {
+            return Err(Error::EmailNotVerified);
+        }
+        let draft = self.draft(&user.id, remember_me, client, now())?;
+        // Signed before the row is written: a token that cannot be signed leaves nothing behind.
+        let access_token = self
+            .tokens
+            .issue(&draft.subject(
                 &user.email,
                 user.email_verified.unwrap_or(false),
                 &user.role,
-            ),
-            &signer,
-        )?;
-        let event = AuditEvent::success(AuditKind::SignIn)
-            .actor(&user.id)
-            .subject(&user.id);
-        let session = self
-            .insert_session_recording(&draft.row(), event, client)
+            ))
             .await?;
+        let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
+        self.record(
+            AuditEvent::success(AuditKind::SignIn)
+                .actor(&user.id)
+                .subject(&user.id),
+            client,
+        )
+        .await;
         Ok(SignedIn {
             token: draft.token,
             session,
@@ -169,10 +190,8 @@ impl Auth {
 
     /// Ends the viewer's current session.
     pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
-        let mut conn = self.conn().await?;
-        if sessions::delete(&mut conn, &viewer.session.id).await? {
-            self.record_with(
-                &mut conn,
+        if sessions::delete(&mut self.conn().await?, &viewer.session.id).await? {
+            self.record(
                 AuditEvent::success(AuditKind::SignOut)
                     .actor(&viewer.user.id)
                     .subject(&viewer.user.id),
@@ -186,7 +205,7 @@ impl Auth {
     }
 
     /// Deletes expired sessions and those past their absolute lifetime; run periodically.
-    pub async fn purge_expired_sessions(&self) -> Result<usize> {
+    pub async fn purge_expired(&self) -> Result<usize> {
         let now = now();
         let born_before = before(now, self.policy.max_age);
         Ok(sessions::delete_expired(&mut self.conn().await?, now, born_before).await?)
@@ -208,9 +227,9 @@ pub struct OwnSession {
     pub current: bool,
 }
 
-impl Auth {
+impl Sessions<'_> {
     /// The viewer's live sessions, newest first.
-    pub async fn list_sessions(&self, viewer: &Viewer) -> Result<Vec<OwnSession>> {
+    pub async fn list(&self, viewer: &Viewer) -> Result<Vec<OwnSession>> {
         let now = now();
         let rows =
             sessions::list_active_for_user(&mut self.conn().await?, &viewer.user.id, now).await?;
@@ -226,12 +245,7 @@ impl Auth {
 
     /// Ends one of the viewer's sessions. Another user's session id is `NOT_FOUND`, exactly like
     /// an id that does not exist, and nothing is revoked. Returns whether it was the current one.
-    pub async fn revoke_session(
-        &self,
-        viewer: &Viewer,
-        id: &str,
-        client: &ClientInfo,
-    ) -> Result<bool> {
+    pub async fn revoke(&self, viewer: &Viewer, id: &str, client: &ClientInfo) -> Result<bool> {
         if !sessions::delete_for_user(&mut self.conn().await?, id, &viewer.user.id).await? {
             return Err(Error::NotFound);
         }
@@ -245,7 +259,7 @@ impl Auth {
     }
 
     /// Ends every session of the viewer, the current one included.
-    pub async fn revoke_sessions(&self, viewer: &Viewer, client: &ClientInfo) -> Result<usize> {
+    pub async fn revoke_all(&self, viewer: &Viewer, client: &ClientInfo) -> Result<usize> {
         let ended =
             sessions::delete_all_for_user(&mut self.conn().await?, &viewer.user.id, None).await?;
         self.record_revocation(
@@ -258,11 +272,7 @@ impl Auth {
     }
 
     /// Ends every session of the viewer but the current one.
-    pub async fn revoke_other_sessions(
-        &self,
-        viewer: &Viewer,
-        client: &ClientInfo,
-    ) -> Result<usize> {
+    pub async fn revoke_others(&self, viewer: &Viewer, client: &ClientInfo) -> Result<usize> {
         let ended = sessions::delete_all_for_user(
             &mut self.conn().await?,
             &viewer.user.id,

@@ -1,9 +1,32 @@
-//! Sign-up and sign-in with email and password.
+//! Sign-up and sign-in with email and password: the first sign-in method, and the model for
+//! the others (a service that establishes who the user is, then ends in
+//! [`Sessions::issue`](super::session::Sessions::issue)).
+
+use chrono::NaiveDateTime;
 
 use super::audit::{AuditEvent, AuditKind};
-use super::{Auth, CREDENTIAL_PROVIDER, ClientInfo, SignedIn, email, now, password, token};
+use super::context::service;
+use super::verification::VERIFY_EMAIL_PATH;
+use super::{
+    CREDENTIAL_PROVIDER, ClientInfo, Context, SignedIn, User, email, now, password, token,
+};
+use crate::db::models::{NewAccount, NewUser};
 use crate::db::{DbError, users};
 use crate::error::{Error, Result};
+use crate::mail::compose;
+
+service! {
+    /// Sign-up and sign-in with email and password.
+    Passwords
+}
+
+/// The result of a sign-up.
+pub enum Registered {
+    SignedIn(SignedIn),
+    /// Verification is required: no session yet. The user is the new one — or, when the
+    /// address was taken, a look-alike that exists nowhere, so both answers are the same.
+    PendingVerification(User),
+}
 
 const MAX_NAME_CHARS: usize = 256;
 const MAX_IMAGE_CHARS: usize = 2048;
@@ -20,6 +43,92 @@ pub struct SignIn<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub remember_me: bool,
+}
+
+/// A new user's details as every way of creating one checks them (sign-up, sign-up pending
+/// verification, admin creation): name, normalised email, password policy (with the name and
+/// email as context words), image URL — all before anything is hashed or written.
+pub(super) struct NewUserInput<'a> {
+    pub name: &'a str,
+    pub email: String,
+    pub image: Option<&'a str>,
+}
+
+impl<'a> NewUserInput<'a> {
+    pub fn check(
+        ctx: &Context,
+        name: &'a str,
+        email: &str,
+        password: &str,
+        image: Option<&'a str>,
+    ) -> Result<Self> {
+        let name = check_name(name)?;
+        let email = email::normalize(email)?;
+        ctx.check_new_password(
+            password,
+            &password::Context {
+                email: Some(&email),
+                name: Some(name),
+            },
+        )?;
+        let image = check_image(image)?;
+        Ok(Self { name, email, image })
+    }
+
+    /// The user row and its credential account holding `hash`, with fresh ids.
+    pub fn rows<'r>(
+        &'r self,
+        ids: &'r NewIds,
+        hash: &'r str,
+        verified: bool,
+        role: &'r str,
+        now: NaiveDateTime,
+    ) -> (NewUser<'r>, NewAccount<'r>) {
+        let user = NewUser {
+            id: &ids.user,
+            name: self.name,
+            email: &self.email,
+            email_verified: verified,
+            image: self.image,
+            created_at: now,
+            updated_at: now,
+            role,
+        };
+        (user, credential_account(&ids.account, &ids.user, hash, now))
+    }
+}
+
+/// Fresh ids of a new user and their credential account.
+pub(super) struct NewIds {
+    pub user: String,
+    pub account: String,
+}
+
+impl NewIds {
+    pub fn generate() -> Result<Self> {
+        Ok(Self {
+            user: token::new_id()?,
+            account: token::new_id()?,
+        })
+    }
+}
+
+/// The email+password account row of `user_id` holding `hash`.
+pub(super) fn credential_account<'a>(
+    id: &'a str,
+    user_id: &'a str,
+    hash: &'a str,
+    now: NaiveDateTime,
+) -> NewAccount<'a> {
+    NewAccount {
+        id,
+        account_id: user_id,
+        provider_id: CREDENTIAL_PROVIDER,
+        user_id,
+        password: Some(hash),
+        created_at: now,
+        updated_at: now,
+    }
 }
 
 pub(super) fn check_name(name: &str) -> Result<&str> {
@@ -56,22 +165,18 @@ pub(super) fn check_image(image: Option<&str>) -> Result<Option<&str>> {
     }
 }
 
-impl Auth {
-    /// Creates the user, their credential account and a first session, atomically.
-    pub async fn sign_up(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<SignedIn> {
-        let name = check_name(input.name)?;
-        let email = email::normalize(input.email)?;
-        self.check_new_password(
-            input.password,
-            &password::Context {
-                email: Some(&email),
-                name: Some(name),
-            },
-        )?;
-        let image = check_image(input.image)?;
-
+impl Passwords<'_> {
+    /// Sign-up. Without required verification: the user, their credential account and a first
+    /// session, atomically. With it: no session, a verification link by mail, and a registered
+    /// address answers exactly like a fresh one (same work — the password is hashed either way
+    /// — and the owner of the address is told someone tried).
+    pub async fn sign_up(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<Registered> {
+        let new = NewUserInput::check(self, input.name, input.email, input.password, input.image)?;
+        if self.requires_email_verification() {
+            return self.sign_up_pending(new, input.password, client).await;
+        }
         // Cheap early answer for the common case; the unique index decides races below.
-        if users::find_by_email(&mut self.conn().await?, &email)
+        if users::find_by_email(&mut self.conn().await?, &new.email)
             .await?
             .is_some()
         {
@@ -80,38 +185,100 @@ impl Auth {
         let hash = self.hasher.hash(input.password).await?;
 
         let now = now();
-        let user_id = token::new_id()?;
-        let account_id = token::new_id()?;
-        let new_user = self.self_signed_up_user(&user_id, name, &email, image, now);
-        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
-        let draft = self.draft_session(&user_id, input.remember_me, client, now)?;
+        let ids = NewIds::generate()?;
+        // Unverified, so role `user` whatever the address (a listed one is promoted when its
+        // owner verifies it).
+        let (new_user, new_account) =
+            new.rows(&ids, &hash, false, self.role_for(&new.email, false), now);
+        let sessions = self.sessions();
+        let draft = sessions.draft(&ids.user, input.remember_me, client, now)?;
         let access_token = self
             .tokens
             .issue(&draft.subject(new_user.email, new_user.email_verified, new_user.role))
             .await?;
-        let mut conn = self.conn().await?;
-        let (user, session) =
-            users::create_with_account(&mut conn, &new_user, &new_account, Some(&draft.row()))
-                .await
-                .map_err(|e| match e {
-                    DbError::UniqueViolation(_) => Error::UserAlreadyExists,
-                    other => other.into(),
-                })?;
+        let (user, session) = users::create_with_account(
+            &mut self.conn().await?,
+            &new_user,
+            &new_account,
+            Some(&draft.row()),
+        )
+        .await
+        .map_err(|e| match e {
+            DbError::UniqueViolation(_) => Error::UserAlreadyExists,
+            other => other.into(),
+        })?;
         let session = session.ok_or_else(|| Error::internal(anyhow::anyhow!("no session row")))?;
-        self.record_with(
-            &mut conn,
+        self.record(
             AuditEvent::success(AuditKind::SignUp)
                 .actor(&user.id)
                 .subject(&user.id),
             client,
         )
         .await;
-        Ok(SignedIn {
+        Ok(Registered::SignedIn(SignedIn {
             token: draft.token,
             session,
             user,
             access_token,
-        })
+        }))
+    }
+
+    /// Sign-up while verification is required (see [`Self::sign_up`]).
+    async fn sign_up_pending(
+        &self,
+        new: NewUserInput<'_>,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<Registered> {
+        let flows = self.mail_flows();
+        let target = flows.link_target(None, VERIFY_EMAIL_PATH, "callbackURL")?;
+        let hash = self.hasher.hash(password).await?;
+
+        let now = now();
+        let ids = NewIds::generate()?;
+        let role = self.role_for(&new.email, false);
+        let look_alike = User {
+            id: ids.user.clone(),
+            name: new.name.to_owned(),
+            email: new.email.clone(),
+            email_verified: Some(false),
+            image: new.image.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+            role: role.to_owned(),
+            banned: false,
+            ban_reason: None,
+            ban_expires: None,
+        };
+        if let Some(existing) = users::find_by_email(&mut self.conn().await?, &new.email).await? {
+            flows
+                .queue(
+                    compose::already_registered(&existing.email, &existing.name),
+                    None,
+                )
+                .await?;
+            return Ok(Registered::PendingVerification(look_alike));
+        }
+        let (new_user, new_account) = new.rows(&ids, &hash, false, role, now);
+        let created =
+            users::create_with_account(&mut self.conn().await?, &new_user, &new_account, None)
+                .await;
+        match created {
+            Ok((user, _)) => {
+                self.record(
+                    AuditEvent::success(AuditKind::SignUp)
+                        .actor(&user.id)
+                        .subject(&user.id),
+                    client,
+                )
+                .await;
+                flows.queue_verification(&user, &target).await?;
+                Ok(Registered::PendingVerification(user))
+            }
+            // Lost a race with another sign-up of this address: answer the same way.
+            Err(DbError::UniqueViolation(_)) => Ok(Registered::PendingVerification(look_alike)),
+            Err(other) => Err(other.into()),
+        }
     }
 
     /// Verifies the password (against a dummy hash when the email is unknown, so both failures
@@ -125,12 +292,8 @@ impl Auth {
                 crate::observability::record_rate_limited("signInEmail");
             }
         })?;
-        let (found, active_key) = users::find_with_password_and_signing_key(
-            &mut self.conn().await?,
-            &email,
-            CREDENTIAL_PROVIDER,
-        )
-        .await?;
+        let found =
+            users::find_with_password(&mut self.conn().await?, &email, CREDENTIAL_PROVIDER).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
@@ -162,17 +325,13 @@ impl Auth {
             self.upgrade_password_hash(&user.id, input.password, old)
                 .await;
         }
-        // Only the right password reveals a ban: a wrong one gets the ordinary answer above.
+        // Only the right password reveals a ban or an unverified address: a wrong one gets the
+        // ordinary answer above, so the answer reveals nothing to a guesser.
         let id = user.id.clone();
-        let Some(user) = self.unless_banned(&mut self.conn().await?, user).await? else {
-            self.record(failure(Some(&id), "banned"), client).await;
-            return Err(Error::UserBanned);
-        };
-        // Only after a correct password, so the answer reveals nothing to a guesser.
-        if self.requires_email_verification() && user.email_verified != Some(true) {
-            return Err(Error::EmailNotVerified);
-        }
-        self.open_session(user, input.remember_me, client, active_key)
+        self.sessions()
+            .issue(user, input.remember_me, client, |reason| {
+                failure(Some(&id), reason)
+            })
             .await
     }
 

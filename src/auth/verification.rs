@@ -9,11 +9,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::audit::{AuditEvent, AuditKind};
+use super::context::service;
 use super::origin::TrustedOrigins;
-use super::sign_in::{SignUp, check_image, check_name};
-use super::{
-    Auth, CREDENTIAL_PROVIDER, ClientInfo, SessionToken, SignedIn, User, email, links, now, token,
-};
+use super::{CREDENTIAL_PROVIDER, ClientInfo, SessionToken, User, email, links, now, token};
 use crate::clock::{after as add, before as sub};
 use crate::db::outbox::{self, Enqueue, NewMail};
 use crate::db::verifications::{self, Consumed, NewVerification, purpose};
@@ -43,12 +41,10 @@ pub struct AccountFlows {
     pub wake: Arc<Notify>,
 }
 
-/// The result of a sign-up.
-pub enum Registered {
-    SignedIn(SignedIn),
-    /// Verification is required: no session yet. The user is the new one — or, when the
-    /// address was taken, a look-alike that exists nowhere, so both answers are the same.
-    PendingVerification(User),
+service! {
+    /// The flows that mail a one-time link: verification, password reset (and the queueing the
+    /// account service's email change uses).
+    MailFlows
 }
 
 /// A token about to be stored with the mail that carries it.
@@ -65,19 +61,7 @@ fn parse_token(raw: &str) -> Result<SessionToken> {
     SessionToken::parse(raw.trim()).ok_or(Error::InvalidToken)
 }
 
-impl Auth {
-    pub(super) fn flows(&self) -> Result<&AccountFlows> {
-        self.flows
-            .as_deref()
-            .ok_or_else(|| Error::internal(anyhow::anyhow!("account flows not configured")))
-    }
-
-    pub fn requires_email_verification(&self) -> bool {
-        self.flows
-            .as_deref()
-            .is_some_and(|f| f.require_email_verification)
-    }
-
+impl MailFlows<'_> {
     /// The absolute URL a mailed link points to, before its token is added.
     pub(super) fn link_target(
         &self,
@@ -155,7 +139,7 @@ impl Auth {
         }
     }
 
-    async fn queue_verification(&self, user: &User, target: &str) -> Result<()> {
+    pub(super) async fn queue_verification(&self, user: &User, target: &str) -> Result<()> {
         let lifetime = self.flows()?.verification_expires_in;
         let secret = SessionToken::generate()?;
         let link = links::with_token(target, secret.expose());
@@ -309,73 +293,5 @@ impl Auth {
         };
         self.record(event, client).await;
         result
-    }
-
-    /// Sign-up. When verification is required: no session, a verification link by mail, and a
-    /// registered address answers exactly like a fresh one (same work — the password is hashed
-    /// either way — and the owner of the address is told someone tried).
-    pub async fn register(&self, input: SignUp<'_>, client: &ClientInfo) -> Result<Registered> {
-        if !self.requires_email_verification() {
-            return self.sign_up(input, client).await.map(Registered::SignedIn);
-        }
-        let name = check_name(input.name)?;
-        let email = email::normalize(input.email)?;
-        self.check_new_password(
-            input.password,
-            &super::password::Context {
-                email: Some(&email),
-                name: Some(name),
-            },
-        )?;
-        let image = check_image(input.image)?;
-        let target = self.link_target(None, VERIFY_EMAIL_PATH, "callbackURL")?;
-        let hash = self.hasher.hash(input.password).await?;
-
-        let now = now();
-        let user_id = token::new_id()?;
-        let account_id = token::new_id()?;
-        let new_user = self.self_signed_up_user(&user_id, name, &email, image, now);
-        let look_alike = User {
-            id: user_id.clone(),
-            name: name.to_owned(),
-            email: email.clone(),
-            email_verified: Some(false),
-            image: image.map(str::to_owned),
-            created_at: now,
-            updated_at: now,
-            role: self.role_for(&email, false).to_owned(),
-            banned: false,
-            ban_reason: None,
-            ban_expires: None,
-        };
-        let mut conn = self.conn().await?;
-        if let Some(existing) = users::find_by_email(&mut conn, &email).await? {
-            drop(conn);
-            self.queue(
-                compose::already_registered(&existing.email, &existing.name),
-                None,
-            )
-            .await?;
-            return Ok(Registered::PendingVerification(look_alike));
-        }
-        let new_account = super::credential_account(&account_id, &user_id, &hash, now);
-        let created = users::create_with_account(&mut conn, &new_user, &new_account, None).await;
-        drop(conn);
-        match created {
-            Ok((user, _)) => {
-                self.record(
-                    AuditEvent::success(AuditKind::SignUp)
-                        .actor(&user.id)
-                        .subject(&user.id),
-                    client,
-                )
-                .await;
-                self.queue_verification(&user, &target).await?;
-                Ok(Registered::PendingVerification(user))
-            }
-            // Lost a race with another sign-up of this address: answer the same way.
-            Err(DbError::UniqueViolation(_)) => Ok(Registered::PendingVerification(look_alike)),
-            Err(other) => Err(other.into()),
-        }
     }
 }

@@ -16,7 +16,6 @@ pub async fn list_for_user(conn: &mut Conn, user_id: &str) -> Result<Vec<Account
             .load(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// The password hash of a user's account with `provider`: `None` when there is no such account.
@@ -34,7 +33,6 @@ pub async fn password_hash(
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Replaces the password hash `old` with `new` (same password, current argon2 cost); a hash
@@ -58,7 +56,6 @@ pub async fn upgrade_hash(
         .await
     })
     .map(|n| n > 0)
-    .map_err(DbError::from)
 }
 
 /// Sets a new password hash and, when `replacement` is given, ends every session of the user

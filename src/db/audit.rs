@@ -8,21 +8,14 @@ use super::models::AuditEvent;
 use super::schema::audit_event;
 use super::{Conn, DbError, run};
 
-/// The statement of [`insert`], for statements run together with it (`run_pair!`).
-macro_rules! insert_event {
-    ($c:ident, $event:expr) => {
-        diesel::insert_into($crate::db::schema::audit_event::table)
-            .values($event)
-            .execute($c)
-            .await
-    };
-}
-pub(crate) use insert_event;
-
 pub async fn insert(conn: &mut Conn, event: &AuditEvent) -> Result<(), DbError> {
-    run!(conn, |c| insert_event!(c, event))
-        .map(drop)
-        .map_err(DbError::from)
+    run!(conn, |c| {
+        diesel::insert_into(audit_event::table)
+            .values(event)
+            .execute(c)
+            .await
+    })
+    .map(drop)
 }
 
 /// Filters and the keyset position of an audit page.

@@ -429,7 +429,6 @@ async fn applied_with_time(conn: &mut Conn) -> Result<Vec<AppliedRow>, DbError> 
             .load(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// Records the checksum of every applied migration among `scripts` that has none yet (the first

@@ -29,10 +29,11 @@ type PgManager = AsyncDieselConnectionManager<AsyncPgConnection>;
 type SqliteManager = AsyncDieselConnectionManager<SqliteConn>;
 
 /// Runs `$body` once per backend with `$c` bound to the concrete connection, so every query is
-/// written once and type-checked against both databases.
+/// written once and type-checked against both databases. The body's error becomes a
+/// [`DbError`] here, the one place queries run (no `.map_err(DbError::from)` at each query).
 macro_rules! run {
     ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
+        $crate::db::lift(match $conn {
             $crate::db::Conn::Postgres(pooled) => {
                 let $c: &mut diesel_async::AsyncPgConnection = &mut **pooled;
                 $body
@@ -41,8 +42,14 @@ macro_rules! run {
                 let $c: &mut $crate::db::SqliteConn = &mut **pooled;
                 $body
             }
-        }
+        })
     };
+}
+
+/// The error of a query as the data layer reports it (see [`run!`]).
+#[inline]
+pub(crate) fn lift<T, E: Into<DbError>>(result: Result<T, E>) -> Result<T, DbError> {
+    result.map_err(Into::into)
 }
 
 /// Like [`run!`], inside a transaction: a plain one on PostgreSQL, `BEGIN IMMEDIATE` on SQLite
@@ -66,35 +73,7 @@ macro_rules! transaction {
         }
     };
 }
-/// Two independent statements on one connection, both run and both results returned:
-/// pipelined into one round trip on PostgreSQL (sent together, executed in order, each its own
-/// implicit transaction), one after the other on SQLite (in process: no round trip to save).
-macro_rules! run_pair {
-    ($conn:expr, |$c:ident| $first:expr, $second:expr) => {
-        match $conn {
-            $crate::db::Conn::Postgres(pooled) => {
-                let shared: &diesel_async::AsyncPgConnection = &**pooled;
-                tokio::join!(
-                    async {
-                        let $c = &mut &*shared;
-                        $first
-                    },
-                    async {
-                        let $c = &mut &*shared;
-                        $second
-                    },
-                )
-            }
-            $crate::db::Conn::Sqlite(pooled) => {
-                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
-                let first = $first;
-                let $c: &mut $crate::db::SqliteConn = &mut **pooled;
-                (first, $second)
-            }
-        }
-    };
-}
-pub(crate) use {run, run_pair, transaction};
+pub(crate) use {run, transaction};
 
 /// Which database a `DATABASE_URL` names.
 #[derive(Clone, PartialEq, Eq)]

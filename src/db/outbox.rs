@@ -98,7 +98,6 @@ pub async fn due(conn: &mut Conn, now: NaiveDateTime, max: i64) -> Result<Vec<St
             .load(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// Claims one row until `until`: only the worker whose conditional update changed the row
@@ -126,7 +125,6 @@ pub async fn claim(
         .await
         .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Marks a row delivered and drops its bodies (they may hold a live link); the row stays only
@@ -145,7 +143,6 @@ pub async fn mark_sent(conn: &mut Conn, id: &str, now: NaiveDateTime) -> Result<
             .await
     })
     .map(drop)
-    .map_err(DbError::from)
 }
 
 /// Records a failed attempt and when to try again.
@@ -168,7 +165,6 @@ pub async fn mark_failed(
             .await
     })
     .map(drop)
-    .map_err(DbError::from)
 }
 
 /// Deletes a row (given up on after too many attempts).
@@ -177,7 +173,6 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<(), DbError> {
         diesel::delete(mail_outbox::table.find(id)).execute(c).await
     })
     .map(drop)
-    .map_err(DbError::from)
 }
 
 /// Deletes delivered rows created before `before` (older than the send-limit window).
@@ -191,5 +186,4 @@ pub async fn purge_sent(conn: &mut Conn, before: NaiveDateTime) -> Result<usize,
         .execute(c)
         .await
     })
-    .map_err(DbError::from)
 }

@@ -4,42 +4,18 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::audit;
-use super::models::{AuditEvent, NewSession, Session, User};
+use super::models::{NewSession, Session, User};
 use super::schema::{session, user};
-use super::{Conn, DbError, run, run_pair};
-
-macro_rules! insert_session {
-    ($c:ident, $new:expr) => {
-        diesel::insert_into(session::table)
-            .values($new)
-            .returning(Session::as_returning())
-            .get_result($c)
-            .await
-    };
-}
+use super::{Conn, DbError, run};
 
 pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<Session, DbError> {
-    run!(conn, |c| insert_session!(c, new)).map_err(DbError::from)
-}
-
-/// Inserts a session and the audit event about it, in one round trip on PostgreSQL. They are
-/// independent statements: the event failing does not undo the session (the audit trail is best
-/// effort, see `Auth::record`).
-pub async fn insert_with_event(
-    conn: &mut Conn,
-    new: &NewSession<'_>,
-    event: &AuditEvent,
-) -> (Result<Session, DbError>, Result<(), DbError>) {
-    let (session, event) = run_pair!(
-        conn,
-        |c| insert_session!(c, new),
-        audit::insert_event!(c, event)
-    );
-    (
-        session.map_err(DbError::from),
-        event.map(drop).map_err(DbError::from),
-    )
+    run!(conn, |c| {
+        diesel::insert_into(session::table)
+            .values(new)
+            .returning(Session::as_returning())
+            .get_result(c)
+            .await
+    })
 }
 
 /// The session behind a token hash and its user: one indexed lookup.
@@ -56,7 +32,6 @@ pub async fn find_with_user(
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Moves the expiry of a session forward (the sliding window).
@@ -76,7 +51,6 @@ pub async fn extend(
             .await
     })
     .map(drop)
-    .map_err(DbError::from)
 }
 
 /// Deletes one session; returns whether it existed.
@@ -85,7 +59,6 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
         diesel::delete(session::table.find(id)).execute(c).await
     })
     .map(|n| n > 0)
-    .map_err(DbError::from)
 }
 
 /// Deletes every session that expired before `now` or was created before `born_before`;
@@ -106,7 +79,6 @@ pub async fn delete_expired(
         .execute(c)
         .await
     })
-    .map_err(DbError::from)
 }
 
 /// A user's sessions still live at `now`, newest first.
@@ -124,7 +96,6 @@ pub async fn list_active_for_user(
             .load(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// Deletes one session if it belongs to `user_id`; returns whether it did.
@@ -135,7 +106,6 @@ pub async fn delete_for_user(conn: &mut Conn, id: &str, user_id: &str) -> Result
             .await
     })
     .map(|n| n > 0)
-    .map_err(DbError::from)
 }
 
 /// Deletes every session of `user_id`, except `keep` when given; returns how many.
@@ -154,5 +124,4 @@ pub async fn delete_all_for_user(
         .execute(c)
         .await
     })
-    .map_err(DbError::from)
 }

@@ -22,25 +22,16 @@ pub struct SigningKeyRow {
     pub retired_at: Option<NaiveDateTime>,
 }
 
-/// The query of [`find_active`], for statements run together with it (`run_pair!`).
-macro_rules! active_key {
-    ($c:ident) => {
-        $crate::db::schema::signing_key::table
-            .filter($crate::db::schema::signing_key::retired_at.is_null())
-            .select(
-                <$crate::db::signing_keys::SigningKeyRow as diesel::SelectableHelper<_>>::as_select(
-                ),
-            )
-            .first($c)
-            .await
-            .optional()
-    };
-}
-pub(crate) use active_key;
-
 /// The key that signs now, if any.
 pub async fn find_active(conn: &mut Conn) -> Result<Option<SigningKeyRow>, DbError> {
-    run!(conn, |c| active_key!(c)).map_err(DbError::from)
+    run!(conn, |c| {
+        signing_key::table
+            .filter(signing_key::retired_at.is_null())
+            .select(SigningKeyRow::as_select())
+            .first(c)
+            .await
+            .optional()
+    })
 }
 
 /// Keys to publish: the active one and those retired after `retired_after`, newest first.
@@ -60,7 +51,6 @@ pub async fn list_published(
             .load(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// Makes `new` the active key, retiring `expected` (the active key the caller saw, or none).
@@ -108,5 +98,4 @@ pub async fn delete_retired_before(
             .execute(c)
             .await
     })
-    .map_err(DbError::from)
 }

@@ -24,7 +24,6 @@ pub async fn hit(conn: &mut Conn, key: &str, expires_at: NaiveDateTime) -> Resul
             .get_result(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// Deletes counters whose window ended before `now`.
@@ -34,7 +33,6 @@ pub async fn purge(conn: &mut Conn, now: NaiveDateTime) -> Result<usize, DbError
             .execute(c)
             .await
     })
-    .map_err(DbError::from)
 }
 
 /// `(failures, locked_until, updated_at)` of an account key; `updated_at` is the row's version.
@@ -124,5 +122,4 @@ pub async fn purge_failures(conn: &mut Conn, cutoff: NaiveDateTime) -> Result<us
             .execute(c)
             .await
     })
-    .map_err(DbError::from)
 }

@@ -6,8 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{NewAccount, NewSession, NewUser, Role, Session, User};
 use super::schema::{account, session, user};
-use super::signing_keys::{self, SigningKeyRow};
-use super::{Conn, DbError, run, run_pair, transaction};
+use super::{Conn, DbError, run, transaction};
 
 pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>, DbError> {
     run!(conn, |c| {
@@ -18,7 +17,6 @@ pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>, DbErr
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 pub async fn find_by_email(conn: &mut Conn, email: &str) -> Result<Option<User>, DbError> {
@@ -30,36 +28,25 @@ pub async fn find_by_email(conn: &mut Conn, email: &str) -> Result<Option<User>,
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
-/// The query of [`find_with_password_and_signing_key`]'s user half: the user with this email
-/// and the password hash of their `$provider` account.
-macro_rules! with_password {
-    ($c:ident, $email:expr, $provider:expr) => {
-        user::table
-            .inner_join(account::table)
-            .filter(user::email.eq($email))
-            .filter(account::provider_id.eq($provider))
-            .select((User::as_select(), account::password))
-            .first($c)
-            .await
-            .optional()
-    };
-}
-
-/// What a sign-in reads before it hashes: the user with this email, the password hash of their
-/// `provider` account and the active signing key (read now, so that signing the access token
-/// later costs no round trip of its own), in one round trip on PostgreSQL.
-pub async fn find_with_password_and_signing_key(
+/// The user with this email and the password hash of their `provider` account (what a
+/// sign-in reads before it hashes).
+pub async fn find_with_password(
     conn: &mut Conn,
     email: &str,
     provider: &str,
-) -> Result<(Option<(User, Option<String>)>, Option<SigningKeyRow>), DbError> {
-    let (found, key) = run_pair!(conn, |c| with_password!(c, email, provider), {
-        signing_keys::active_key!(c)
-    });
-    Ok((found?, key?))
+) -> Result<Option<(User, Option<String>)>, DbError> {
+    run!(conn, |c| {
+        user::table
+            .inner_join(account::table)
+            .filter(user::email.eq(email))
+            .filter(account::provider_id.eq(provider))
+            .select((User::as_select(), account::password))
+            .first(c)
+            .await
+            .optional()
+    })
 }
 
 /// Creates the user, their credential account and (optionally) a first session atomically:
@@ -159,7 +146,6 @@ pub async fn set_role(
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Bans the user and ends every session of theirs, atomically.
@@ -215,7 +201,6 @@ pub async fn unban(
         .await
         .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Deletes the user; sessions and accounts go with them (`ON DELETE CASCADE`).
@@ -224,7 +209,6 @@ pub async fn delete(conn: &mut Conn, id: &str) -> Result<bool, DbError> {
         diesel::delete(user::table.find(id)).execute(c).await
     })
     .map(|n| n > 0)
-    .map_err(DbError::from)
 }
 
 /// Replaces the password hash of the user's credential account, creating the account when the
@@ -285,7 +269,6 @@ pub async fn promote_verified(
         .execute(c)
         .await
     })
-    .map_err(DbError::from)
 }
 
 /// Replaces `from_role` by `to_role` for the users with these (normalised) emails whose
@@ -312,7 +295,6 @@ pub async fn demote_unverified(
         .execute(c)
         .await
     })
-    .map_err(DbError::from)
 }
 
 /// Profile fields a user may change themselves; `None` leaves a field as it is.
@@ -338,7 +320,6 @@ pub async fn update_profile(
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Removes a user with their verification tokens, sessions and accounts in one transaction

@@ -70,7 +70,6 @@ pub async fn live_user(
             .await
             .optional()
     })
-    .map_err(DbError::from)
 }
 
 /// Whether a token of `purpose` is live at `now`, without consuming it: one indexed read, so a

@@ -82,6 +82,7 @@ impl AccountMutation {
             MaybeUndefined::Value(v) => Some(Some(v.as_str())),
         };
         let user = domain(ctx)?
+            .account()
             .update_user(&viewer, input.name.as_deref(), image)
             .await?;
         Ok(User(user))
@@ -97,6 +98,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let viewer = require_viewer(ctx).await?;
         let changed = domain(ctx)?
+            .account()
             .change_password(
                 &viewer,
                 &input.current_password,
@@ -129,6 +131,7 @@ impl AccountMutation {
     ) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
         domain(ctx)?
+            .account()
             .delete_user(&viewer, &input.password, &state(ctx)?.client)
             .await?;
         ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
@@ -152,6 +155,7 @@ impl AccountMutation {
             password: input.password.as_deref(),
         };
         domain(ctx)?
+            .account()
             .change_email(&viewer, change, &state(ctx)?.client)
             .await?;
         Ok(true)
@@ -164,6 +168,7 @@ impl AccountMutation {
         input: SendVerificationEmailInput,
     ) -> async_graphql::Result<bool> {
         domain(ctx)?
+            .mail_flows()
             .send_verification_email(&input.email, input.callback_url.as_deref())
             .await?;
         Ok(true)
@@ -172,7 +177,7 @@ impl AccountMutation {
     /// Confirms an address with the token from a verification or email-change link.
     /// Single use; `INVALID_TOKEN` or `TOKEN_EXPIRED` otherwise.
     async fn verify_email(&self, ctx: &Context<'_>, token: String) -> async_graphql::Result<User> {
-        Ok(User(domain(ctx)?.verify_email(&token).await?))
+        Ok(User(domain(ctx)?.mail_flows().verify_email(&token).await?))
     }
 
     /// Mails a password-reset link. Always `true`, and as fast, whether or not the address
@@ -183,6 +188,7 @@ impl AccountMutation {
         input: RequestPasswordResetInput,
     ) -> async_graphql::Result<bool> {
         domain(ctx)?
+            .mail_flows()
             .request_password_reset(&input.email, input.redirect_to.as_deref())
             .await?;
         Ok(true)
@@ -196,6 +202,7 @@ impl AccountMutation {
         input: ResetPasswordInput,
     ) -> async_graphql::Result<bool> {
         domain(ctx)?
+            .mail_flows()
             .reset_password(&input.token, &input.new_password, &state(ctx)?.client)
             .await?;
         Ok(true)

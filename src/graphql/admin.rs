@@ -173,7 +173,8 @@ impl AdminQuery {
         let first = page_size(first)?;
         let after = decode_after(after.as_deref())?;
         let page = domain(ctx)?
-            .admin_users(
+            .admin()
+            .users(
                 &admin,
                 search.as_deref(),
                 first,
@@ -201,7 +202,7 @@ impl AdminQuery {
     /// One user, or null. (admin)
     async fn admin_user(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<User>> {
         let admin = require_admin(ctx).await?;
-        Ok(domain(ctx)?.admin_user(&admin, &id).await?.map(User))
+        Ok(domain(ctx)?.admin().user(&admin, &id).await?.map(User))
     }
 
     /// The user's live sessions, newest first. (admin)
@@ -211,7 +212,7 @@ impl AdminQuery {
         user_id: ID,
     ) -> async_graphql::Result<Vec<Session>> {
         let admin = require_admin(ctx).await?;
-        let sessions = domain(ctx)?.admin_user_sessions(&admin, &user_id).await?;
+        let sessions = domain(ctx)?.admin().user_sessions(&admin, &user_id).await?;
         Ok(sessions
             .into_iter()
             .map(|s| Session {
@@ -244,6 +245,7 @@ impl AdminQuery {
         }
         let after = decode_after(after.as_deref())?;
         let page = domain(ctx)?
+            .admin()
             .audit_events(
                 &admin,
                 user_id.as_ref().map(|id| id.as_str()),
@@ -274,7 +276,7 @@ impl AdminQuery {
     /// directory) and every one the database has applied, oldest first. (admin)
     async fn migrations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Migration>> {
         let admin = require_admin(ctx).await?;
-        let states = domain(ctx)?.migration_status(&admin).await?;
+        let states = domain(ctx)?.admin().migration_status(&admin).await?;
         Ok(states.into_iter().map(Migration::from).collect())
     }
 }
@@ -292,7 +294,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<User> {
         let admin = require_admin(ctx).await?;
         let user = domain(ctx)?
-            .admin_create_user(
+            .admin()
+            .create_user(
                 &admin,
                 &state(ctx)?.client,
                 CreateUser {
@@ -315,7 +318,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<User> {
         let admin = require_admin(ctx).await?;
         let user = domain(ctx)?
-            .admin_set_role(&admin, &state(ctx)?.client, &input.user_id, &input.role)
+            .admin()
+            .set_role(&admin, &state(ctx)?.client, &input.user_id, &input.role)
             .await?;
         Ok(User(user))
     }
@@ -328,7 +332,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<User> {
         let admin = require_admin(ctx).await?;
         let user = domain(ctx)?
-            .admin_ban_user(
+            .admin()
+            .ban_user(
                 &admin,
                 &state(ctx)?.client,
                 &input.user_id,
@@ -347,7 +352,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<User> {
         let admin = require_admin(ctx).await?;
         let user = domain(ctx)?
-            .admin_unban_user(&admin, &state(ctx)?.client, &user_id)
+            .admin()
+            .unban_user(&admin, &state(ctx)?.client, &user_id)
             .await?;
         Ok(User(user))
     }
@@ -360,7 +366,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<bool> {
         let admin = require_admin(ctx).await?;
         Ok(domain(ctx)?
-            .admin_revoke_user_sessions(&admin, &state(ctx)?.client, &user_id)
+            .admin()
+            .revoke_user_sessions(&admin, &state(ctx)?.client, &user_id)
             .await?)
     }
 
@@ -372,7 +379,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<bool> {
         let admin = require_admin(ctx).await?;
         Ok(domain(ctx)?
-            .admin_remove_user(&admin, &state(ctx)?.client, &user_id)
+            .admin()
+            .remove_user(&admin, &state(ctx)?.client, &user_id)
             .await?)
     }
 
@@ -384,7 +392,8 @@ impl AdminMutation {
     ) -> async_graphql::Result<bool> {
         let admin = require_admin(ctx).await?;
         Ok(domain(ctx)?
-            .admin_set_user_password(
+            .admin()
+            .set_user_password(
                 &admin,
                 &state(ctx)?.client,
                 &input.user_id,
@@ -410,6 +419,7 @@ impl DevToolsMutation {
     ) -> async_graphql::Result<SchemaPushResult> {
         let admin = require_admin(ctx).await?;
         let report = domain(ctx)?
+            .admin()
             .push_schema(&admin, &state(ctx)?.client, dry_run.unwrap_or(false))
             .await?;
         Ok(SchemaPushResult {

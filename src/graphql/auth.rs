@@ -5,8 +5,8 @@ use async_graphql::{Context, InputObject, Object};
 use super::types::{Account, AuthPayload, SessionWithUser, User};
 use super::{domain, require_viewer, state, viewer};
 use crate::auth::SignedIn;
+use crate::auth::sign_in::Registered;
 use crate::auth::sign_in::{SignIn, SignUp};
-use crate::auth::verification::Registered;
 
 #[derive(InputObject)]
 pub struct SignUpEmailInput {
@@ -44,7 +44,7 @@ impl SessionQuery {
     /// The signed-in user's linked accounts (`credential` for email and password).
     async fn accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Account>> {
         let viewer = require_viewer(ctx).await?;
-        let accounts = domain(ctx)?.accounts(&viewer).await?;
+        let accounts = domain(ctx)?.account().accounts(&viewer).await?;
         Ok(accounts.into_iter().map(Account).collect())
     }
 }
@@ -80,7 +80,8 @@ impl SessionMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let remember_me = input.remember_me.unwrap_or(true);
         let registered = domain(ctx)?
-            .register(
+            .passwords()
+            .sign_up(
                 SignUp {
                     name: &input.name,
                     email: &input.email,
@@ -111,6 +112,7 @@ impl SessionMutation {
     ) -> async_graphql::Result<AuthPayload> {
         let remember_me = input.remember_me.unwrap_or(true);
         let signed = domain(ctx)?
+            .passwords()
             .sign_in(
                 SignIn {
                     email: &input.email,
@@ -126,7 +128,10 @@ impl SessionMutation {
     /// Ends the current session and clears the cookie.
     async fn sign_out(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
-        domain(ctx)?.sign_out(&viewer, &state(ctx)?.client).await?;
+        domain(ctx)?
+            .sessions()
+            .sign_out(&viewer, &state(ctx)?.client)
+            .await?;
         ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
         Ok(true)
     }

@@ -259,7 +259,7 @@ pub(crate) async fn viewer(ctx: &Context<'_>) -> Result<Option<Viewer>> {
         .viewer
         .get_or_try_init(|| async {
             match &state.token {
-                Some(token) => auth.authenticate(token).await,
+                Some(token) => auth.sessions().authenticate(token).await,
                 None => Ok(None),
             }
         })

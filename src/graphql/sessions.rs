@@ -13,7 +13,7 @@ impl SessionsQuery {
     /// The caller's live sessions, newest first; `current` marks the one making this request.
     async fn sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Session>> {
         let viewer = require_viewer(ctx).await?;
-        let sessions = domain(ctx)?.list_sessions(&viewer).await?;
+        let sessions = domain(ctx)?.sessions().list(&viewer).await?;
         Ok(sessions
             .into_iter()
             .map(|s| Session {
@@ -34,7 +34,8 @@ impl SessionsMutation {
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
         if domain(ctx)?
-            .revoke_session(&viewer, &id, &state(ctx)?.client)
+            .sessions()
+            .revoke(&viewer, &id, &state(ctx)?.client)
             .await?
         {
             ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
@@ -46,7 +47,8 @@ impl SessionsMutation {
     async fn revoke_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
         domain(ctx)?
-            .revoke_sessions(&viewer, &state(ctx)?.client)
+            .sessions()
+            .revoke_all(&viewer, &state(ctx)?.client)
             .await?;
         ctx.append_http_header("set-cookie", state(ctx)?.cookie.clear());
         Ok(true)
@@ -56,7 +58,8 @@ impl SessionsMutation {
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
         let viewer = require_viewer(ctx).await?;
         domain(ctx)?
-            .revoke_other_sessions(&viewer, &state(ctx)?.client)
+            .sessions()
+            .revoke_others(&viewer, &state(ctx)?.client)
             .await?;
         Ok(true)
     }
@@ -64,7 +67,7 @@ impl SessionsMutation {
     /// A new access token for the current session.
     async fn refresh_access_token(&self, ctx: &Context<'_>) -> async_graphql::Result<AccessToken> {
         let viewer = require_viewer(ctx).await?;
-        Ok(domain(ctx)?.refresh_access_token(&viewer).await?.into())
+        Ok(domain(ctx)?.tokens().refresh(&viewer).await?.into())
     }
 
     /// Admin: retires the active signing key and starts signing with a new one. Tokens signed
@@ -75,6 +78,7 @@ impl SessionsMutation {
     ) -> async_graphql::Result<SigningKey> {
         let admin = require_admin(ctx).await?;
         let key = domain(ctx)?
+            .admin()
             .rotate_signing_keys(&admin, &state(ctx)?.client)
             .await?;
         Ok(SigningKey(key))

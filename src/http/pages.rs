@@ -143,7 +143,7 @@ pub async fn verify_email(req: &Request, Data(state): Data<&Arc<HttpState>>) -> 
     if let Some(refused) = admit(req, state, "verifyEmail").await {
         return refused;
     }
-    match state.auth.verify_email(&token).await {
+    match state.auth.mail_flows().verify_email(&token).await {
         Ok(_) => page(
             StatusCode::OK,
             "Email address confirmed",
@@ -200,6 +200,7 @@ pub async fn reset_password(
     let client = super::graphql::client_info(req, state);
     match state
         .auth
+        .mail_flows()
         .reset_password(&token, &form.password, &client)
         .await
     {
