@@ -862,17 +862,7 @@ async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend
             .await
         }
     };
-    let change_email = |password: &'static str| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            app.gql_with(
-                Some(&token),
-                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
-            )
-            .await
-        }
-    };
+    let change_email = |password| app.change_email(&token, "new@example.com", Some(password));
 
     // Each wrong current password is a failed attempt on the account, like a wrong sign-in.
     assert_eq!(

@@ -46,7 +46,8 @@ fn nested_json(levels: usize) -> String {
     format!("{}{}", "[".repeat(levels), "]".repeat(levels))
 }
 
-async fn alive(app: &TestApp, token: &str) {
+/// Asserts `/healthz` and the session check of `token` still answer.
+async fn assert_serving(app: &TestApp, token: &str) {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let session = app.session(token).await;
@@ -168,7 +169,7 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     // Ordinary nesting still works: a list argument a few levels deep reaches validation.
     let body = app.gql(&nested_list(3), json!({})).await;
     assert_ne!(code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
-    alive(&app, &token).await;
+    assert_serving(&app, &token).await;
 }
 
 async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
@@ -228,7 +229,7 @@ async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
     let literals = format!("{{ me(x: [{}]) {{ id }} }}", "1,".repeat(3000));
     let body = app.gql(&literals, json!({})).await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
-    alive(&app, &token).await;
+    assert_serving(&app, &token).await;
 }
 
 /// What a client sees of a request: answered (and how fast), or not.

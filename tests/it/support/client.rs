@@ -157,12 +157,17 @@ impl Api {
         .await
     }
 
-    /// `changeEmail` as the holder of `token`, confirmed with [`PASSWORD`].
-    pub async fn change_email(&self, token: &str, new_email: &str) -> Value {
+    /// `changeEmail` to `new_email` as the holder of `token`, confirmed with `password`.
+    pub async fn change_email(
+        &self,
+        token: &str,
+        new_email: &str,
+        password: Option<&str>,
+    ) -> Value {
         self.gql_with(
             Some(token),
             "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-            json!({ "input": { "newEmail": new_email, "password": PASSWORD } }),
+            json!({ "input": { "newEmail": new_email, "password": password } }),
         )
         .await
     }
