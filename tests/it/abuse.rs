@@ -2,14 +2,12 @@
 //! replicas, restarts), the failed sign-in delay, client identity behind proxies, CSRF and CORS,
 //! query cost limits, introspection in production and the password policy.
 
-use std::sync::atomic::Ordering;
-
 use apexkit::Config;
-use apexkit::config::{Environment, RateLimitStorage, Secret, Toggle};
+use apexkit::config::{RateLimitStorage, Toggle};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, PASSWORD, TestApp, code, on_both, post_raw};
+use crate::support::{Backend, PASSWORD, TestApp, code, codes, on_both};
 
 on_both!(
     aliased_fields_count_one_each,
@@ -50,14 +48,6 @@ fn sign_in_body(email: &str, password: &str) -> Value {
     json!({ "query": SIGN_IN, "variables": { "input": { "email": email, "password": password } } })
 }
 
-fn hashes(app: &TestApp) -> u64 {
-    app.hashes.load(Ordering::SeqCst)
-}
-
-async fn users(app: &TestApp) -> i64 {
-    app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await
-}
-
 /// Asserts a whole-request refusal: 429, `Retry-After`, RATE_LIMITED with `retryAfter`.
 fn assert_429(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &Value) {
     assert_eq!(status, 429, "{body}");
@@ -67,20 +57,8 @@ fn assert_429(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap,
     assert_eq!(body["errors"][0]["extensions"]["retryAfter"], retry);
 }
 
-fn codes(body: &Value) -> Vec<String> {
-    body["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 async fn aliased_fields_count_one_each(backend: Backend) {
-    let app = TestApp::spawn_with(backend, limited).await;
+    let app = TestApp::builder(backend).config(limited).spawn().await;
     let aliases: String = (0..5)
         .map(|i| {
             format!(
@@ -88,12 +66,12 @@ async fn aliased_fields_count_one_each(backend: Backend) {
             )
         })
         .collect();
-    let (status, _, body) = post_raw(
-        &app,
-        &json!({ "query": format!("mutation {{ {aliases} }}") }),
-        &[],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(
+            &json!({ "query": format!("mutation {{ {aliases} }}") }),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
     assert_eq!(body["errors"][0]["path"], json!(["s3"]));
@@ -103,8 +81,8 @@ async fn aliased_fields_count_one_each(backend: Backend) {
             .unwrap()
             >= 1
     );
-    assert_eq!(users(&app).await, 3, "the fourth alias never ran");
-    assert_eq!(hashes(&app), 3, "no hash beyond the budget");
+    assert_eq!(app.db.users().await, 3, "the fourth alias never ran");
+    assert_eq!(app.hash_count(), 3, "no hash beyond the budget");
 
     // 100 aliased sign-ins now: refused before any hash, as a whole request.
     let aliases: String = (0..100)
@@ -112,14 +90,11 @@ async fn aliased_fields_count_one_each(backend: Backend) {
         .collect();
     let query = format!("mutation($i: SignInEmailInput!) {{ {aliases} }}");
     let input = json!({ "email": "a0@example.com", "password": "guessed password" });
-    let (status, headers, body) = post_raw(
-        &app,
-        &json!({ "query": query, "variables": { "i": input } }),
-        &[],
-    )
-    .await;
+    let (status, headers, body) = app
+        .post_raw(&json!({ "query": query, "variables": { "i": input } }), &[])
+        .await;
     assert_429(status, &headers, &body);
-    assert_eq!(hashes(&app), 3);
+    assert_eq!(app.hash_count(), 3);
 
     // Queries draw from the general budget, untouched.
     assert!(app.gql("{ me { id } }", json!({})).await["errors"].is_null());
@@ -128,11 +103,11 @@ async fn aliased_fields_count_one_each(backend: Backend) {
 async fn batched_brute_force_is_counted_per_operation(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_up("ada@example.com").await;
-    let limited = app.spawn_sibling(limited).await;
+    let limited = app.replica().config(limited).spawn().await;
     let batch: Vec<Value> = (0..5)
         .map(|i| sign_in_body("ada@example.com", &format!("wrong password {i}")))
         .collect();
-    let (status, _, body) = post_raw(&limited, &json!(batch), &[]).await;
+    let (status, _, body) = limited.post_raw(&json!(batch), &[]).await;
     assert_eq!(status, 200, "{body}");
     let all: Vec<String> = body.as_array().unwrap().iter().flat_map(codes).collect();
     assert_eq!(
@@ -143,13 +118,14 @@ async fn batched_brute_force_is_counted_per_operation(backend: Backend) {
         "{body}"
     );
     assert_eq!(all.iter().filter(|c| *c == "RATE_LIMITED").count(), 2);
-    assert_eq!(hashes(&limited), 3);
+    assert_eq!(limited.hash_count(), 3);
 
     // Even the right password waits now.
-    let (status, headers, body) =
-        post_raw(&limited, &sign_in_body("ada@example.com", PASSWORD), &[]).await;
+    let (status, headers, body) = limited
+        .post_raw(&sign_in_body("ada@example.com", PASSWORD), &[])
+        .await;
     assert_429(status, &headers, &body);
-    assert_eq!(hashes(&limited), 3);
+    assert_eq!(limited.hash_count(), 3);
     drop(limited);
 }
 
@@ -158,15 +134,17 @@ async fn parallel_brute_force_evaluates_at_most_the_budget(backend: Backend) {
     app.sign_up("ada@example.com").await;
     for storage in [RateLimitStorage::Memory, RateLimitStorage::Database] {
         let limited = app
-            .spawn_sibling(|c| {
+            .replica()
+            .config(|c| {
                 limited(c);
                 c.rate_limit_storage = storage;
             })
+            .spawn()
             .await;
         let attempts = (0..50).map(|i| {
             let body = sign_in_body("ada@example.com", &format!("wrong password {i}"));
             let limited = &limited;
-            async move { post_raw(limited, &body, &[]).await }
+            async move { limited.post_raw(&body, &[]).await }
         });
         let results = join_all(attempts).await;
         let evaluated = results
@@ -180,7 +158,7 @@ async fn parallel_brute_force_evaluates_at_most_the_budget(backend: Backend) {
             .collect();
         assert_eq!(evaluated, 3, "{storage:?}: {outcomes:?}");
         assert_eq!(refused, 47, "{storage:?}");
-        assert_eq!(hashes(&limited), 3, "{storage:?}");
+        assert_eq!(limited.hash_count(), 3, "{storage:?}");
         drop(limited);
     }
 }
@@ -191,7 +169,8 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
     for storage in [RateLimitStorage::Memory, RateLimitStorage::Database] {
         // A per-address budget too large to matter: only the account counter acts.
         let guarded = app
-            .spawn_sibling(|c| {
+            .replica()
+            .config(|c| {
                 c.rate_limit = Some(Toggle::On);
                 c.rate_limit_credential = "10000/1000000000".parse().unwrap();
                 c.db_pool_timeout_ms = 20_000;
@@ -199,11 +178,12 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
                 c.sign_in_free_failures = 5;
                 c.sign_in_max_delay = 2;
             })
+            .spawn()
             .await;
         let attempts = (0..50).map(|i| {
             let body = sign_in_body("ADA@example.com ", &format!("wrong password {i}"));
             let guarded = &guarded;
-            async move { post_raw(guarded, &body, &[]).await }
+            async move { guarded.post_raw(&body, &[]).await }
         });
         let results = join_all(attempts).await;
         let evaluated = results
@@ -218,11 +198,12 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
         // 2 s, may run out during the burst and let one more attempt each through.
         assert!((6..=8).contains(&evaluated), "{storage:?}: {evaluated}");
         assert_eq!(evaluated + delayed, 50, "{storage:?}");
-        assert!(hashes(&guarded) <= 8, "{storage:?}");
+        assert!(guarded.hash_count() <= 8, "{storage:?}");
 
         // The right password waits too while the delay runs ...
-        let (_, _, body) =
-            post_raw(&guarded, &sign_in_body("ada@example.com", PASSWORD), &[]).await;
+        let (_, _, body) = guarded
+            .post_raw(&sign_in_body("ada@example.com", PASSWORD), &[])
+            .await;
         assert_eq!(code(&body), "RATE_LIMITED", "{storage:?}: {body}");
         let retry = body["errors"][0]["extensions"]["retryAfter"]
             .as_u64()
@@ -245,27 +226,30 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
 async fn replicas_share_one_budget_that_survives_a_restart(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_up("ada@example.com").await;
-    let a = app.spawn_sibling(limited_db).await;
-    let b = app.spawn_sibling(limited_db).await;
+    let a = app.replica().config(limited_db).spawn().await;
+    let b = app.replica().config(limited_db).spawn().await;
     for (replica, password) in [(&a, "wrong one!"), (&b, "wrong two!"), (&a, "wrong three!")] {
-        let (status, _, body) =
-            post_raw(replica, &sign_in_body("ada@example.com", password), &[]).await;
+        let (status, _, body) = replica
+            .post_raw(&sign_in_body("ada@example.com", password), &[])
+            .await;
         assert_eq!(status, 200);
         assert_eq!(code(&body), "INVALID_EMAIL_OR_PASSWORD");
     }
     for replica in [&a, &b] {
-        let (status, headers, body) =
-            post_raw(replica, &sign_in_body("ada@example.com", PASSWORD), &[]).await;
+        let (status, headers, body) = replica
+            .post_raw(&sign_in_body("ada@example.com", PASSWORD), &[])
+            .await;
         assert_429(status, &headers, &body);
     }
     drop(a);
     drop(b);
-    let restarted = app.spawn_sibling(limited_db).await;
-    let (status, headers, body) =
-        post_raw(&restarted, &sign_in_body("ada@example.com", PASSWORD), &[]).await;
+    let restarted = app.replica().config(limited_db).spawn().await;
+    let (status, headers, body) = restarted
+        .post_raw(&sign_in_body("ada@example.com", PASSWORD), &[])
+        .await;
     assert_429(status, &headers, &body);
     // Control: memory storage starts from zero.
-    let memory = app.spawn_sibling(limited).await;
+    let memory = app.replica().config(limited).spawn().await;
     let ok = memory.sign_in("ada@example.com", PASSWORD).await;
     assert!(ok["data"]["signInEmail"]["token"].is_string(), "{ok}");
     drop(restarted);
@@ -273,23 +257,23 @@ async fn replicas_share_one_budget_that_survives_a_restart(backend: Backend) {
 }
 
 async fn forwarded_for_is_ignored_without_a_trusted_proxy(backend: Backend) {
-    let app = TestApp::spawn_with(backend, limited).await;
+    let app = TestApp::builder(backend).config(limited).spawn().await;
     for i in 0..3 {
         let xff = format!("198.51.100.{i}");
-        let (status, _, body) = post_raw(
-            &app,
-            &sign_in_body(&format!("x{i}@example.com"), "wrong password"),
-            &[("x-forwarded-for", &xff), ("x-real-ip", &xff)],
-        )
-        .await;
+        let (status, _, body) = app
+            .post_raw(
+                &sign_in_body(&format!("x{i}@example.com"), "wrong password"),
+                &[("x-forwarded-for", &xff), ("x-real-ip", &xff)],
+            )
+            .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, headers, body) = post_raw(
-        &app,
-        &sign_in_body("x9@example.com", "wrong password"),
-        &[("x-forwarded-for", "198.51.100.99")],
-    )
-    .await;
+    let (status, headers, body) = app
+        .post_raw(
+            &sign_in_body("x9@example.com", "wrong password"),
+            &[("x-forwarded-for", "198.51.100.99")],
+        )
+        .await;
     assert_429(status, &headers, &body);
 }
 
@@ -298,16 +282,18 @@ async fn sign_up_from(app: &TestApp, email: &str, xff: &str) -> (reqwest::Status
         "query": "mutation($input: SignUpEmailInput!) { signUpEmail(input: $input) { session { ipAddress } } }",
         "variables": { "input": { "name": "A", "email": email, "password": PASSWORD } }
     });
-    let (status, _, body) = post_raw(app, &body, &[("x-forwarded-for", xff)]).await;
+    let (status, _, body) = app.post_raw(&body, &[("x-forwarded-for", xff)]).await;
     (status, body)
 }
 
 async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        limited(c);
-        c.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            limited(c);
+            c.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
+        })
+        .spawn()
+        .await;
     // The client is the rightmost hop that is not a trusted proxy; what it claims further
     // left is its own business.
     let (_, body) = sign_up_from(&app, "p1@example.com", "6.6.6.6, 203.0.113.7, 10.1.2.3").await;
@@ -329,12 +315,12 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
         "2001:0db8:0001:0002:0000:0000:0000:0004",
     ];
     for (i, xff) in spellings.iter().enumerate() {
-        let (status, headers, body) = post_raw(
-            &app,
-            &sign_in_body(&format!("v{i}@example.com"), "wrong password"),
-            &[("x-forwarded-for", xff)],
-        )
-        .await;
+        let (status, headers, body) = app
+            .post_raw(
+                &sign_in_body(&format!("v{i}@example.com"), "wrong password"),
+                &[("x-forwarded-for", xff)],
+            )
+            .await;
         if i < 3 {
             assert_eq!(status, 200, "{xff}: {body}");
         } else {
@@ -342,22 +328,22 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
         }
     }
     // The next /64 is another client.
-    let (status, _, _) = post_raw(
-        &app,
-        &sign_in_body("v9@example.com", "wrong password"),
-        &[("x-forwarded-for", "2001:db8:1:3::1")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_raw(
+            &sign_in_body("v9@example.com", "wrong password"),
+            &[("x-forwarded-for", "2001:db8:1:3::1")],
+        )
+        .await;
     assert_eq!(status, 200);
     // Rotating the spoofable left part does not make a new client.
     for i in 0..4 {
         let xff = format!("192.0.2.{i}, 203.0.113.50");
-        let (status, _, _) = post_raw(
-            &app,
-            &sign_in_body(&format!("r{i}@example.com"), "wrong password"),
-            &[("x-forwarded-for", &xff)],
-        )
-        .await;
+        let (status, _, _) = app
+            .post_raw(
+                &sign_in_body(&format!("r{i}@example.com"), "wrong password"),
+                &[("x-forwarded-for", &xff)],
+            )
+            .await;
         assert_eq!(status, if i < 3 { 200 } else { 429 }, "{xff}");
     }
 }
@@ -365,7 +351,10 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
 const TRUSTED: &str = "https://app.example.com";
 
 async fn cross_site_mutations_are_refused(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.trusted_origins = vec![TRUSTED.into()]).await;
+    let app = TestApp::builder(backend)
+        .config(|c| c.trusted_origins = vec![TRUSTED.into()])
+        .spawn()
+        .await;
     let sign_up = |email: &str| json!({ "query": format!("mutation {{ signUpEmail(input: {{name: \"A\", email: \"{email}\", password: \"{PASSWORD}\"}}) {{ token }} }}") });
     for origin in [
         "https://evil.example",
@@ -373,96 +362,105 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
         "https://app.example.com.evil.io",
         "http://app.example.com",
     ] {
-        let (status, _, body) =
-            post_raw(&app, &sign_up("e@example.com"), &[("origin", origin)]).await;
+        let (status, _, body) = app
+            .post_raw(&sign_up("e@example.com"), &[("origin", origin)])
+            .await;
         assert_eq!(status, 403, "{origin}");
         assert_eq!(code(&body), "FORBIDDEN");
     }
     // A batch is refused whole when any operation is a mutation.
     let batch = json!([{ "query": "{ me { id } }" }, sign_up("e@example.com")]);
-    let (status, _, _) = post_raw(&app, &batch, &[("origin", "https://evil.example")]).await;
+    let (status, _, _) = app
+        .post_raw(&batch, &[("origin", "https://evil.example")])
+        .await;
     assert_eq!(status, 403);
-    assert_eq!(users(&app).await, 0, "nothing ran");
+    assert_eq!(app.db.users().await, 0, "nothing ran");
 
     // Trusted origin, and server-side clients without Origin and cookie, pass.
-    let (status, _, body) = post_raw(&app, &sign_up("t@example.com"), &[("origin", TRUSTED)]).await;
+    let (status, _, body) = app
+        .post_raw(&sign_up("t@example.com"), &[("origin", TRUSTED)])
+        .await;
     assert_eq!(status, 200, "{body}");
     let token = app.sign_up("s@example.com").await;
     let cookie = format!("apexkit.session_token={token}");
     let sign_out = json!({ "query": "mutation { signOut }" });
 
     // Cookie without Origin or Referer: refused; with a foreign Referer too.
-    let (status, _, _) = post_raw(&app, &sign_out, &[("cookie", &cookie)]).await;
+    let (status, _, _) = app.post_raw(&sign_out, &[("cookie", &cookie)]).await;
     assert_eq!(status, 403);
-    let (status, _, _) = post_raw(
-        &app,
-        &sign_out,
-        &[
-            ("cookie", &cookie),
-            ("referer", "https://evil.example/app.example.com"),
-        ],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_raw(
+            &sign_out,
+            &[
+                ("cookie", &cookie),
+                ("referer", "https://evil.example/app.example.com"),
+            ],
+        )
+        .await;
     assert_eq!(status, 403);
-    let (status, _, _) =
-        post_raw(&app, &sign_out, &[("cookie", &cookie), ("origin", "null")]).await;
+    let (status, _, _) = app
+        .post_raw(&sign_out, &[("cookie", &cookie), ("origin", "null")])
+        .await;
     assert_eq!(status, 403);
     assert!(
         app.session(&token).await["data"]["session"].is_object(),
         "still signed in"
     );
     // Queries by cookie need no Origin.
-    let (status, _, body) = post_raw(
-        &app,
-        &json!({ "query": "{ me { email } }" }),
-        &[("cookie", &cookie)],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(
+            &json!({ "query": "{ me { email } }" }),
+            &[("cookie", &cookie)],
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["me"]["email"], "s@example.com");
 
     // Bearer requests are exempt (the cookie is ignored), unless they carry a foreign Origin.
     let bearer = format!("Bearer {token}");
-    let (status, _, _) = post_raw(
-        &app,
-        &sign_out,
-        &[
-            ("cookie", &cookie),
-            ("authorization", &bearer),
-            ("origin", "https://evil.example"),
-        ],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_raw(
+            &sign_out,
+            &[
+                ("cookie", &cookie),
+                ("authorization", &bearer),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
     assert_eq!(status, 403);
     let token2 = app.sign_up("s2@example.com").await;
-    let (status, _, body) = post_raw(
-        &app,
-        &sign_out,
-        &[
-            ("cookie", &cookie),
-            ("authorization", &format!("Bearer {token2}")),
-        ],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(
+            &sign_out,
+            &[
+                ("cookie", &cookie),
+                ("authorization", &format!("Bearer {token2}")),
+            ],
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["data"]["signOut"], true);
 
     // A trusted Referer stands in for a missing Origin.
-    let (status, _, body) = post_raw(
-        &app,
-        &sign_out,
-        &[
-            ("cookie", &cookie),
-            ("referer", "https://app.example.com/settings"),
-        ],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(
+            &sign_out,
+            &[
+                ("cookie", &cookie),
+                ("referer", "https://app.example.com/settings"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(app.session(&token).await["data"]["session"].is_null());
 }
 
 async fn cors_answers_trusted_origins_only(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.trusted_origins = vec![TRUSTED.into()]).await;
+    let app = TestApp::builder(backend)
+        .config(|c| c.trusted_origins = vec![TRUSTED.into()])
+        .spawn()
+        .await;
     let preflight = |origin: &str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/graphql"))
@@ -497,13 +495,15 @@ async fn cors_answers_trusted_origins_only(backend: Backend) {
     }
     // Actual requests: the trusted origin is named, a foreign one gets no CORS headers.
     let query = json!({ "query": "{ me { id } }" });
-    let (_, headers, _) = post_raw(&app, &query, &[("origin", TRUSTED)]).await;
+    let (_, headers, _) = app.post_raw(&query, &[("origin", TRUSTED)]).await;
     assert_eq!(headers["access-control-allow-origin"], TRUSTED);
     assert_eq!(headers["access-control-allow-credentials"], "true");
     assert!(headers["vary"].to_str().unwrap().contains("Origin"));
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    let (status, headers, _) = post_raw(&app, &query, &[("origin", "https://evil.example")]).await;
+    let (status, headers, _) = app
+        .post_raw(&query, &[("origin", "https://evil.example")])
+        .await;
     assert_eq!(
         status, 200,
         "a query is not a CSRF risk; the browser hides the answer"
@@ -553,7 +553,7 @@ async fn query_cost_attacks_are_refused(backend: Backend) {
 
     // Query text beyond APEXKIT_MAX_QUERY_BYTES: refused before parsing, on POST and GET.
     let long = format!("{{ me {{ id }} }} #{}", "x".repeat(9000));
-    let (status, _, body) = post_raw(&app, &json!({ "query": long }), &[]).await;
+    let (status, _, body) = app.post_raw(&json!({ "query": long }), &[]).await;
     assert_eq!(status, 413);
     assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
     let resp = app
@@ -567,14 +567,8 @@ async fn query_cost_attacks_are_refused(backend: Backend) {
     assert!(app.gql("{ me { id } }", json!({})).await["errors"].is_null());
 }
 
-fn production(c: &mut Config) {
-    c.environment = Environment::Production;
-    c.secret = Some(Secret::new("p".repeat(40)));
-    c.base_url = Some("http://127.0.0.1".into());
-}
-
 async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
-    let app = TestApp::spawn_with(backend, production).await;
+    let app = TestApp::builder(backend).production().spawn().await;
     for q in [
         "{ __schema { types { name } } }",
         "{ __type(name: \"User\") { name } }",
@@ -594,7 +588,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     let mut refused = 0;
     for i in 0..7 {
         let body = sign_in_body(&format!("n{i}@example.com"), "wrong password");
-        let (status, headers, body) = post_raw(&app, &body, &[]).await;
+        let (status, headers, body) = app.post_raw(&body, &[]).await;
         if status == 429 {
             assert_429(status, &headers, &body);
             refused += 1;
@@ -606,10 +600,10 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
 
     // Both switches can be overridden.
     let open = app
-        .spawn_sibling(|c| {
-            production(c);
-            c.introspection = Some(Toggle::On);
-        })
+        .replica()
+        .production()
+        .config(|c| c.introspection = Some(Toggle::On))
+        .spawn()
         .await;
     let body = open
         .gql("{ __schema { queryType { name } } }", json!({}))
@@ -621,7 +615,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     drop(open);
 
     // Development: suggestions help, introspection works, no rate limit.
-    let dev = app.spawn_sibling(|_| {}).await;
+    let dev = app.replica().spawn().await;
     let typo = dev.gql("{ sesion { user { id } } }", json!({})).await;
     assert!(typo.to_string().contains("Did you mean"), "{typo}");
     for i in 0..5 {
@@ -634,7 +628,10 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
 }
 
 async fn password_policy_refuses_before_hashing(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.password_min_length = 12).await;
+    let app = TestApp::builder(backend)
+        .config(|c| c.password_min_length = 12)
+        .spawn()
+        .await;
     let try_sign_up = |password: String| {
         let app = &app;
         async move {
@@ -642,7 +639,7 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
                 "query": "mutation($input: SignUpEmailInput!) { signUpEmail(input: $input) { token } }",
                 "variables": { "input": { "name": "A", "email": "p@example.com", "password": password } }
             });
-            post_raw(app, &body, &[]).await
+            app.post_raw(&body, &[]).await
         }
     };
     for common in ["Qwerty123456", "LEAVEMEALONE", "finalfantasy"] {
@@ -658,22 +655,20 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
     let (status, _, body) = try_sign_up("x".repeat(1 << 20)).await;
     assert_eq!(status, 413);
     assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
-    let (_, _, body) = post_raw(
-        &app,
-        &sign_in_body("p@example.com", &"y".repeat(60_000)),
-        &[],
-    )
-    .await;
+    let (_, _, body) = app
+        .post_raw(&sign_in_body("p@example.com", &"y".repeat(60_000)), &[])
+        .await;
     assert_eq!(code(&body), "PASSWORD_TOO_LONG");
-    let (status, _, _) = post_raw(
-        &app,
-        &sign_in_body("p@example.com", &"y".repeat(1 << 20)),
-        &[],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_raw(&sign_in_body("p@example.com", &"y".repeat(1 << 20)), &[])
+        .await;
     assert_eq!(status, 413);
-    assert_eq!(hashes(&app), 0, "no refused password reached the hasher");
-    assert_eq!(users(&app).await, 0);
+    assert_eq!(
+        app.hash_count(),
+        0,
+        "no refused password reached the hasher"
+    );
+    assert_eq!(app.db.users().await, 0);
 
     // A strong password passes, exactly as given (no trimming).
     let (_, _, body) = try_sign_up(" correct horse battery staple ".into()).await;
@@ -719,7 +714,7 @@ async fn post_reset_form(
 async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.sign_up("ada@example.com").await;
-    let before = hashes(&app);
+    let before = app.hash_count();
 
     // A made-up token: refused by a lookup, over GraphQL and through the form, before hashing.
     let input = json!({ "input": { "token": made_up_token(), "newPassword": NEW_PASSWORD } });
@@ -727,7 +722,11 @@ async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
     let (status, _, page) = post_reset_form(&app, &made_up_token(), "text/html").await;
     assert_eq!(status, 400);
     assert!(page.contains("Link not valid"), "{page}");
-    assert_eq!(hashes(&app), before, "no hash for a token nobody issued");
+    assert_eq!(
+        app.hash_count(),
+        before,
+        "no hash for a token nobody issued"
+    );
 
     // An expired one: TOKEN_EXPIRED, gone, and no hash either.
     let expired = app
@@ -736,7 +735,7 @@ async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
     let input = json!({ "input": { "token": expired, "newPassword": NEW_PASSWORD } });
     assert_eq!(code(&app.gql(RESET, input.clone()).await), "TOKEN_EXPIRED");
     assert_eq!(code(&app.gql(RESET, input).await), "INVALID_TOKEN");
-    assert_eq!(hashes(&app), before);
+    assert_eq!(app.hash_count(), before);
 
     // A live token is worth its one hash, and works.
     let live = app
@@ -747,7 +746,7 @@ async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
         app.gql(RESET, input).await,
         json!({ "data": { "resetPassword": true } })
     );
-    assert_eq!(hashes(&app), before + 1);
+    assert_eq!(app.hash_count(), before + 1);
     assert!(
         app.sign_in("ada@example.com", NEW_PASSWORD).await["data"]["signInEmail"]["token"]
             .is_string()
@@ -755,7 +754,7 @@ async fn a_made_up_or_expired_reset_token_costs_no_hash(backend: Backend) {
 }
 
 async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) {
-    let app = TestApp::spawn_with(backend, limited).await;
+    let app = TestApp::builder(backend).config(limited).spawn().await;
     // Five aliases of resetPassword: three spend the credential budget, two are refused.
     let aliases: String = (0..5)
         .map(|i| {
@@ -765,12 +764,12 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
             )
         })
         .collect();
-    let (status, _, body) = post_raw(
-        &app,
-        &json!({ "query": format!("mutation {{ {aliases} }}") }),
-        &[],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_raw(
+            &json!({ "query": format!("mutation {{ {aliases} }}") }),
+            &[],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         codes(&body),
@@ -799,14 +798,16 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
             >= 1
     );
     assert!(page.contains("Too many attempts"), "{page}");
-    assert_eq!(hashes(&app), 0);
+    assert_eq!(app.hash_count(), 0);
 
     // The verification form counts too, in the budget of its GraphQL twin (general).
     let verifier = app
-        .spawn_sibling(|c| {
+        .replica()
+        .config(|c| {
             limited(c);
             c.rate_limit_general = "2/1000000000".parse().unwrap();
         })
+        .spawn()
         .await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -823,14 +824,16 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
 }
 
 async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.rate_limit = Some(Toggle::On);
-        c.rate_limit_credential = "10000/1000000000".parse().unwrap();
-        c.rate_limit_storage = RateLimitStorage::Database;
-        c.sign_in_free_failures = 5;
-        c.sign_in_max_delay = 900;
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.rate_limit = Some(Toggle::On);
+            c.rate_limit_credential = "10000/1000000000".parse().unwrap();
+            c.rate_limit_storage = RateLimitStorage::Database;
+            c.sign_in_free_failures = 5;
+            c.sign_in_max_delay = 900;
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("ada@example.com").await;
     let failures = || async {
         app.db
@@ -859,17 +862,7 @@ async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend
             .await
         }
     };
-    let change_email = |password: &'static str| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            app.gql_with(
-                Some(&token),
-                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
-            )
-            .await
-        }
-    };
+    let change_email = |password| app.change_email(&token, "new@example.com", Some(password));
 
     // Each wrong current password is a failed attempt on the account, like a wrong sign-in.
     assert_eq!(
@@ -905,7 +898,7 @@ async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend
     app.db
         .execute("UPDATE sign_in_failure SET locked_until = '2999-01-01 00:00:00'")
         .await;
-    let before = hashes(&app);
+    let before = app.hash_count();
     assert_eq!(code(&change_password(NEW_PASSWORD).await), "RATE_LIMITED");
     assert_eq!(code(&delete_user(NEW_PASSWORD).await), "RATE_LIMITED");
     assert_eq!(code(&change_email(NEW_PASSWORD).await), "RATE_LIMITED");
@@ -913,6 +906,6 @@ async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend
         code(&app.sign_in("ada@example.com", NEW_PASSWORD).await),
         "RATE_LIMITED"
     );
-    assert_eq!(hashes(&app), before, "refused attempts cost no hash");
+    assert_eq!(app.hash_count(), before, "refused attempts cost no hash");
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await, 1);
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::smtp::SmtpServer;
-use crate::support::{Backend, PASSWORD, TestApp, code, fast_mail, on_both};
+use crate::support::{
+    Api, Backend, PASSWORD, Proc, SmtpSink, TestApp, code, on_both, signed_in_token,
+};
 
 on_both!(
     required_verification_end_to_end,
@@ -35,67 +36,15 @@ on_both!(
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-async fn app_with_mail(backend: Backend, smtp: &SmtpServer) -> TestApp {
-    let url = smtp.url();
-    TestApp::spawn_with(backend, |c| fast_mail(c, &url)).await
-}
-
-async fn request_reset(app: &TestApp, email: &str) -> Value {
-    app.gql(
-        "mutation($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) }",
-        json!({ "input": { "email": email } }),
-    )
-    .await
-}
-
-async fn reset(app: &TestApp, token: &str, password: &str) -> Value {
-    app.gql(
-        "mutation($input: ResetPasswordInput!) { resetPassword(input: $input) }",
-        json!({ "input": { "token": token, "newPassword": password } }),
-    )
-    .await
-}
-
-async fn verify(app: &TestApp, token: &str) -> Value {
-    app.gql(
-        "mutation($t: String!) { verifyEmail(token: $t) { id email emailVerified } }",
-        json!({ "t": token }),
-    )
-    .await
-}
-
-async fn send_verification(app: &TestApp, email: &str) -> Value {
-    app.gql(
-        "mutation($input: SendVerificationEmailInput!) { sendVerificationEmail(input: $input) }",
-        json!({ "input": { "email": email } }),
-    )
-    .await
-}
-
-async fn change_email(app: &TestApp, token: &str, new_email: &str) -> Value {
-    app.gql_with(
-        Some(token),
-        "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-        json!({ "input": { "newEmail": new_email, "password": PASSWORD } }),
-    )
-    .await
-}
-
-fn signed_in_token(body: &Value) -> String {
-    body["data"]["signInEmail"]["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("sign-in failed: {body}"))
-        .to_owned()
-}
-
 async fn required_verification_end_to_end(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.require_email_verification = true;
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.require_email_verification = true;
+        })
+        .spawn()
+        .await;
 
     let body = app.sign_up_as("Ada", "ada@example.com", PASSWORD).await;
     assert!(body["errors"].is_null(), "{body}");
@@ -157,17 +106,18 @@ async fn required_verification_end_to_end(backend: Backend) {
     signed_in_token(&signed);
     let again = app.client.post(&link).send().await.unwrap();
     assert_eq!(again.status(), 400, "single use");
-    assert_eq!(code(&verify(&app, &token).await), "INVALID_TOKEN");
+    assert_eq!(code(&app.verify_email(&token).await), "INVALID_TOKEN");
 }
 
 async fn sign_up_with_a_registered_email_looks_fresh(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.require_email_verification = true;
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.require_email_verification = true;
+        })
+        .spawn()
+        .await;
     let first = app.sign_up_as("Ada", "ada@example.com", PASSWORD).await;
     let second = app
         .sign_up_as("Eve", " ADA@example.com", "another long password")
@@ -220,7 +170,7 @@ async fn sign_up_with_a_registered_email_looks_fresh(backend: Backend) {
         .latest("ada@example.com", "Verify your email address")
         .await;
     assert_eq!(
-        verify(&app, &verification.token()).await["data"]["verifyEmail"]["emailVerified"],
+        app.verify_email(&verification.token()).await["data"]["verifyEmail"]["emailVerified"],
         true
     );
     signed_in_token(&app.sign_in("ada@example.com", PASSWORD).await);
@@ -234,8 +184,8 @@ async fn sign_up_with_a_registered_email_looks_fresh(backend: Backend) {
 }
 
 async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let token = app.sign_up("ada@example.com").await;
     let renamed = app
         .gql_with(
@@ -273,7 +223,7 @@ async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
         mail.text
             .contains("Hello <img src=x onerror=alert(1)> Ada,")
     );
-    let verified = verify(&app, &mail.token()).await;
+    let verified = app.verify_email(&mail.token()).await;
     assert_eq!(
         verified["data"]["verifyEmail"]["emailVerified"], true,
         "{verified}"
@@ -283,13 +233,16 @@ async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
         .gql_with(Some(&token), "{ me { emailVerified } }", json!({}))
         .await;
     assert_eq!(me["data"]["me"]["emailVerified"], true);
-    assert_eq!(code(&verify(&app, &mail.token()).await), "INVALID_TOKEN");
+    assert_eq!(
+        code(&app.verify_email(&mail.token()).await),
+        "INVALID_TOKEN"
+    );
 
     // Verified and unknown addresses: the same answer, no token, no mail.
     let before = app.db.count("SELECT COUNT(*) AS n FROM mail_outbox").await;
     for email in ["ada@example.com", "nobody@example.com"] {
         assert_eq!(
-            send_verification(&app, email).await["data"]["sendVerificationEmail"],
+            app.send_verification(email).await["data"]["sendVerificationEmail"],
             true
         );
     }
@@ -304,12 +257,12 @@ async fn send_verification_email_and_verify_over_graphql(backend: Backend) {
 }
 
 async fn password_reset_end_to_end(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let first = app.sign_up("ada@example.com").await;
     let second = signed_in_token(&app.sign_in("ada@example.com", PASSWORD).await);
 
-    let asked = request_reset(&app, "ADA@example.com ").await;
+    let asked = app.request_reset("ADA@example.com ").await;
     assert_eq!(asked, json!({ "data": { "requestPasswordReset": true } }));
     let mail = smtp.latest("ada@example.com", "Reset your password").await;
     let link = mail.link();
@@ -352,18 +305,21 @@ async fn password_reset_end_to_end(backend: Backend) {
     );
     signed_in_token(&app.sign_in("ada@example.com", NEW_PASSWORD).await);
     assert_eq!(
-        code(&reset(&app, &mail.token(), "yet another passphrase").await),
+        code(
+            &app.reset_password(&mail.token(), "yet another passphrase")
+                .await
+        ),
         "INVALID_TOKEN"
     );
 }
 
 async fn reset_for_an_unknown_email_answers_the_same(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     app.sign_up("ada@example.com").await;
 
-    let known = request_reset(&app, "ada@example.com").await;
-    let unknown = request_reset(&app, "nobody@example.com").await;
+    let known = app.request_reset("ada@example.com").await;
+    let unknown = app.request_reset("nobody@example.com").await;
     assert_eq!(known, unknown);
     assert_eq!(unknown, json!({ "data": { "requestPasswordReset": true } }));
     // The same work either way: one queued message each.
@@ -382,16 +338,16 @@ async fn reset_for_an_unknown_email_answers_the_same(backend: Backend) {
     );
     assert!(note.text.contains("no account"));
 
-    let malformed = request_reset(&app, "not an address").await;
+    let malformed = app.request_reset("not an address").await;
     assert_eq!(code(&malformed), "INVALID_EMAIL");
 }
 
 async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     app.sign_up("ada@example.com").await;
-    send_verification(&app, "ada@example.com").await;
-    request_reset(&app, "ada@example.com").await;
+    app.send_verification("ada@example.com").await;
+    app.request_reset("ada@example.com").await;
     let verify_token = smtp
         .latest("ada@example.com", "Verify your email address")
         .await
@@ -404,10 +360,10 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
 
     // Wrong purpose: refused, and the token survives for its own purpose.
     assert_eq!(
-        code(&reset(&app, &verify_token, NEW_PASSWORD).await),
+        code(&app.reset_password(&verify_token, NEW_PASSWORD).await),
         "INVALID_TOKEN"
     );
-    assert_eq!(code(&verify(&app, &reset_token).await), "INVALID_TOKEN");
+    assert_eq!(code(&app.verify_email(&reset_token).await), "INVALID_TOKEN");
     // Garbage and near-misses.
     for bad in [
         "",
@@ -416,22 +372,22 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
         &format!("{reset_token}x"),
     ] {
         assert_eq!(
-            code(&reset(&app, bad, NEW_PASSWORD).await),
+            code(&app.reset_password(bad, NEW_PASSWORD).await),
             "INVALID_TOKEN",
             "{bad:?}"
         );
     }
     // The policy applies before the token is spent.
     assert_eq!(
-        code(&reset(&app, &reset_token, "short").await),
+        code(&app.reset_password(&reset_token, "short").await),
         "PASSWORD_TOO_SHORT"
     );
     assert_eq!(
-        code(&reset(&app, &reset_token, &"x".repeat(129)).await),
+        code(&app.reset_password(&reset_token, &"x".repeat(129)).await),
         "PASSWORD_TOO_LONG"
     );
     assert_eq!(
-        verify(&app, &verify_token).await["data"]["verifyEmail"]["emailVerified"],
+        app.verify_email(&verify_token).await["data"]["verifyEmail"]["emailVerified"],
         true
     );
 
@@ -440,11 +396,11 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
         .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00' WHERE purpose = 'reset-password'")
         .await;
     assert_eq!(
-        code(&reset(&app, &reset_token, NEW_PASSWORD).await),
+        code(&app.reset_password(&reset_token, NEW_PASSWORD).await),
         "TOKEN_EXPIRED"
     );
     assert_eq!(
-        code(&reset(&app, &reset_token, NEW_PASSWORD).await),
+        code(&app.reset_password(&reset_token, NEW_PASSWORD).await),
         "INVALID_TOKEN"
     );
     signed_in_token(&app.sign_in("ada@example.com", PASSWORD).await);
@@ -453,7 +409,7 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
     app.db
         .execute("UPDATE \"user\" SET email_verified = false")
         .await;
-    send_verification(&app, "ada@example.com").await;
+    app.send_verification("ada@example.com").await;
     smtp.wait_for("ada@example.com", 3).await;
     let late = smtp
         .latest("ada@example.com", "Verify your email address")
@@ -463,33 +419,33 @@ async fn tokens_are_single_use_purpose_bound_and_expiring(backend: Backend) {
     app.db
         .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00'")
         .await;
-    assert_eq!(code(&verify(&app, &late).await), "TOKEN_EXPIRED");
+    assert_eq!(code(&app.verify_email(&late).await), "TOKEN_EXPIRED");
 }
 
 async fn a_new_reset_request_voids_older_links(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     app.sign_up("ada@example.com").await;
-    request_reset(&app, "ada@example.com").await;
+    app.request_reset("ada@example.com").await;
     let old = smtp.wait_for("ada@example.com", 1).await[0].token();
-    request_reset(&app, "ada@example.com").await;
+    app.request_reset("ada@example.com").await;
     let new = smtp.wait_for("ada@example.com", 2).await[1].token();
     assert_ne!(old, new);
     assert_eq!(
-        code(&reset(&app, &old, NEW_PASSWORD).await),
+        code(&app.reset_password(&old, NEW_PASSWORD).await),
         "INVALID_TOKEN"
     );
     assert_eq!(
-        reset(&app, &new, NEW_PASSWORD).await["data"]["resetPassword"],
+        app.reset_password(&new, NEW_PASSWORD).await["data"]["resetPassword"],
         true
     );
 }
 
 async fn concurrent_double_reset_exactly_one_succeeds(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     app.sign_up("ada@example.com").await;
-    request_reset(&app, "ada@example.com").await;
+    app.request_reset("ada@example.com").await;
     let token = smtp
         .latest("ada@example.com", "Reset your password")
         .await
@@ -499,7 +455,12 @@ async fn concurrent_double_reset_exactly_one_succeeds(backend: Backend) {
         let password = format!("{NEW_PASSWORD} {i}");
         let app = &app;
         let token = token.clone();
-        async move { (password.clone(), reset(app, &token, &password).await) }
+        async move {
+            (
+                password.clone(),
+                app.reset_password(&token, &password).await,
+            )
+        }
     });
     let results = futures_util::future::join_all(attempts).await;
     let winners: Vec<&String> = results
@@ -519,18 +480,18 @@ async fn concurrent_double_reset_exactly_one_succeeds(backend: Backend) {
 
 async fn smtp_outage_loses_no_mail_and_changes_no_answer(backend: Backend) {
     // The same server answers before and during the outage: the answers must not differ.
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     app.sign_up("ada@example.com").await;
-    let before_reset = request_reset(&app, "ada@example.com").await;
-    let before_verify = send_verification(&app, "ada@example.com").await;
+    let before_reset = app.request_reset("ada@example.com").await;
+    let before_verify = app.send_verification("ada@example.com").await;
     smtp.wait_for("ada@example.com", 2).await;
 
     smtp.set_down(true);
-    let answer = request_reset(&app, "ada@example.com").await;
+    let answer = app.request_reset("ada@example.com").await;
     assert_eq!(answer, before_reset);
     assert_eq!(answer, json!({ "data": { "requestPasswordReset": true } }));
-    let sent = send_verification(&app, "ada@example.com").await;
+    let sent = app.send_verification("ada@example.com").await;
     assert_eq!(sent, before_verify);
     assert_eq!(sent, json!({ "data": { "sendVerificationEmail": true } }));
 
@@ -565,7 +526,7 @@ async fn smtp_outage_loses_no_mail_and_changes_no_answer(backend: Backend) {
     );
     let reset_mail = smtp.latest("ada@example.com", "Reset your password").await;
     assert_eq!(
-        reset(&app, &reset_mail.token(), NEW_PASSWORD).await["data"]["resetPassword"],
+        app.reset_password(&reset_mail.token(), NEW_PASSWORD).await["data"]["resetPassword"],
         true
     );
     // The server has the messages; the worker marks its rows right after.
@@ -606,13 +567,14 @@ const HOSTILE: &[&str] = &[
 ];
 
 async fn hostile_redirect_targets_are_refused(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.trusted_origins = vec!["https://app.example.com".into()];
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.trusted_origins = vec!["https://app.example.com".into()];
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("ada@example.com").await;
     for target in HOSTILE {
         let r = app
@@ -651,13 +613,14 @@ async fn hostile_redirect_targets_are_refused(backend: Backend) {
 }
 
 async fn trusted_targets_and_relative_paths_shape_the_link(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.trusted_origins = vec!["https://app.example.com".into()];
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.trusted_origins = vec!["https://app.example.com".into()];
+        })
+        .spawn()
+        .await;
     app.sign_up("ada@example.com").await;
     let r = app
         .gql(
@@ -676,19 +639,20 @@ async fn trusted_targets_and_relative_paths_shape_the_link(backend: Backend) {
     );
     // The frontend hands the token to resetPassword.
     assert_eq!(
-        reset(&app, &mail.token(), NEW_PASSWORD).await["data"]["resetPassword"],
+        app.reset_password(&mail.token(), NEW_PASSWORD).await["data"]["resetPassword"],
         true
     );
 }
 
 async fn host_headers_never_change_links(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.base_url = Some("https://auth.example.com/".into());
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.base_url = Some("https://auth.example.com/".into());
+        })
+        .spawn()
+        .await;
     app.gql(
         "mutation { signUpEmail(input: {name: \"Ada\", email: \"ada@example.com\", password: \"correct horse battery staple\"}) { user { id } } }",
         json!({}),
@@ -720,10 +684,12 @@ async fn host_headers_never_change_links(backend: Backend) {
 }
 
 async fn change_email_end_to_end(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let token = app.sign_up("ada@example.com").await;
-    let r = change_email(&app, &token, " New@Example.com").await;
+    let r = app
+        .change_email(&token, " New@Example.com", Some(PASSWORD))
+        .await;
     assert_eq!(r, json!({ "data": { "changeEmail": true } }));
 
     let notice = smtp
@@ -758,17 +724,24 @@ async fn change_email_end_to_end(backend: Backend) {
         code(&app.sign_in("ada@example.com", PASSWORD).await),
         "INVALID_EMAIL_OR_PASSWORD"
     );
-    assert_eq!(code(&verify(&app, &confirm.token()).await), "INVALID_TOKEN");
+    assert_eq!(
+        code(&app.verify_email(&confirm.token()).await),
+        "INVALID_TOKEN"
+    );
 }
 
 async fn change_email_to_a_taken_address_answers_the_same(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let token = app.sign_up("ada@example.com").await;
     app.sign_up("bob@example.com").await;
 
-    let taken = change_email(&app, &token, "bob@example.com").await;
-    let free = change_email(&app, &token, "carol@example.com").await;
+    let taken = app
+        .change_email(&token, "bob@example.com", Some(PASSWORD))
+        .await;
+    let free = app
+        .change_email(&token, "carol@example.com", Some(PASSWORD))
+        .await;
     assert_eq!(taken, free);
     assert_eq!(free, json!({ "data": { "changeEmail": true } }));
     // The current address hears of both; only the free address gets a link.
@@ -790,23 +763,30 @@ async fn change_email_to_a_taken_address_answers_the_same(backend: Backend) {
 }
 
 async fn change_email_needs_a_fresh_session(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let token = app.sign_up("ada@example.com").await;
     app.db
         .execute("UPDATE session SET created_at = '2020-01-01 00:00:00'")
         .await;
     assert_eq!(
-        code(&change_email(&app, &token, "new@example.com").await),
+        code(
+            &app.change_email(&token, "new@example.com", Some(PASSWORD))
+                .await
+        ),
         "UNAUTHENTICATED"
     );
     let fresh = signed_in_token(&app.sign_in("ada@example.com", PASSWORD).await);
     assert_eq!(
-        change_email(&app, &fresh, "new@example.com").await["data"]["changeEmail"],
+        app.change_email(&fresh, "new@example.com", Some(PASSWORD))
+            .await["data"]["changeEmail"],
         true
     );
     assert_eq!(
-        code(&change_email(&app, "", "new@example.com").await),
+        code(
+            &app.change_email("", "new@example.com", Some(PASSWORD))
+                .await
+        ),
         "UNAUTHENTICATED"
     );
 }
@@ -815,17 +795,7 @@ async fn change_email_needs_a_fresh_session(backend: Backend) {
 async fn change_email_needs_the_password_or_a_recent_sign_in(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.sign_up("ada@example.com").await;
-    let attempt = |password: Option<&'static str>| {
-        let (app, token) = (&app, token.clone());
-        async move {
-            app.gql_with(
-                Some(&token),
-                "mutation($input: ChangeEmailInput!) { changeEmail(input: $input) }",
-                json!({ "input": { "newEmail": "new@example.com", "password": password } }),
-            )
-            .await
-        }
-    };
+    let attempt = |password| app.change_email(&token, "new@example.com", password);
     let requested = || async {
         app.db
             .count("SELECT COUNT(*) AS n FROM verification WHERE purpose = 'change-email'")
@@ -1030,12 +1000,12 @@ async fn update_user_changes_name_and_image_only(backend: Backend) {
 }
 
 async fn delete_user_removes_everything_in_one_go(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
     let token = app.sign_up("ada@example.com").await;
     signed_in_token(&app.sign_in("ada@example.com", PASSWORD).await);
-    request_reset(&app, "ada@example.com").await;
-    send_verification(&app, "ada@example.com").await;
+    app.request_reset("ada@example.com").await;
+    app.send_verification("ada@example.com").await;
     let bob = app.sign_up("bob@example.com").await;
     assert_eq!(
         app.db.count("SELECT COUNT(*) AS n FROM verification").await,
@@ -1102,17 +1072,18 @@ async fn delete_user_removes_everything_in_one_go(backend: Backend) {
 }
 
 async fn per_address_send_limit_drops_mail_silently(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let url = smtp.url();
-    let app = TestApp::spawn_with(backend, |c| {
-        fast_mail(c, &url);
-        c.mail_limit = 2;
-    })
-    .await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&smtp)
+        .config(|c| {
+            c.mail_limit = 2;
+        })
+        .spawn()
+        .await;
     app.sign_up("ada@example.com").await;
     for _ in 0..5 {
         assert_eq!(
-            request_reset(&app, "ada@example.com").await,
+            app.request_reset("ada@example.com").await,
             json!({ "data": { "requestPasswordReset": true } })
         );
     }
@@ -1127,25 +1098,24 @@ async fn per_address_send_limit_drops_mail_silently(backend: Backend) {
     // The dropped requests voided nothing: the last mailed link still works.
     let last = mails[1].token();
     assert_eq!(
-        reset(&app, &last, NEW_PASSWORD).await["data"]["resetPassword"],
+        app.reset_password(&last, NEW_PASSWORD).await["data"]["resetPassword"],
         true
     );
     // Other addresses have their own budget.
-    request_reset(&app, "bob@example.com").await;
+    app.request_reset("bob@example.com").await;
     smtp.wait_for("bob@example.com", 1).await;
 }
 
 async fn two_replicas_never_send_a_row_twice(backend: Backend) {
-    let smtp = SmtpServer::start();
-    let app = app_with_mail(backend, &smtp).await;
-    let url = smtp.url();
-    let replica = app.replica(|c| fast_mail(c, &url)).await;
-    let _third = app.replica(|c| fast_mail(c, &url)).await;
+    let smtp = SmtpSink::start();
+    let app = TestApp::builder(backend).smtp(&smtp).spawn().await;
+    let replica = app.replica().smtp(&smtp).spawn().await;
+    let _third = app.replica().smtp(&smtp).spawn().await;
     let n = 12;
     for i in 0..n {
         let email = format!("user{i}@example.com");
         if i % 2 == 0 {
-            request_reset(&app, &email).await;
+            app.request_reset(&email).await;
         } else {
             // Half the requests reach the other replica.
             let r: Value = app
@@ -1181,87 +1151,17 @@ async fn two_replicas_never_send_a_row_twice(backend: Backend) {
     assert_eq!(smtp.all().len(), n, "each message exactly once");
 }
 
-/// The binary with stderr collected line by line; killed on drop.
-struct Process {
-    child: std::process::Child,
-    base: String,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+/// The binary on `envs`, listening on a free port; and a client for it.
+fn serve(envs: &[(&str, &str)]) -> (Proc, Api) {
+    let mut proc = Proc::start(&[&[("APEXKIT_LISTEN", "127.0.0.1:0")], envs].concat());
+    let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(30)));
+    (proc, Api::at(format!("http://{addr}")))
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Process {
-    async fn start(envs: &[(&str, &str)]) -> Self {
-        use std::io::BufRead as _;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_apexkit"))
-            .env_clear()
-            .env("APEXKIT_LISTEN", "127.0.0.1:0")
-            .envs(envs.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn apexkit");
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut process = Self {
-            child,
-            base: String::new(),
-            log,
-        };
-        let line = process.wait_for_line("listening on http://").await;
-        let addr: String = line
-            .split("listening on http://")
-            .nth(1)
-            .unwrap()
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '\u{1b}')
-            .collect();
-        process.base = format!("http://{addr}");
-        process
-    }
-
-    async fn wait_for_line(&self, needle: &str) -> String {
-        for _ in 0..600 {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "no log line with {needle:?}:\n{}",
-            self.log.lock().unwrap().join("\n")
-        );
-    }
-
-    async fn gql(&self, query: &str) -> Value {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .post(format!("{}/graphql", self.base))
-            .json(&json!({ "query": query }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
+/// The first log line with `needle`, waiting up to 30 s for it.
+fn logged(proc: &mut Proc, needle: &str) -> String {
+    tokio::task::block_in_place(|| proc.wait_for_logged(needle, Duration::from_secs(30)))
+        .unwrap_or_else(|| panic!("no log line with {needle:?}:\n{}", proc.log.join("\n")))
 }
 
 const SIGN_UP_AND_RESET: [&str; 2] = [
@@ -1273,37 +1173,35 @@ const SIGN_UP_AND_RESET: [&str; 2] = [
 async fn development_logs_mail_with_links_and_production_never_logs_tokens() {
     let dev_db = tempfile::tempdir().unwrap();
     let dev_url = format!("sqlite://{}", dev_db.path().join("a.db").display());
-    let dev = Process::start(&[
+    let (mut dev, dev_api) = serve(&[
         ("DATABASE_URL", dev_url.as_str()),
         ("APEXKIT_MAIL_POLL_INTERVAL_MS", "50"),
-    ])
-    .await;
+    ]);
     for q in SIGN_UP_AND_RESET {
-        assert!(dev.gql(q).await["errors"].is_null());
+        assert!(dev_api.gql(q, json!({})).await["errors"].is_null());
     }
-    let link = dev.wait_for_line("/reset-password?token=").await;
+    let link = logged(&mut dev, "/reset-password?token=");
     assert!(
         link.trim()
-            .starts_with(&format!("{}/reset-password?token=", dev.base)),
+            .starts_with(&format!("{}/reset-password?token=", dev_api.base)),
         "{link}"
     );
-    dev.wait_for_line("Reset your password").await;
+    logged(&mut dev, "Reset your password");
 
     let prod_db = tempfile::tempdir().unwrap();
     let prod_url = format!("sqlite://{}", prod_db.path().join("a.db").display());
-    let prod = Process::start(&[
+    let (mut prod, prod_api) = serve(&[
         ("DATABASE_URL", prod_url.as_str()),
         ("APEXKIT_ENV", "production"),
         ("APEXKIT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("APEXKIT_BASE_URL", "https://auth.example.com"),
         ("APEXKIT_MAIL_POLL_INTERVAL_MS", "50"),
-    ])
-    .await;
+    ]);
     for q in SIGN_UP_AND_RESET {
-        assert!(prod.gql(q).await["errors"].is_null());
+        assert!(prod_api.gql(q, json!({})).await["errors"].is_null());
     }
-    prod.wait_for_line("mail not sent").await;
-    let log = prod.log.lock().unwrap().join("\n");
+    logged(&mut prod, "mail not sent");
+    let log = prod.log_text();
     assert!(!log.contains("token="), "{log}");
     assert!(log.contains("Reset your password"), "{log}");
 }

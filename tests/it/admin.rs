@@ -5,9 +5,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{
-    ADMIN_EMAIL, Backend, PASSWORD, TEST_SECRET, TestApp, code, data, on_both, test_config,
-};
+use crate::support::{ADMIN_EMAIL, Backend, PASSWORD, TestApp, code, data, on_both};
 
 const USER_FIELDS: &str = "id name email role banned banReason banExpires emailVerified";
 
@@ -48,17 +46,18 @@ async fn admin_emails_make_admins_only_once_verified(backend: Backend) {
     const LISTED: &str = "listed@example.com";
     let listed = || vec![ADMIN_EMAIL.to_owned(), LISTED.to_owned()];
     // One secret for every boot: a throw-away one would replace the signing key each time.
-    let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
-    let app = TestApp::spawn_with(backend, |c| {
-        c.admin_emails = listed();
-        c.secret = secret();
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .secret()
+        .config(|c| c.admin_emails = listed())
+        .spawn()
+        .await;
     let boot = |emails: Vec<String>| {
-        let mut config = test_config(&app.db.url);
-        config.admin_emails = emails;
-        config.secret = secret();
-        async move { apexkit::App::build(config).await.expect("boots") }
+        let boot = app
+            .replica()
+            .secret()
+            .config(|c| c.admin_emails = emails)
+            .boot();
+        async move { boot.await.expect("boots") }
     };
     let me = |token: String| {
         let app = &app;
@@ -140,7 +139,7 @@ async fn admin_emails_make_admins_only_once_verified(backend: Backend) {
 }
 
 async fn admin_users_paginates_with_opaque_cursors_and_searches_literally(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     for (name, email) in [
         ("Ann 100%", "ann@example.com"),
         ("Bob_x", "bob@example.com"),
@@ -227,7 +226,7 @@ async fn admin_users_paginates_with_opaque_cursors_and_searches_literally(backen
 }
 
 async fn admin_user_and_their_sessions(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let token = app.sign_up("ada@example.com").await;
     app.sign_in("ada@example.com", PASSWORD).await;
     let id = user_id(&app, &token).await;
@@ -266,7 +265,7 @@ async fn admin_user_and_their_sessions(backend: Backend) {
 }
 
 async fn admin_create_user_and_set_role(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let created = create_user(&app, &admin, "Grace", " Grace@Example.com").await;
     assert_eq!(created["email"], "grace@example.com");
     assert_eq!(created["role"], "user");
@@ -357,7 +356,7 @@ async fn ban(app: &TestApp, admin: &str, id: &str, expires_in: Option<i64>) -> V
 }
 
 async fn ban_ends_live_sessions_and_sign_in_says_user_banned(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let token = app.sign_up("ada@example.com").await;
     let other = app.sign_in("ada@example.com", PASSWORD).await["data"]["signInEmail"]["token"]
         .as_str()
@@ -422,7 +421,7 @@ async fn ban_ends_live_sessions_and_sign_in_says_user_banned(backend: Backend) {
 }
 
 async fn an_expired_ban_lifts_itself(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let token = app.sign_up("ada@example.com").await;
     let id = user_id(&app, &token).await;
 
@@ -464,7 +463,7 @@ async fn an_expired_ban_lifts_itself(backend: Backend) {
 }
 
 async fn admin_revoke_sessions_remove_user_and_set_password(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let token = app.sign_up("ada@example.com").await;
     let id = user_id(&app, &token).await;
 
@@ -571,11 +570,13 @@ async fn audit_events(app: &TestApp, admin: &str, vars: Value) -> Value {
 async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) {
     // One pooled connection: a use case that records its event on a second connection while
     // holding the first would wait out the checkout timeout and lose the event.
-    let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.db_pool_size = 1;
-        c.db_pool_timeout_ms = 3000;
-    })
-    .await;
+    let (app, admin) = TestApp::builder(backend)
+        .config(|c| {
+            c.db_pool_size = 1;
+            c.db_pool_timeout_ms = 3000;
+        })
+        .spawn_admin()
+        .await;
     let admin_id = user_id(&app, &admin).await;
     let token = app.sign_up("ada@example.com").await;
     let ada = user_id(&app, &token).await;
@@ -926,12 +927,14 @@ fn call(field: &Value, types: &HashMap<String, Value>) -> String {
 }
 
 async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: Backend) {
-    let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        // Introspection documents are deep; the walk is not what the limits are about.
-        c.max_depth = 20;
-        c.max_complexity = 10_000;
-    })
-    .await;
+    let (app, admin) = TestApp::builder(backend)
+        .config(|c| {
+            // Introspection documents are deep; the walk is not what the limits are about.
+            c.max_depth = 20;
+            c.max_complexity = 10_000;
+        })
+        .spawn_admin()
+        .await;
     let user = app.sign_up("ada@example.com").await;
     let schema = app.gql(INTROSPECTION, json!({})).await;
     assert!(schema["errors"].is_null(), "{schema}");

@@ -3,21 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use apexkit::config::Environment;
-use apexkit::{App, Config};
+use apexkit::Config;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Backend, TEST_SECRET, TestApp, TestDb, code, on_both, test_config};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-fn addr_of(app: &TestApp) -> String {
-    app.base.trim_start_matches("http://").to_owned()
-}
+use crate::support::{Backend, Proc, SmtpSink, TestApp, TestDb, code, get_status, on_both};
 
 /// Reads until the server closes the connection (EOF or reset), for at most `within`; returns
 /// what was read, or `None` if the connection was still open at the end.
@@ -46,10 +37,13 @@ fn quick_timeouts(c: &mut Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_trickling_its_headers_is_cut_off() {
-    let app = TestApp::spawn_with(Backend::Sqlite, quick_timeouts).await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(quick_timeouts)
+        .spawn()
+        .await;
     // Before the connect: the server's deadline runs from its accept, which comes later.
     let started = Instant::now();
-    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let mut stream = TcpStream::connect(app.addr()).await.unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\n")
         .await
@@ -87,11 +81,14 @@ async fn a_client_trickling_its_headers_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
-    let app = TestApp::spawn_with(Backend::Sqlite, quick_timeouts).await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(quick_timeouts)
+        .spawn()
+        .await;
     // A connection that never sends a byte is closed after the header timeout.
-    let mut silent = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let mut silent = TcpStream::connect(app.addr()).await.unwrap();
     // A keep-alive connection, idle after its first answer, is closed after the idle timeout.
-    let mut stream = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let mut stream = TcpStream::connect(app.addr()).await.unwrap();
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -128,19 +125,21 @@ async fn idle_keep_alive_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_a_slot() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.header_read_timeout = 3;
-        c.keep_alive_timeout = 1;
-        c.max_connections = 4;
-    })
-    .await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|c| {
+            c.header_read_timeout = 3;
+            c.keep_alive_timeout = 1;
+            c.max_connections = 4;
+        })
+        .spawn()
+        .await;
     let mut idle = Vec::new();
     for _ in 0..6 {
-        idle.push(TcpStream::connect(addr_of(&app)).await.unwrap());
+        idle.push(TcpStream::connect(app.addr()).await.unwrap());
     }
     // Four of them hold every slot; this request waits in the backlog...
-    let url = app.url("/healthz");
-    let fresh = tokio::spawn(async move { client().get(url).send().await.map(|r| r.status()) });
+    let (client, url) = (app.client.clone(), app.url("/healthz"));
+    let fresh = tokio::spawn(async move { client.get(url).send().await.map(|r| r.status()) });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         !fresh.is_finished(),
@@ -165,39 +164,28 @@ async fn connections_beyond_the_cap_wait_for_a_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_soft_open_file_limit_is_raised_at_start() {
-    use std::io::{BufRead, BufReader};
     let db = TestDb::new(Backend::Sqlite).await;
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
+    let mut sh = std::process::Command::new("sh");
+    sh.arg("-c")
         .arg("ulimit -S -n 256 && exec \"$0\"")
         .arg(env!("CARGO_BIN_EXE_apexkit"))
         .env_clear()
         .env("DATABASE_URL", &db.url)
         .env("APEXKIT_LISTEN", "127.0.0.1:0")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdin(std::process::Stdio::null());
+    let mut proc = Proc::spawn(sh);
     // Once it listens, start-up (where the limit is raised) is over.
-    let stderr = child.stderr.take().unwrap();
-    let listening = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("listening on http://"))
-    });
-    let listening = tokio::time::timeout(Duration::from_secs(60), listening).await;
+    let listening =
+        tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60))).is_some();
     let field = |text: &str, n: usize| {
         text.lines()
             .find(|l| l.starts_with("Max open files"))
             .and_then(|l| l.split_whitespace().nth(n).map(str::to_owned))
     };
     let limits =
-        std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap_or_default();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(matches!(listening, Ok(Ok(true))), "apexkit did not start");
+        std::fs::read_to_string(format!("/proc/{}/limits", proc.child.id())).unwrap_or_default();
+    drop(proc);
+    assert!(listening, "apexkit did not start");
     let hard = field(&std::fs::read_to_string("/proc/self/limits").unwrap(), 4).unwrap();
     assert_ne!(hard, "256", "the test needs a hard limit above 256");
     assert_eq!(
@@ -212,10 +200,12 @@ async fn the_soft_open_file_limit_is_raised_at_start() {
 on_both!(security_headers_everywhere);
 
 async fn security_headers_everywhere(backend: Backend) {
-    let https = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
-    })
-    .await;
+    let https = TestApp::builder(backend)
+        .config(|c| {
+            c.base_url = Some("https://auth.example.com".to_owned());
+        })
+        .spawn()
+        .await;
     for path in [
         "/healthz",
         "/graphql",
@@ -246,11 +236,13 @@ async fn security_headers_everywhere(backend: Backend) {
     assert!(resp.headers().contains_key("strict-transport-security"));
     drop(https);
 
-    let custom = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
-        c.hsts_max_age = 600;
-    })
-    .await;
+    let custom = TestApp::builder(backend)
+        .config(|c| {
+            c.base_url = Some("https://auth.example.com".to_owned());
+            c.hsts_max_age = 600;
+        })
+        .spawn()
+        .await;
     let resp = custom
         .client
         .get(custom.url("/healthz"))
@@ -260,11 +252,13 @@ async fn security_headers_everywhere(backend: Backend) {
     assert_eq!(resp.headers()["strict-transport-security"], "max-age=600");
     drop(custom);
 
-    let off = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
-        c.hsts_max_age = 0;
-    })
-    .await;
+    let off = TestApp::builder(backend)
+        .config(|c| {
+            c.base_url = Some("https://auth.example.com".to_owned());
+            c.hsts_max_age = 0;
+        })
+        .spawn()
+        .await;
     let resp = off.client.get(off.url("/healthz")).send().await.unwrap();
     assert!(!resp.headers().contains_key("strict-transport-security"));
     drop(off);
@@ -308,56 +302,28 @@ async fn security_headers_everywhere(backend: Backend) {
 
 // --- item 13: metrics on a separate listener ---
 
-/// An app built from `config`, served until the returned sender fires; with its addresses.
-async fn serve(config: Config) -> (String, Option<String>, tokio::sync::oneshot::Sender<()>) {
-    let app = App::build(config).await.expect("app builds");
-    let base = format!("http://{}", app.local_addr());
-    let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    (base, metrics, tx)
-}
-
-fn production(c: &mut Config) {
-    c.environment = Environment::Production;
-    c.secret = Some(apexkit::config::Secret::new(TEST_SECRET.to_owned()));
-    c.base_url = Some("http://127.0.0.1".to_owned());
-}
-
-async fn get_status(url: &str) -> Option<u16> {
-    client()
-        .get(url)
-        .timeout(Duration::from_secs(5))
-        .send()
-        .await
-        .ok()
-        .map(|r| r.status().as_u16())
-}
-
 on_both!(metrics_listener_in_production_and_development);
 
 async fn metrics_listener_in_production_and_development(backend: Backend) {
     let db = TestDb::new(backend).await;
 
     // Production without APEXKIT_METRICS_LISTEN: no /metrics anywhere public.
-    let mut config = test_config(&db.url);
-    production(&mut config);
-    let (base, metrics, stop) = serve(config).await;
-    assert_eq!(metrics, None);
-    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(404));
-    assert_eq!(get_status(&format!("{base}/healthz")).await, Some(200));
-    let _ = stop.send(());
+    let app = TestApp::on(&db).production().spawn().await;
+    assert_eq!(app.metrics, None);
+    assert_eq!(get_status(&app.url("/metrics")).await, Some(404));
+    assert_eq!(get_status(&app.url("/healthz")).await, Some(200));
+    drop(app);
 
     // Production with it: only the metrics listener has /metrics, and nothing else.
-    let mut config = test_config(&db.url);
-    production(&mut config);
-    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let (base, metrics, stop) = serve(config).await;
-    let metrics = metrics.expect("metrics listener bound");
-    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(404));
-    let resp = client()
+    let app = TestApp::on(&db)
+        .production()
+        .config(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .spawn()
+        .await;
+    let metrics = app.metrics.clone().expect("metrics listener bound");
+    assert_eq!(get_status(&app.url("/metrics")).await, Some(404));
+    let resp = app
+        .client
         .get(format!("{metrics}/metrics"))
         .send()
         .await
@@ -367,7 +333,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
     assert_eq!(get_status(&format!("{metrics}/healthz")).await, Some(404));
     assert_eq!(get_status(&format!("{metrics}/graphql")).await, Some(404));
     // It shuts down with the service.
-    let _ = stop.send(());
+    drop(app);
     let mut closed = false;
     for _ in 0..100 {
         if get_status(&format!("{metrics}/metrics")).await.is_none() {
@@ -379,15 +345,15 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
     assert!(closed, "the metrics listener outlived the service");
 
     // Development: on the main listener, and on the metrics listener when set.
-    let mut config = test_config(&db.url);
-    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    let (base, metrics, stop) = serve(config).await;
-    assert_eq!(get_status(&format!("{base}/metrics")).await, Some(200));
+    let app = TestApp::on(&db)
+        .config(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .spawn()
+        .await;
+    assert_eq!(get_status(&app.url("/metrics")).await, Some(200));
     assert_eq!(
-        get_status(&format!("{}/metrics", metrics.unwrap())).await,
+        get_status(&format!("{}/metrics", app.metrics.as_deref().unwrap())).await,
         Some(200)
     );
-    let _ = stop.send(());
 }
 
 // --- item 8: NUL in string inputs ---
@@ -395,7 +361,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
 on_both!(nul_in_any_string_input_is_bad_user_input);
 
 async fn nul_in_any_string_input_is_bad_user_input(backend: Backend) {
-    let (app, admin) = TestApp::spawn_with_admin(backend).await;
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
     let user = app.sign_up("nul@example.com").await;
     let refused = |body: &Value, field: &str, what: &str| {
         assert_eq!(code(body), "BAD_USER_INPUT", "{what}: {body}");
@@ -525,11 +491,9 @@ async fn nul_in_any_string_input_is_bad_user_input(backend: Backend) {
 on_both!(guessable_passwords_are_refused_on_every_path);
 
 async fn guessable_passwords_are_refused_on_every_path(backend: Backend) {
-    let smtp = crate::smtp::SmtpServer::start();
-    let url = smtp.url();
-    let (app, admin) =
-        TestApp::spawn_admin_with(backend, |c| crate::support::fast_mail(c, &url)).await;
-    let hashes_before = app.hashes.load(std::sync::atomic::Ordering::Relaxed);
+    let smtp = SmtpSink::start();
+    let (app, admin) = TestApp::builder(backend).smtp(&smtp).spawn_admin().await;
+    let hashes_before = app.hash_count();
     let compromised = |body: &Value, what: &str| {
         assert_eq!(code(body), "PASSWORD_COMPROMISED", "{what}: {body}");
     };
@@ -554,7 +518,7 @@ async fn guessable_passwords_are_refused_on_every_path(backend: Backend) {
         "nobody was created"
     );
     assert_eq!(
-        app.hashes.load(std::sync::atomic::Ordering::Relaxed),
+        app.hash_count(),
         hashes_before,
         "refused before any hashing"
     );

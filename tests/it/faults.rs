@@ -4,17 +4,14 @@
 //! (initdb + pg_ctl in a temp dir, on a free port): the shared server is never touched.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, Replica, pg_admin_url};
+use crate::support::{Api, PASSWORD, Proc, TestApp, TestDb, get_status, pg_admin_url};
 
-const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
 /// Where initdb and pg_ctl live (`APEXKIT_TEST_PG_BIN` overrides).
 fn pg_bin() -> String {
     std::env::var("APEXKIT_TEST_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
@@ -144,97 +141,6 @@ impl Drop for PrivatePg {
     }
 }
 
-/// The binary with a clean environment, stderr lines streamed to a channel.
-pub(crate) struct Proc {
-    pub(crate) child: Child,
-    lines: mpsc::Receiver<String>,
-    pub(crate) log: Vec<String>,
-}
-
-impl Proc {
-    pub(crate) fn start(envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
-            .env_clear()
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn apexkit");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            log: Vec::new(),
-        }
-    }
-
-    /// Waits (at most `within`) for a log line containing `needle`; returns it.
-    pub(crate) fn wait_for_line(&mut self, needle: &str, within: Duration) -> Option<String> {
-        let deadline = Instant::now() + within;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    /// Waits (at most `within`) for the "listening on http://ADDR" line; returns `ADDR`.
-    pub(crate) fn wait_listening(&mut self, within: Duration) -> Option<String> {
-        let line = self.wait_for_line("listening on http://", within)?;
-        let rest = line.split("listening on http://").nth(1)?;
-        Some(
-            rest.chars()
-                .take_while(|c| !c.is_whitespace() && *c != '"')
-                .collect(),
-        )
-    }
-
-    /// Waits for the process to exit; returns its status and whole log.
-    pub(crate) fn wait_exit(
-        &mut self,
-        within: Duration,
-    ) -> (Option<std::process::ExitStatus>, String) {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-            self.log.push(line);
-        }
-        (status, self.log.join("\n"))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn an_unknown_database_exits_at_once_naming_it() {
     let admin = pg_admin_url();
@@ -314,23 +220,13 @@ fn boots_when_postgres_comes_up_after_the_service() {
         .wait_listening(Duration::from_secs(60))
         .unwrap_or_else(|| panic!("never came up:\n{}", proc.log.join("\n")));
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let status = rt.block_on(async {
-        reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .get(format!("http://{addr}/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert_eq!(status, 200);
+    let status = rt.block_on(get_status(&format!("http://{addr}/readyz")));
+    assert_eq!(status, Some(200));
 }
 
-async fn sign_up_at(client: &reqwest::Client, base: &str, email: &str) -> Value {
-    client
-        .post(format!("{base}/graphql"))
+async fn sign_up_at(api: &Api, email: &str) -> Value {
+    api.client
+        .post(api.url("/graphql"))
         .json(&json!({
             "query": "mutation($i: SignUpEmailInput!) { signUpEmail(input: $i) { token } }",
             "variables": { "i": { "name": "Load", "email": email, "password": PASSWORD } }
@@ -347,18 +243,20 @@ async fn sign_up_at(client: &reqwest::Client, base: &str, email: &str) -> Value 
 async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
     let pg = PrivatePg::init();
     pg.start();
-    let app = Replica::spawn(&pg.url(), |c| {
-        c.db_pool_size = 4;
-        c.db_pool_timeout_ms = 1000;
-    })
-    .await;
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let db = TestDb::at(pg.url());
+    let app = TestApp::on(&db)
+        .config(|c| {
+            c.db_pool_size = 4;
+            c.db_pool_timeout_ms = 1000;
+        })
+        .spawn()
+        .await;
 
     // Four clients sign up continuously; PostgreSQL is restarted under them.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for w in 0..4 {
-        let (client, base, stop) = (client.clone(), app.base.clone(), stop.clone());
+        let (api, stop) = (Api::clone(&app), stop.clone());
         workers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let mut refused = Vec::new();
@@ -366,7 +264,7 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let email = format!("w{w}-{i}@example.com");
                 i += 1;
-                let body = sign_up_at(&client, &base, &email).await;
+                let body = sign_up_at(&api, &email).await;
                 if body["data"]["signUpEmail"]["token"].is_string() {
                     acknowledged.push(email);
                 } else {
@@ -388,8 +286,7 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
     let mut recovered = None;
     while restarted.elapsed() < Duration::from_secs(15) {
         let body = sign_up_at(
-            &client,
-            &app.base,
+            &app,
             &format!("probe-{}@example.com", restarted.elapsed().as_micros()),
         )
         .await;
@@ -428,16 +325,7 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
     }
 
     // Every acknowledged sign-up is there exactly once, and no user lacks its credential.
-    let pool = apexkit::db::Pool::new(
-        &apexkit::db::DatabaseUrl::parse(&pg.url()).unwrap(),
-        apexkit::db::PoolOptions {
-            max_size: 1,
-            checkout_timeout: Duration::from_secs(10),
-            statement_timeout: Duration::from_secs(10),
-            sqlite_max_size_mb: None,
-        },
-    );
-    let emails = all_emails(&pool).await;
+    let emails = db.strings("SELECT email AS s FROM \"user\"").await;
     let unique: HashSet<&String> = emails.iter().collect();
     assert_eq!(unique.len(), emails.len(), "no duplicates");
     for email in &acknowledged {
@@ -447,7 +335,7 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
         );
     }
     assert_eq!(
-        count(&pool, "SELECT COUNT(*) AS n FROM \"user\" u WHERE NOT EXISTS (SELECT 1 FROM account a WHERE a.user_id = u.id)").await,
+        db.count("SELECT COUNT(*) AS n FROM \"user\" u WHERE NOT EXISTS (SELECT 1 FROM account a WHERE a.user_id = u.id)").await,
         0,
         "no half-written user"
     );
@@ -456,37 +344,4 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
         "traffic flowed: {}",
         acknowledged.len()
     );
-}
-
-async fn all_emails(pool: &apexkit::db::Pool) -> Vec<String> {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct E {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        email: String,
-    }
-    let mut conn = pool.get().await.unwrap();
-    let apexkit::db::Conn::Postgres(c) = &mut conn else {
-        unreachable!()
-    };
-    let rows: Vec<E> = diesel::sql_query("SELECT email FROM \"user\"")
-        .load(&mut **c)
-        .await
-        .unwrap();
-    rows.into_iter().map(|r| r.email).collect()
-}
-
-async fn count(pool: &apexkit::db::Pool, sql: &str) -> i64 {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = pool.get().await.unwrap();
-    let apexkit::db::Conn::Postgres(c) = &mut conn else {
-        unreachable!()
-    };
-    let rows: Vec<N> = diesel::sql_query(sql).load(&mut **c).await.unwrap();
-    rows[0].n
 }

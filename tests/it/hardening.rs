@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::faults::Proc;
-use crate::support::{Backend, PASSWORD, TestApp, TestDb, code, on_both, post_raw};
+use crate::support::{Api, Backend, PASSWORD, Proc, TestApp, TestDb, code, on_both};
 
 on_both!(
     deep_nesting_is_refused_on_every_path,
@@ -47,7 +46,8 @@ fn nested_json(levels: usize) -> String {
     format!("{}{}", "[".repeat(levels), "]".repeat(levels))
 }
 
-async fn alive(app: &TestApp, token: &str) {
+/// Asserts `/healthz` and the session check of `token` still answer.
+async fn assert_serving(app: &TestApp, token: &str) {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     let session = app.session(token).await;
@@ -60,11 +60,13 @@ async fn alive(app: &TestApp, token: &str) {
 async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     // Caps raised far enough that only the nesting check stands between 100,000 levels and
     // the parser.
-    let app = TestApp::spawn_with(backend, |c| {
-        c.max_body_bytes = 4 << 20;
-        c.max_query_bytes = 1 << 20;
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.max_body_bytes = 4 << 20;
+            c.max_query_bytes = 1 << 20;
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("deep@example.com").await;
 
     // About 4 KB (2,000 levels, under the default query cap) used to overflow the stack and
@@ -90,7 +92,7 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
         );
         let selections = format!("{}{}", "{ a ".repeat(levels), "}".repeat(levels));
         for doc in [&list, &object, &default, &directive, &selections] {
-            let (status, _, body) = post_raw(&app, &json!({ "query": doc }), &[]).await;
+            let (status, _, body) = app.post_raw(&json!({ "query": doc }), &[]).await;
             assert_eq!(status, 200, "{levels}: {}: {body}", &doc[..40]);
             assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED", "{levels}: {body}");
             // Over GET too (within what a URL can carry).
@@ -109,12 +111,12 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
             assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED", "GET {levels}: {body}");
         }
         // In a batch: the deep entry is refused, its neighbour runs.
-        let (status, _, body) = post_raw(
-            &app,
-            &json!([{ "query": list }, { "query": "{ __typename }" }]),
-            &[],
-        )
-        .await;
+        let (status, _, body) = app
+            .post_raw(
+                &json!([{ "query": list }, { "query": "{ __typename }" }]),
+                &[],
+            )
+            .await;
         assert_eq!(status, 200);
         assert_eq!(code(&body[0]), "GRAPHQL_PARSE_FAILED", "{body}");
         assert_eq!(body[1]["data"]["__typename"], "Query", "{body}");
@@ -167,17 +169,19 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     // Ordinary nesting still works: a list argument a few levels deep reaches validation.
     let body = app.gql(&nested_list(3), json!({})).await;
     assert_ne!(code(&body), "GRAPHQL_PARSE_FAILED", "{body}");
-    alive(&app, &token).await;
+    assert_serving(&app, &token).await;
 }
 
 async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
     // Production's settings: introspection off, so the service's own "does this document
     // introspect" walk runs too.
-    let app = TestApp::spawn_with(backend, |c| {
-        c.introspection = Some(apexkit::config::Toggle::Off);
-        c.max_query_bytes = 64 * 1024;
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.introspection = Some(apexkit::config::Toggle::Off);
+            c.max_query_bytes = 64 * 1024;
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("chain@example.com").await;
     // 30 levels took about 160 s of a core; 64 would never end. Each is refused before
     // async-graphql expands anything.
@@ -225,7 +229,7 @@ async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
     let literals = format!("{{ me(x: [{}]) {{ id }} }}", "1,".repeat(3000));
     let body = app.gql(&literals, json!({})).await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
-    alive(&app, &token).await;
+    assert_serving(&app, &token).await;
 }
 
 /// What a client sees of a request: answered (and how fast), or not.
@@ -253,10 +257,12 @@ fn summary(label: &str, mut times: Vec<Duration>) -> String {
 /// `/healthz` and session check in that time is answered (a liveness check with a 10 s client
 /// timeout; the latencies are printed for the docs, not asserted).
 async fn ten_attackers_leave_health_and_sessions_answering(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.introspection = Some(apexkit::config::Toggle::Off);
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.introspection = Some(apexkit::config::Toggle::Off);
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("victim@example.com").await;
     let worst = [
         doubling_chain(64),
@@ -314,7 +320,7 @@ async fn ten_attackers_leave_health_and_sessions_answering(backend: Backend) {
     assert!(sent > 10, "the attackers' requests were answered too");
 }
 
-/// A statement waits on a lock the test holds (SQLite: a write behind `BEGIN EXCLUSIVE`, on a
+/// A statement waits on a lock the test holds (SQLite: a write behind the writer lock, on a
 /// blocking thread; PostgreSQL: an insert behind `LOCK TABLE`) with a statement timeout of two
 /// minutes. SIGTERM with `APEXKIT_SHUTDOWN_TIMEOUT=1`: the process is gone within the deadline
 /// and says why. (Before, the runtime waited for the blocking thread: two minutes on SQLite.)
@@ -327,42 +333,17 @@ async fn sigterm_ends_the_process_within_the_deadline_while_a_statement_is_stuck
         ("APEXKIT_DB_STATEMENT_TIMEOUT_MS", "120000"),
         ("APEXKIT_DB_POOL_TIMEOUT_MS", "120000"),
     ]);
-    let addr = tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60)))
-        .unwrap_or_else(|| {
-            panic!(
-                "did not start:
-{}",
-                proc.log.join(
-                    "
-"
-                )
-            )
-        });
+    let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(60)));
 
     // Hold the lock on a connection of our own.
-    let pool = db.pool();
-    let mut conn = pool.get().await.unwrap();
-    let lock = match backend {
-        Backend::Sqlite => vec!["BEGIN EXCLUSIVE"],
-        Backend::Postgres => vec!["BEGIN", "LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE"],
-    };
-    for sql in lock {
-        use diesel_async::RunQueryDsl as _;
-        match &mut conn {
-            apexkit::db::Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
-            apexkit::db::Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
+    let lock = db.lock_writes().await;
 
     // A sign-up now waits on the lock.
-    let url = format!("http://{addr}/graphql");
+    let api = Api::at(format!("http://{addr}"));
     let stuck = tokio::spawn(async move {
-        let _ = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .post(url)
+        let _ = api
+            .client
+            .post(api.url("/graphql"))
             .json(&json!({
                 "query": "mutation($i: SignUpEmailInput!) { signUpEmail(input: $i) { token } }",
                 "variables": { "i": { "name": "S", "email": "stuck@example.com", "password": PASSWORD } }
@@ -373,14 +354,10 @@ async fn sigterm_ends_the_process_within_the_deadline_while_a_statement_is_stuck
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let sent = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &proc.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    proc.terminate();
     let (status, log) = tokio::task::block_in_place(|| proc.wait_exit(Duration::from_secs(30)));
     let took = sent.elapsed();
-    drop(conn);
+    drop(lock);
     stuck.abort();
     let status = status.unwrap_or_else(|| panic!("still running 30 s after SIGTERM:\n{log}"));
     println!(

@@ -17,10 +17,6 @@ on_both!(
 
 const SIGN_UP: &str = "mutation { signUpEmail(input: {name: \"Ada\", email: \"ada@example.com\", password: \"correct horse battery staple\"}) { token } }";
 
-async fn users(app: &TestApp) -> i64 {
-    app.db.count("SELECT COUNT(*) AS n FROM \"user\"").await
-}
-
 async fn mutation_over_get_is_refused_and_runs_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let resp = app
@@ -52,7 +48,7 @@ async fn mutation_over_get_is_refused_and_runs_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 405);
-    assert_eq!(users(&app).await, 0, "nothing ran");
+    assert_eq!(app.db.users().await, 0, "nothing ran");
 
     // Queries over GET work.
     let resp = app
@@ -98,7 +94,7 @@ async fn non_json_post_is_refused_and_runs_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(none.status(), 415);
-    assert_eq!(users(&app).await, 0, "nothing ran");
+    assert_eq!(app.db.users().await, 0, "nothing ran");
     let ok = app
         .client
         .post(app.url("/graphql"))
@@ -108,7 +104,7 @@ async fn non_json_post_is_refused_and_runs_nothing(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);
-    assert_eq!(users(&app).await, 1);
+    assert_eq!(app.db.users().await, 1);
 }
 
 async fn oversized_body_is_refused(backend: Backend) {
@@ -127,7 +123,7 @@ async fn oversized_body_is_refused(backend: Backend) {
     assert_eq!(resp.status(), 413);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
-    assert_eq!(users(&app).await, 0);
+    assert_eq!(app.db.users().await, 0);
 }
 
 async fn batches_run_in_order_within_the_limit(backend: Backend) {
@@ -175,7 +171,7 @@ async fn batches_run_in_order_within_the_limit(backend: Backend) {
         body["errors"][0]["extensions"]["code"].is_string(),
         "{body}"
     );
-    assert_eq!(users(&app).await, 1, "the refused batch ran nothing");
+    assert_eq!(app.db.users().await, 1, "the refused batch ran nothing");
 
     let garbage = app
         .client

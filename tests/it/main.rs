@@ -20,5 +20,4 @@ mod schema;
 mod schema_workflow;
 mod sessions;
 mod shutdown;
-mod smtp;
 mod tokens;

@@ -3,7 +3,7 @@
 use apexkit::db::{Conn, migrations};
 use diesel_async::RunQueryDsl;
 
-use crate::support::{Backend, TestDb, on_both};
+use crate::support::{Backend, PASSWORD, TestApp, TestDb, on_both};
 
 on_both!(every_migration_goes_up_down_up);
 
@@ -47,10 +47,9 @@ async fn every_migration_goes_up_down_up(backend: Backend) {
 on_both!(deleting_a_user_cascades_to_sessions_and_accounts);
 
 async fn deleting_a_user_cascades_to_sessions_and_accounts(backend: Backend) {
-    let app = crate::support::TestApp::spawn(backend).await;
+    let app = TestApp::spawn(backend).await;
     app.sign_up("ada@example.com").await;
-    app.sign_in("ada@example.com", crate::support::PASSWORD)
-        .await;
+    app.sign_in("ada@example.com", PASSWORD).await;
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 2);
     // Through the pool, so SQLite's per-connection `foreign_keys = ON` is what is tested.
     let pool = app.db.pool();

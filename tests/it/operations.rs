@@ -6,15 +6,7 @@ use std::time::{Duration, Instant};
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, PASSWORD, Replica, TestApp, code, metric_value, on_both};
-
-async fn metrics_text(app: &TestApp) -> String {
-    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("text/plain"), "{ct}");
-    resp.text().await.unwrap()
-}
+use crate::support::{Backend, PASSWORD, TestApp, code, metric_value, on_both, signed_in_token};
 
 on_both!(
     metrics_are_exposed_and_move,
@@ -24,7 +16,7 @@ on_both!(
 
 async fn metrics_are_exposed_and_move(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let before = metrics_text(&app).await;
+    let before = app.metrics_text().await;
     let token = app.sign_up("metrics@example.com").await;
     assert!(
         app.sign_in("metrics@example.com", PASSWORD).await["data"]["signInEmail"]["token"]
@@ -36,7 +28,7 @@ async fn metrics_are_exposed_and_move(backend: Backend) {
     );
     assert!(app.session(&token).await["data"]["session"]["user"]["id"].is_string());
     apexkit::observability::record_rate_limited("signInEmail");
-    let after = metrics_text(&app).await;
+    let after = app.metrics_text().await;
 
     // The recorder is process-wide and other tests run alongside: compare deltas.
     let moved = |name: &str, labels: &[(&str, &str)]| {
@@ -139,35 +131,20 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(id_of(&refused).len(), 24);
 }
 
-async fn gql_at(base: &str, token: Option<&str>, query: &str) -> Value {
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut req = client
-        .post(format!("{base}/graphql"))
-        .json(&json!({ "query": query }));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    req.send().await.unwrap().json().await.unwrap()
-}
-
 const SESSION: &str = "{ session { session { id } user { email } } }";
 
 async fn three_replicas_share_sessions_and_revocation(backend: Backend) {
     // Replicas share the deployment secret, as they must to read each other's signing keys.
-    let secret = || Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
-    let a = TestApp::spawn_with(backend, |c| c.secret = secret()).await;
-    let b = Replica::spawn(&a.db.url, |c| c.secret = secret()).await;
-    let c = Replica::spawn(&a.db.url, |c| c.secret = secret()).await;
+    let a = TestApp::builder(backend).secret().spawn().await;
+    let b = a.replica().secret().spawn().await;
+    let c = a.replica().secret().spawn().await;
     a.sign_up("replica@example.com").await;
 
     let signed_in = a.sign_in("replica@example.com", PASSWORD).await;
-    let token = signed_in["data"]["signInEmail"]["token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = signed_in_token(&signed_in);
     // Sign in on A, use the session on B.
-    let on_a = gql_at(&a.base, Some(&token), SESSION).await;
-    let on_b = gql_at(&b.base, Some(&token), SESSION).await;
+    let on_a = a.gql_with(Some(&token), SESSION, json!({})).await;
+    let on_b = b.gql_with(Some(&token), SESSION, json!({})).await;
     assert_eq!(
         on_b["data"]["session"]["user"]["email"],
         "replica@example.com"
@@ -177,24 +154,23 @@ async fn three_replicas_share_sessions_and_revocation(backend: Backend) {
         on_b["data"]["session"]["session"]
     );
     // Revoke it on C: A refuses it on the very next request (no per-replica cache).
-    let out = gql_at(&c.base, Some(&token), "mutation { signOut }").await;
+    let out = c
+        .gql_with(Some(&token), "mutation { signOut }", json!({}))
+        .await;
     assert_eq!(out["data"]["signOut"], true, "{out}");
-    for base in [&a.base, &b.base, &c.base] {
-        let after = gql_at(base, Some(&token), SESSION).await;
-        assert_eq!(after["data"]["session"], Value::Null, "{base}: {after}");
+    for replica in [&a, &b, &c] {
+        let after = replica.gql_with(Some(&token), SESSION, json!({})).await;
+        assert_eq!(
+            after["data"]["session"],
+            Value::Null,
+            "{}: {after}",
+            replica.base
+        );
     }
     // Every replica publishes the same signing keys.
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let mut sets = Vec::new();
-    for base in [&a.base, &b.base, &c.base] {
-        let jwks: Value = client
-            .get(format!("{base}/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    for replica in [&a, &b, &c] {
+        let jwks = replica.jwks().await;
         assert!(!jwks["keys"].as_array().expect("keys").is_empty(), "{jwks}");
         sets.push(jwks);
     }
@@ -202,52 +178,18 @@ async fn three_replicas_share_sessions_and_revocation(backend: Backend) {
     assert_eq!(sets[1], sets[2]);
 }
 
-/// Blocks writes from a second connection: `LOCK TABLE "user"` inside an open transaction on
-/// PostgreSQL, `BEGIN IMMEDIATE` on SQLite (the single writer lock). Released on `release`.
-enum Blocker {
-    Postgres(Box<diesel_async::AsyncPgConnection>),
-    Sqlite(apexkit::db::SqliteConn),
-}
-
-impl Blocker {
-    async fn take(backend: Backend, url: &str) -> Self {
-        match backend {
-            Backend::Postgres => {
-                let mut c = apexkit::db::connect_postgres(url, 0).await.unwrap();
-                c.batch_execute("BEGIN; LOCK TABLE \"user\" IN ACCESS EXCLUSIVE MODE")
-                    .await
-                    .unwrap();
-                Self::Postgres(Box::new(c))
-            }
-            Backend::Sqlite => {
-                let path = url.strip_prefix("sqlite://").unwrap();
-                let mut c = apexkit::db::connect_sqlite(path, 0).await.unwrap();
-                c.batch_execute("BEGIN IMMEDIATE; INSERT INTO verification (id, identifier, value, expires_at, created_at, updated_at) VALUES ('x','x','x','2000-01-01 00:00:00','2000-01-01 00:00:00','2000-01-01 00:00:00')")
-                    .await
-                    .unwrap();
-                Self::Sqlite(c)
-            }
-        }
-    }
-
-    async fn release(self) {
-        match self {
-            Self::Postgres(mut c) => c.batch_execute("ROLLBACK").await.unwrap(),
-            Self::Sqlite(mut c) => c.batch_execute("ROLLBACK").await.unwrap(),
-        }
-    }
-}
-
 async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Backend) {
     // One connection, a short checkout wait, a statement timeout longer than that wait.
-    let app = TestApp::spawn_with(backend, |c| {
-        c.db_pool_size = 1;
-        c.db_pool_timeout_ms = 300;
-        c.db_statement_timeout_ms = 1500;
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.db_pool_size = 1;
+            c.db_pool_timeout_ms = 300;
+            c.db_statement_timeout_ms = 1500;
+        })
+        .spawn()
+        .await;
     let token = app.sign_up("first@example.com").await;
-    let blocker = Blocker::take(backend, &app.db.url).await;
+    let blocker = app.db.lock_writes().await;
 
     // A sign-up takes the only connection and waits on the lock.
     let stuck = {
@@ -312,7 +254,10 @@ async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Back
 /// the real mechanism used to make SQLite refuse writes ("database or disk is full").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sqlite_database_refuses_writes_and_keeps_serving_reads() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.sqlite_max_size_mb = Some(1)).await;
+    let app = TestApp::builder(Backend::Sqlite)
+        .config(|c| c.sqlite_max_size_mb = Some(1))
+        .spawn()
+        .await;
     let token = app.sign_up("early@example.com").await;
     // Grow the file past the cap from another connection (which has no cap).
     {

@@ -1,87 +1,13 @@
 //! The binary as operators run it: concurrent boots, `--migrate-only`, config errors, and the
 //! way the Dockerfile starts it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::support::{Backend, TestDb, on_both};
+use crate::support::{Api, Backend, Proc, TestDb, apexkit_cmd, get_status, on_both};
 
-const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
-
-fn apexkit(envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .envs(envs.iter().copied())
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// A served process; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with stderr captured (spawn several before waiting, so they race).
-fn start(mut cmd: Command) -> Child {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn apexkit")
-}
-
-/// Waits for the "listening on http://ADDR" log line of a started server.
-fn wait_listening(mut child: Child) -> Server {
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr: String = rest
-                    .chars()
-                    .take_while(|c| !c.is_whitespace() && *c != '"')
-                    .collect();
-                let _ = tx.send(Ok(addr));
-            }
-            log.push(line);
-        }
-        let _ = tx.send(Err(log.join("\n")));
-    });
-    let outcome = rx.recv_timeout(Duration::from_secs(90));
-    let base = match outcome {
-        Ok(Ok(addr)) => format!("http://{}", addr.replace("0.0.0.0", "127.0.0.1")),
-        Ok(Err(log)) => panic!("apexkit exited before listening:\n{log}"),
-        Err(_) => {
-            let _ = child.kill();
-            panic!("apexkit did not start listening in time")
-        }
-    };
-    Server { child, base }
-}
-
-fn serve(cmd: Command) -> Server {
-    wait_listening(start(cmd))
-}
-
-async fn status(url: &str) -> u16 {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap()
-        .get(url)
-        .send()
-        .await
-        .map_or(0, |r| r.status().as_u16())
+/// Waits (90 s at most) until a started server listens; returns its base URL.
+fn base_of(server: &mut Proc) -> String {
+    format!("http://{}", server.listening(Duration::from_secs(90)))
 }
 
 on_both!(
@@ -91,17 +17,17 @@ on_both!(
 
 async fn five_processes_boot_at_once_on_an_empty_database(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let children: Vec<Child> = (0..5)
+    let mut servers: Vec<Proc> = (0..5)
         .map(|_| {
-            start(apexkit(&[
+            Proc::spawn(apexkit_cmd(&[
                 ("DATABASE_URL", &db.url),
                 ("APEXKIT_LISTEN", "127.0.0.1:0"),
             ]))
         })
         .collect();
-    let servers: Vec<Server> = children.into_iter().map(wait_listening).collect();
-    for server in &servers {
-        assert_eq!(status(&format!("{}/readyz", server.base)).await, 200);
+    for server in &mut servers {
+        let base = tokio::task::block_in_place(|| base_of(server));
+        assert_eq!(get_status(&format!("{base}/readyz")).await, Some(200));
     }
     let expected = apexkit::db::migrations::embedded_versions(&db.database_url()).len() as i64;
     assert_eq!(
@@ -115,7 +41,7 @@ async fn five_processes_boot_at_once_on_an_empty_database(backend: Backend) {
 async fn migrate_only_applies_then_is_a_no_op(backend: Backend) {
     let db = TestDb::new(backend).await;
     for _ in 0..2 {
-        let out = apexkit(&[("DATABASE_URL", &db.url)])
+        let out = apexkit_cmd(&[("DATABASE_URL", &db.url)])
             .arg("--migrate-only")
             .output()
             .expect("run");
@@ -135,7 +61,7 @@ async fn migrate_only_applies_then_is_a_no_op(backend: Backend) {
 
 #[test]
 fn bad_configuration_is_a_clear_startup_error() {
-    let out = apexkit(&[("DATABASE_URL", "mysql://localhost/db")])
+    let out = apexkit_cmd(&[("DATABASE_URL", "mysql://localhost/db")])
         .arg("--migrate-only")
         .output()
         .expect("run");
@@ -146,7 +72,7 @@ fn bad_configuration_is_a_clear_startup_error() {
         "{err}"
     );
 
-    let out = apexkit(&[("APEXKIT_ENV", "production")])
+    let out = apexkit_cmd(&[("APEXKIT_ENV", "production")])
         .arg("--migrate-only")
         .output()
         .expect("run");
@@ -157,7 +83,7 @@ fn bad_configuration_is_a_clear_startup_error() {
         "{err}"
     );
 
-    let out = apexkit(&[
+    let out = apexkit_cmd(&[
         ("APEXKIT_ENV", "production"),
         ("APEXKIT_SECRET", "too-short"),
         ("APEXKIT_BASE_URL", "https://auth.example.com"),
@@ -168,7 +94,7 @@ fn bad_configuration_is_a_clear_startup_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
 
-    let help = apexkit(&[]).arg("--help").output().expect("run");
+    let help = apexkit_cmd(&[]).arg("--help").output().expect("run");
     let help = String::from_utf8_lossy(&help.stdout);
     for var in [
         "DATABASE_URL",
@@ -221,7 +147,7 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 
     // Init step, then the entrypoint with no arguments, in the image's working directory.
-    let init = apexkit(&refs)
+    let init = apexkit_cmd(&refs)
         .current_dir(dir.path())
         .arg("--migrate-only")
         .output()
@@ -236,15 +162,16 @@ async fn boots_the_way_the_dockerfile_starts_it() {
         "default SQLite file in the working directory"
     );
 
-    let mut cmd = apexkit(&refs);
+    let mut cmd = apexkit_cmd(&refs);
     cmd.current_dir(dir.path());
-    let server = serve(cmd);
-    assert_eq!(status(&format!("{}/healthz", server.base)).await, 200);
-    assert_eq!(status(&format!("{}/readyz", server.base)).await, 200);
+    let mut server = Proc::spawn(cmd);
+    let api = Api::at(tokio::task::block_in_place(|| base_of(&mut server)));
+    assert_eq!(get_status(&api.url("/healthz")).await, Some(200));
+    assert_eq!(get_status(&api.url("/readyz")).await, Some(200));
 
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = &api.client;
     let page = client
-        .get(format!("{}/graphql", server.base))
+        .get(api.url("/graphql"))
         .header("accept", "text/html")
         .send()
         .await
@@ -255,7 +182,7 @@ async fn boots_the_way_the_dockerfile_starts_it() {
         "no GraphiQL in production"
     );
     let introspection: serde_json::Value = client
-        .post(format!("{}/graphql", server.base))
+        .post(api.url("/graphql"))
         .json(&serde_json::json!({ "query": "{ __schema { types { name } } }" }))
         .send()
         .await
@@ -269,7 +196,7 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     );
     // Cookies are Secure over an https base URL.
     let signup = client
-        .post(format!("{}/graphql", server.base))
+        .post(api.url("/graphql"))
         .json(&serde_json::json!({ "query": "mutation { signUpEmail(input: {name: \"A\", email: \"a@example.com\", password: \"correct horse battery staple\"}) { token } }" }))
         .send()
         .await
@@ -281,23 +208,8 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     );
 
     // SIGTERM as PID 1 would get it: a clean exit 0.
-    let mut server = server;
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut exited = None;
-    for _ in 0..100 {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    server.terminate();
+    let (exited, _) = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
     let status = exited.expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }

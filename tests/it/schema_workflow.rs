@@ -2,17 +2,15 @@
 //! production), migration status, checksum drift, a database ahead of the binary, and
 //! `apexkit migrate new`.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use apexkit::config::Environment;
 use serde_json::json;
 
-use crate::support::{Backend, TestApp, TestDb, code, data, on_both, test_config};
+use crate::support::{
+    ADMIN_EMAIL, Backend, Proc, TEST_SECRET, TestApp, TestDb, apexkit_cmd, code, data, on_both,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
 const NEW_MIGRATION: &str = "2099-01-01-000000_add_user_phone";
 
 on_both!(
@@ -22,12 +20,6 @@ on_both!(
     a_database_ahead_of_the_binary_is_reported_not_crashed_on,
     an_out_of_order_migration_is_refused_in_production,
 );
-
-fn production(config: &mut apexkit::Config) {
-    config.environment = Environment::Production;
-    config.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
-    config.base_url = Some("http://127.0.0.1:9".to_owned());
-}
 
 async fn push(app: &TestApp, admin: &str, dry_run: bool) -> serde_json::Value {
     let body = app
@@ -42,10 +34,12 @@ async fn push(app: &TestApp, admin: &str, dry_run: bool) -> serde_json::Value {
 
 async fn push_schema_applies_a_new_migration_to_the_running_server(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.migrations_dir = dir.path().to_path_buf();
-    })
-    .await;
+    let (app, admin) = TestApp::builder(backend)
+        .config(|c| {
+            c.migrations_dir = dir.path().to_path_buf();
+        })
+        .spawn_admin()
+        .await;
 
     // No directory for this backend yet: the embedded set, all applied already.
     let report = push(&app, &admin, true).await;
@@ -119,11 +113,7 @@ async fn push_schema_applies_a_new_migration_to_the_running_server(backend: Back
     let me = app
         .gql_with(Some(&admin), "{ me { email } }", json!({}))
         .await;
-    assert_eq!(
-        data(&me, "me")["email"],
-        crate::support::ADMIN_EMAIL,
-        "still serving"
-    );
+    assert_eq!(data(&me, "me")["email"], ADMIN_EMAIL, "still serving");
     let ready = app
         .client
         .get(app.url("/readyz"))
@@ -198,7 +188,7 @@ async fn push_schema_is_absent_from_the_production_schema(backend: Backend) {
         "exists in development"
     );
 
-    let prod = TestApp::spawn_with(backend, production).await;
+    let prod = TestApp::builder(backend).production().spawn().await;
     let body = prod.gql(PUSH, json!({})).await;
     assert_eq!(code(&body), "GRAPHQL_VALIDATION_FAILED", "{body}");
     let message = body["errors"][0]["message"].as_str().expect("message");
@@ -223,69 +213,28 @@ async fn status(app: &TestApp, admin: &str) -> Vec<serde_json::Value> {
 }
 
 fn apexkit(db: &TestDb, env: &str) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("DATABASE_URL", &db.url)
-        .env("APEXKIT_ENV", env)
-        .env("APEXKIT_LISTEN", "127.0.0.1:0")
-        .env("APEXKIT_SECRET", crate::support::TEST_SECRET)
-        .env("APEXKIT_BASE_URL", "http://127.0.0.1:9")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null());
-    cmd
+    apexkit_cmd(&[
+        ("DATABASE_URL", &db.url),
+        ("APEXKIT_ENV", env),
+        ("APEXKIT_LISTEN", "127.0.0.1:0"),
+        ("APEXKIT_SECRET", TEST_SECRET),
+        ("APEXKIT_BASE_URL", "http://127.0.0.1:9"),
+        ("RUST_LOG", "info"),
+    ])
 }
 
 /// Runs the binary until it exits (bounded); returns (success, stderr).
-fn run_to_exit(mut cmd: Command) -> (bool, String) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let mut err = String::new();
-            let _ =
-                std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err);
-            return (status.success(), err);
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("apexkit kept running; expected it to refuse to start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn run_to_exit(cmd: Command) -> (bool, String) {
+    let (status, log) = Proc::spawn(cmd).wait_exit(Duration::from_secs(60));
+    let status = status.expect("apexkit kept running; expected it to refuse to start");
+    (status.success(), log)
 }
 
 /// Starts the binary, waits until it listens, returns its log up to then, and stops it.
-fn log_until_listening(mut cmd: Command) -> String {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("listening on http://") {
-                let _ = tx.send(Ok(log.clone()));
-            }
-        }
-        let _ = tx.send(Err(log));
-    });
-    let outcome = rx.recv_timeout(Duration::from_secs(60));
-    let _ = child.kill();
-    let _ = child.wait();
-    match outcome {
-        Ok(Ok(log)) => log,
-        Ok(Err(log)) => panic!("apexkit exited before listening:\n{log}"),
-        Err(_) => panic!("apexkit did not start listening in time"),
-    }
+fn log_until_listening(cmd: Command) -> String {
+    let mut proc = Proc::spawn(cmd);
+    proc.listening(Duration::from_secs(60));
+    proc.log.join("\n")
 }
 
 async fn tampered_checksum_stops_production_and_warns_in_development(backend: Backend) {
@@ -346,10 +295,7 @@ async fn tampered_checksum_stops_production_and_warns_in_development(backend: Ba
 
 async fn a_database_ahead_of_the_binary_is_reported_not_crashed_on(backend: Backend) {
     // One secret for every instance: production refuses keys sealed with another.
-    let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
-    })
-    .await;
+    let (app, admin) = TestApp::builder(backend).secret().spawn_admin().await;
 
     let mut status = apexkit(&app.db, "production");
     status.args(["migrate", "status"]);
@@ -370,9 +316,9 @@ async fn a_database_ahead_of_the_binary_is_reported_not_crashed_on(backend: Back
         .await;
 
     // Production boots anyway (this binary's migrations are all applied) and says so.
-    let mut config = test_config(&app.db.url);
-    production(&mut config);
-    apexkit::App::build(config)
+    app.replica()
+        .production()
+        .boot()
         .await
         .expect("a rollback deploy still boots");
     let prod = apexkit(&app.db, "production");
@@ -455,9 +401,8 @@ async fn an_out_of_order_migration_is_refused_in_production(backend: Backend) {
 #[test]
 fn migrate_new_creates_a_paired_migration() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
-        .env_clear()
-        .env("APEXKIT_MIGRATIONS_DIR", dir.path())
+    let dir_env = dir.path().display().to_string();
+    let out = apexkit_cmd(&[("APEXKIT_MIGRATIONS_DIR", &dir_env)])
         .args(["migrate", "new", "add_user_phone"])
         .output()
         .expect("run");
@@ -489,9 +434,7 @@ fn migrate_new_creates_a_paired_migration() {
         }
     }
 
-    let bad = Command::new(BIN)
-        .env_clear()
-        .env("APEXKIT_MIGRATIONS_DIR", dir.path())
+    let bad = apexkit_cmd(&[("APEXKIT_MIGRATIONS_DIR", &dir_env)])
         .args(["migrate", "new", "Bad Name"])
         .output()
         .expect("run");

@@ -43,10 +43,6 @@ async fn sign_in_with_agent(app: &TestApp, email: &str, agent: &str) -> (String,
     )
 }
 
-async fn alive(app: &TestApp, token: &str) -> bool {
-    !app.session(token).await["data"]["session"].is_null()
-}
-
 async fn list(app: &TestApp, token: &str) -> Vec<Value> {
     let body = app.gql_with(Some(token), LIST, json!({})).await;
     body["data"]["sessions"]
@@ -123,7 +119,7 @@ async fn another_users_session_id_is_not_found_and_nothing_is_revoked(backend: B
         app.db.count("SELECT COUNT(*) AS n FROM session").await,
         before
     );
-    assert!(alive(&app, &ada).await && alive(&app, &eve).await);
+    assert!(app.alive(&ada).await && app.alive(&eve).await);
     let anon = app.gql(revoke, json!({ "id": ada_id })).await;
     assert_eq!(code(&anon), "UNAUTHENTICATED");
 }
@@ -132,15 +128,15 @@ async fn a_revoked_session_fails_on_its_very_next_request(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let first = app.sign_up("ada@example.com").await;
     let (second, second_id) = sign_in_with_agent(&app, "ada@example.com", "phone").await;
-    assert!(alive(&app, &second).await, "warm: it worked just before");
+    assert!(app.alive(&second).await, "warm: it worked just before");
 
     let revoke = "mutation($id: ID!) { revokeSession(id: $id) }";
     let body = app
         .gql_with(Some(&first), revoke, json!({ "id": second_id }))
         .await;
     assert_eq!(body["data"]["revokeSession"], true, "{body}");
-    assert!(!alive(&app, &second).await, "revoked at once");
-    assert!(alive(&app, &first).await);
+    assert!(!app.alive(&second).await, "revoked at once");
+    assert!(app.alive(&first).await);
     assert_eq!(ids(&list(&app, &first).await).len(), 1);
 
     // Revoking one's own current session also clears the cookie.
@@ -158,7 +154,7 @@ async fn a_revoked_session_fails_on_its_very_next_request(backend: Backend) {
         .unwrap();
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
-    assert!(!alive(&app, &first).await);
+    assert!(!app.alive(&first).await);
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 0);
 }
 
@@ -171,8 +167,8 @@ async fn signing_out_in_one_session_leaves_the_others_working(backend: Backend) 
         .gql_with(Some(&first), "mutation { signOut }", json!({}))
         .await;
     assert_eq!(out["data"]["signOut"], true);
-    assert!(!alive(&app, &first).await);
-    assert!(alive(&app, &second).await && alive(&app, &third).await);
+    assert!(!app.alive(&first).await);
+    assert!(app.alive(&second).await && app.alive(&third).await);
     assert_eq!(list(&app, &second).await.len(), 2);
 }
 
@@ -186,9 +182,9 @@ async fn revoke_other_sessions_keeps_the_current_one(backend: Backend) {
         .gql_with(Some(&second), "mutation { revokeOtherSessions }", json!({}))
         .await;
     assert_eq!(body["data"]["revokeOtherSessions"], true, "{body}");
-    assert!(alive(&app, &second).await);
-    assert!(!alive(&app, &first).await && !alive(&app, &third).await);
-    assert!(alive(&app, &eve).await, "other users untouched");
+    assert!(app.alive(&second).await);
+    assert!(!app.alive(&first).await && !app.alive(&third).await);
+    assert!(app.alive(&eve).await, "other users untouched");
     let left = list(&app, &second).await;
     assert_eq!(ids(&left), [second_id.as_str()]);
     assert_eq!(left[0]["current"], true);
@@ -211,8 +207,8 @@ async fn revoke_sessions_ends_every_session_and_clears_the_cookie(backend: Backe
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["data"]["revokeSessions"], true, "{body}");
-    assert!(!alive(&app, &first).await && !alive(&app, &second).await);
-    assert!(alive(&app, &eve).await);
+    assert!(!app.alive(&first).await && !app.alive(&second).await);
+    assert!(app.alive(&eve).await);
     let again = app
         .gql_with(Some(&first), "mutation { revokeSessions }", json!({}))
         .await;
@@ -230,14 +226,16 @@ fn ago(secs: i64) -> (String, chrono::NaiveDateTime) {
 /// Issue 13: APEXKIT_SESSION_MAX_AGE ends a session that long after sign-in however active:
 /// the sliding expiry never passes that point, and an older session is refused.
 async fn a_session_ends_at_its_max_age_however_active(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.session_max_age = 3600;
-        c.session_expires_in = 1800;
-        c.session_short_expires_in = 1800;
-        // Every use slides the expiry.
-        c.session_update_age = 0;
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.session_max_age = 3600;
+            c.session_expires_in = 1800;
+            c.session_short_expires_in = 1800;
+            // Every use slides the expiry.
+            c.session_update_age = 0;
+        })
+        .spawn()
+        .await;
     let first = app.sign_up("ada@example.com").await;
     let (second, _) = sign_in_with_agent(&app, "ada@example.com", "second").await;
 
@@ -276,8 +274,8 @@ async fn a_session_ends_at_its_max_age_however_active(backend: Backend) {
         "only the fresh session is listed: {listed:?}"
     );
     assert_eq!(listed[0]["current"], true);
-    assert!(!alive(&app, &first).await);
-    assert!(!alive(&app, &second).await);
+    assert!(!app.alive(&first).await);
+    assert!(!app.alive(&second).await);
     assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, 1);
-    assert!(alive(&app, &third).await);
+    assert!(app.alive(&third).await);
 }

@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::faults::Proc;
-use crate::support::{Backend, PASSWORD, TestDb, metric_value, on_both};
+use crate::support::{Api, Backend, PASSWORD, Proc, TestDb, metric_value, on_both};
 
 const BATCHES: usize = 6;
 const PER_BATCH: usize = 5;
@@ -23,17 +22,7 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(bac
         ("APEXKIT_SHUTDOWN_TIMEOUT", "60"),
         ("RUST_LOG", "info,apexkit=debug"),
     ]);
-    let addr = tokio::task::block_in_place(|| proc.wait_listening(Duration::from_secs(60)))
-        .unwrap_or_else(|| {
-            panic!(
-                "did not start:
-{}",
-                proc.log.join(
-                    "
-"
-                )
-            )
-        });
+    let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(60)));
     let base = format!("http://{addr}");
 
     // Six requests, each a batch of five sign-ups: thirty argon2 hashes through one slot.
@@ -66,17 +55,10 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(bac
         }));
     }
     // Wait until all six are being handled (the /metrics request itself is the seventh).
-    let probe = reqwest::Client::builder().no_proxy().build().unwrap();
+    let probe = Api::at(&base);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let text = probe
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = probe.metrics_text().await;
         let in_flight = metric_value(&text, "apexkit_http_requests_in_flight", &[]);
         if in_flight >= (BATCHES + 1) as f64 {
             break;
@@ -89,11 +71,7 @@ async fn sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_zero(bac
     }
     drop(probe);
 
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &proc.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    proc.terminate();
 
     // New connections are refused at once (the listener is closed) ...
     let deadline = Instant::now() + Duration::from_secs(2);

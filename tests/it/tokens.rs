@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ADMIN_EMAIL, Backend, PASSWORD, TEST_SECRET, TestApp, TestDb, code, on_both, test_config,
+    ADMIN_EMAIL, Backend, PASSWORD, TEST_SECRET, TestApp, TestDb, apexkit_cmd, code, on_both,
 };
 
 on_both!(
@@ -174,10 +174,6 @@ fn attacker_key() -> (EncodingKey, Value) {
     (EncodingKey::from_ed_der(&der), jwk)
 }
 
-async fn spawn_with_secret(backend: Backend) -> TestApp {
-    TestApp::spawn_with(backend, |c| c.secret = Some(Secret::new(TEST_SECRET))).await
-}
-
 /// The deployment's own key store, opened on the test database with the same secret: lets a
 /// test sign arbitrary (forged) claims with the real key.
 fn key_store(app: &TestApp) -> KeyStore {
@@ -314,10 +310,12 @@ async fn access_tokens_verify_with_only_the_jwks(backend: Backend) {
 }
 
 async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| {
-        c.jwt_audience = Some("https://api.example.com".into());
-    })
-    .await;
+    let app = TestApp::builder(backend)
+        .config(|c| {
+            c.jwt_audience = Some("https://api.example.com".into());
+        })
+        .spawn()
+        .await;
     let aud = "https://api.example.com";
     let payload = app.sign_up_payload("ada@example.com").await;
     let admin = payload["token"].as_str().unwrap().to_owned();
@@ -399,13 +397,12 @@ async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend)
 /// Sign-in reads the active key together with the user (and keeps it unsealed while it stays
 /// active): a rotation by another replica must still take effect on the very next sign-in.
 async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend) {
-    let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
-    let (a, admin) = TestApp::spawn_admin_with(backend, |c| c.secret = secret()).await;
+    let (a, admin) = TestApp::builder(backend).secret().spawn_admin().await;
     let b = a
-        .spawn_sibling(|c| {
-            c.secret = secret();
-            c.admin_emails = vec![ADMIN_EMAIL.to_owned()];
-        })
+        .replica()
+        .secret()
+        .config(|c| c.admin_emails = vec![ADMIN_EMAIL.to_owned()])
+        .spawn()
         .await;
     a.sign_up("ada@example.com").await;
     let sign_in = || async {
@@ -442,7 +439,10 @@ async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend)
 }
 
 async fn interval_rotation_keeps_the_old_key_published(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.key_rotation_interval = 1).await;
+    let app = TestApp::builder(backend)
+        .config(|c| c.key_rotation_interval = 1)
+        .spawn()
+        .await;
     let payload = app.sign_up_payload("ada@example.com").await;
     let old = payload["accessToken"].as_str().unwrap().to_owned();
     let old_kid = part(&old, 0)["kid"].as_str().unwrap().to_owned();
@@ -466,7 +466,7 @@ async fn interval_rotation_keeps_the_old_key_published(backend: Backend) {
 }
 
 async fn the_verifier_rejects_every_forgery(backend: Backend) {
-    let app = spawn_with_secret(backend).await;
+    let app = TestApp::builder(backend).secret().spawn().await;
     let payload = app.sign_up_payload("ada@example.com").await;
     let real = payload["accessToken"].as_str().unwrap().to_owned();
     let jwks = app.jwks().await;
@@ -710,11 +710,7 @@ async fn three_replicas_booting_at_once_create_one_key(backend: Backend) {
     for _ in 0..3 {
         let db = TestDb::new(backend).await;
         let boots: Vec<_> = (0..3)
-            .map(|_| {
-                let mut config = test_config(&db.url);
-                config.secret = Some(Secret::new(TEST_SECRET));
-                tokio::spawn(apexkit::App::build(config))
-            })
+            .map(|_| tokio::spawn(TestApp::on(&db).secret().boot()))
             .collect();
         for boot in boots {
             boot.await.unwrap().expect("replica boots");
@@ -730,23 +726,25 @@ async fn three_replicas_booting_at_once_create_one_key(backend: Backend) {
 async fn a_changed_secret_is_refused_in_production_and_replaced_in_development(backend: Backend) {
     let db = TestDb::new(backend).await;
     let config = |secret: &str, production: bool| {
-        let mut c = test_config(&db.url);
-        c.secret = Some(Secret::new(secret));
-        if production {
-            c.environment = apexkit::config::Environment::Production;
-            c.base_url = Some("https://auth.example.com".into());
-        }
-        c
+        let secret = Secret::new(secret);
+        TestApp::on(&db).config(move |c| {
+            c.secret = Some(secret);
+            if production {
+                c.environment = apexkit::config::Environment::Production;
+                c.base_url = Some("https://auth.example.com".into());
+            }
+        })
     };
     let a = "a".repeat(32);
     let b = "b".repeat(32);
-    drop(apexkit::App::build(config(&a, true)).await.expect("boots"));
+    drop(config(&a, true).boot().await.expect("boots"));
     let stored = db
         .count("SELECT COUNT(*) AS n FROM signing_key WHERE private_key LIKE 'xc20p1.%'")
         .await;
     assert_eq!(stored, 1, "private half stored sealed");
 
-    let refused = apexkit::App::build(config(&b, true))
+    let refused = config(&b, true)
+        .boot()
         .await
         .err()
         .expect("production refuses a key it cannot decrypt");
@@ -758,33 +756,21 @@ async fn a_changed_secret_is_refused_in_production_and_replaced_in_development(b
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM signing_key").await, 1);
 
     // Development replaces it (a development secret changes on every start).
-    drop(
-        apexkit::App::build(config(&b, false))
-            .await
-            .expect("dev boots"),
-    );
+    drop(config(&b, false).boot().await.expect("dev boots"));
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM signing_key WHERE retired_at IS NULL")
             .await,
         1
     );
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM signing_key").await, 2);
-    drop(
-        apexkit::App::build(config(&b, true))
-            .await
-            .expect("new key is readable"),
-    );
+    drop(config(&b, true).boot().await.expect("new key is readable"));
 
     // The operator's way out in production: `apexkit keys rotate` with the new secret.
     let c = "c".repeat(32);
-    apexkit::app::rotate_keys(&config(&c, true))
+    apexkit::app::rotate_keys(&config(&c, true).into_config())
         .await
         .expect("rotate");
-    drop(
-        apexkit::App::build(config(&c, true))
-            .await
-            .expect("boots after rotate"),
-    );
+    drop(config(&c, true).boot().await.expect("boots after rotate"));
     assert_eq!(db.count("SELECT COUNT(*) AS n FROM signing_key").await, 3);
 }
 
@@ -793,10 +779,8 @@ on_both!(keys_rotate_subcommand_rotates_and_needs_the_secret);
 async fn keys_rotate_subcommand_rotates_and_needs_the_secret(backend: Backend) {
     let db = TestDb::new(backend).await;
     let run = |secret: Option<&str>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_apexkit"));
-        cmd.env_clear()
-            .env("DATABASE_URL", &db.url)
-            .args(["keys", "rotate"]);
+        let mut cmd = apexkit_cmd(&[("DATABASE_URL", &db.url)]);
+        cmd.args(["keys", "rotate"]);
         if let Some(secret) = secret {
             cmd.env("APEXKIT_SECRET", secret);
         }

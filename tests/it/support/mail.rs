@@ -1,6 +1,7 @@
-//! A real SMTP server on loopback for the mail tests: `mailin` speaks the protocol, this file
-//! accepts connections and keeps what arrives. It can play an outage (refusing every session
-//! with 421) and recover, on the same port.
+//! An SMTP sink: a real SMTP server on loopback for the mail tests. `mailin` speaks the
+//! protocol, this file accepts connections and keeps what arrives. It can play an outage
+//! (refusing every session with 421) and recover, on the same port. Point an app at it with
+//! `TestApp::builder(backend).smtp(&sink)`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apexkit::Config;
 use base64::Engine as _;
 use mailin::{Action, Handler, Response, SessionBuilder, response};
 
@@ -92,7 +94,7 @@ impl Handler for Collector {
     }
 }
 
-pub struct SmtpServer {
+pub struct SmtpSink {
     pub addr: SocketAddr,
     inbox: Inbox,
     stopped: Arc<AtomicBool>,
@@ -100,7 +102,7 @@ pub struct SmtpServer {
     down: Arc<AtomicBool>,
 }
 
-impl SmtpServer {
+impl SmtpSink {
     /// Listens on a free loopback port.
     pub fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind SMTP port");
@@ -199,7 +201,7 @@ impl SmtpServer {
     }
 }
 
-impl Drop for SmtpServer {
+impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();
     }
@@ -330,4 +332,14 @@ fn decode_body(body: &str, cte: &str) -> String {
         }
         _ => body.to_owned(),
     }
+}
+
+/// Mail settings for tests: this SMTP URL, a fast outbox, quick retries.
+pub(super) fn fast_mail(config: &mut Config, smtp_url: &str) {
+    config.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
+    config.mail_from = Some("Apexkit Test <auth@example.com>".to_owned());
+    config.mail_poll_interval_ms = 50;
+    config.mail_retry_base_ms = 100;
+    config.mail_retry_max_ms = 400;
+    config.mail_limit = 50;
 }
