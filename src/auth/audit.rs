@@ -113,6 +113,11 @@ impl AuditEvent {
         }
     }
 
+    /// A successful event a user caused about themselves (sign-in, password change, ...).
+    pub fn by_self(kind: AuditKind, user_id: &str) -> Self {
+        Self::success(kind).actor(user_id).subject(user_id)
+    }
+
     pub fn actor(mut self, user_id: &str) -> Self {
         self.actor = Some(user_id.to_owned());
         self

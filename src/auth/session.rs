@@ -129,13 +129,8 @@ impl Sessions<'_> {
             ))
             .await?;
         let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
-        self.record(
-            AuditEvent::success(AuditKind::SignIn)
-                .actor(&user.id)
-                .subject(&user.id),
-            client,
-        )
-        .await;
+        self.record(AuditEvent::by_self(AuditKind::SignIn, &user.id), client)
+            .await;
         Ok(SignedIn {
             token: draft.token,
             session,
@@ -192,9 +187,7 @@ impl Sessions<'_> {
     pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
         if sessions::delete(&mut self.conn().await?, &viewer.session.id).await? {
             self.record(
-                AuditEvent::success(AuditKind::SignOut)
-                    .actor(&viewer.user.id)
-                    .subject(&viewer.user.id),
+                AuditEvent::by_self(AuditKind::SignOut, &viewer.user.id),
                 client,
             )
             .await;
@@ -295,10 +288,7 @@ impl Sessions<'_> {
         client: &ClientInfo,
     ) {
         self.record(
-            AuditEvent::success(AuditKind::SessionRevoke)
-                .actor(&viewer.user.id)
-                .subject(&viewer.user.id)
-                .detail(detail),
+            AuditEvent::by_self(AuditKind::SessionRevoke, &viewer.user.id).detail(detail),
             client,
         )
         .await;

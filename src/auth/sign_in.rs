@@ -208,13 +208,8 @@ impl Passwords<'_> {
             other => other.into(),
         })?;
         let session = session.ok_or_else(|| Error::internal(anyhow::anyhow!("no session row")))?;
-        self.record(
-            AuditEvent::success(AuditKind::SignUp)
-                .actor(&user.id)
-                .subject(&user.id),
-            client,
-        )
-        .await;
+        self.record(AuditEvent::by_self(AuditKind::SignUp, &user.id), client)
+            .await;
         Ok(Registered::SignedIn(SignedIn {
             token: draft.token,
             session,
@@ -265,13 +260,8 @@ impl Passwords<'_> {
                 .await;
         match created {
             Ok((user, _)) => {
-                self.record(
-                    AuditEvent::success(AuditKind::SignUp)
-                        .actor(&user.id)
-                        .subject(&user.id),
-                    client,
-                )
-                .await;
+                self.record(AuditEvent::by_self(AuditKind::SignUp, &user.id), client)
+                    .await;
                 flows.queue_verification(&user, &target).await?;
                 Ok(Registered::PendingVerification(user))
             }

@@ -276,9 +276,7 @@ impl MailFlows<'_> {
         let (result, event) = match outcome {
             Consumed::Done(user_id) => (
                 Ok(()),
-                AuditEvent::success(AuditKind::PasswordReset)
-                    .actor(&user_id)
-                    .subject(&user_id),
+                AuditEvent::by_self(AuditKind::PasswordReset, &user_id),
             ),
             Consumed::Expired => (
                 Err(Error::TokenExpired),
