@@ -35,15 +35,15 @@ const SIGN_IN: &str =
 /// Rate limiting on, with a credential budget of 3 per 10^9 s: windows are fixed, and a test
 /// must not straddle a window boundary.
 fn limited(c: &mut Config) {
-    c.rate_limit = Some(Toggle::On);
-    c.rate_limit_credential = "3/1000000000".parse().unwrap();
+    c.rate_limits.enabled = Some(Toggle::On);
+    c.rate_limits.credential = "3/1000000000".parse().unwrap();
     // Parallel tests on a loaded machine: wait for a pooled connection rather than fail.
-    c.db_pool_timeout_ms = 20_000;
+    c.database.pool_timeout_ms = 20_000;
 }
 
 fn limited_db(c: &mut Config) {
     limited(c);
-    c.rate_limit_storage = RateLimitStorage::Database;
+    c.rate_limits.storage = RateLimitStorage::Database;
 }
 
 fn sign_in_body(email: &str, password: &str) -> Value {
@@ -160,7 +160,7 @@ async fn parallel_brute_force_evaluates_at_most_the_budget(backend: Backend) {
         let limited = app
             .spawn_sibling(|c| {
                 limited(c);
-                c.rate_limit_storage = storage;
+                c.rate_limits.storage = storage;
             })
             .await;
         let attempts = (0..50).map(|i| {
@@ -192,12 +192,12 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
         // A per-address budget too large to matter: only the account counter acts.
         let guarded = app
             .spawn_sibling(|c| {
-                c.rate_limit = Some(Toggle::On);
-                c.rate_limit_credential = "10000/1000000000".parse().unwrap();
-                c.db_pool_timeout_ms = 20_000;
-                c.rate_limit_storage = storage;
-                c.sign_in_free_failures = 5;
-                c.sign_in_max_delay = 2;
+                c.rate_limits.enabled = Some(Toggle::On);
+                c.rate_limits.credential = "10000/1000000000".parse().unwrap();
+                c.database.pool_timeout_ms = 20_000;
+                c.rate_limits.storage = storage;
+                c.rate_limits.sign_in_free_failures = 5;
+                c.rate_limits.sign_in_max_delay = 2;
             })
             .await;
         let attempts = (0..50).map(|i| {
@@ -305,7 +305,7 @@ async fn sign_up_from(app: &TestApp, email: &str, xff: &str) -> (reqwest::Status
 async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
         limited(c);
-        c.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
+        c.server.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
     })
     .await;
     // The client is the rightmost hop that is not a trusted proxy; what it claims further
@@ -365,7 +365,8 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
 const TRUSTED: &str = "https://app.example.com";
 
 async fn cross_site_mutations_are_refused(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.trusted_origins = vec![TRUSTED.into()]).await;
+    let app =
+        TestApp::spawn_with(backend, |c| c.server.trusted_origins = vec![TRUSTED.into()]).await;
     let sign_up = |email: &str| json!({ "query": format!("mutation {{ signUpEmail(input: {{name: \"A\", email: \"{email}\", password: \"{PASSWORD}\"}}) {{ token }} }}") });
     for origin in [
         "https://evil.example",
@@ -462,7 +463,8 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
 }
 
 async fn cors_answers_trusted_origins_only(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.trusted_origins = vec![TRUSTED.into()]).await;
+    let app =
+        TestApp::spawn_with(backend, |c| c.server.trusted_origins = vec![TRUSTED.into()]).await;
     let preflight = |origin: &str| {
         app.client
             .request(reqwest::Method::OPTIONS, app.url("/graphql"))
@@ -568,9 +570,9 @@ async fn query_cost_attacks_are_refused(backend: Backend) {
 }
 
 fn production(c: &mut Config) {
-    c.environment = Environment::Production;
-    c.secret = Some(Secret::new("p".repeat(40)));
-    c.base_url = Some("http://127.0.0.1".into());
+    c.server.environment = Environment::Production;
+    c.server.secret = Some(Secret::new("p".repeat(40)));
+    c.server.base_url = Some("http://127.0.0.1".into());
 }
 
 async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
@@ -608,7 +610,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     let open = app
         .spawn_sibling(|c| {
             production(c);
-            c.introspection = Some(Toggle::On);
+            c.graphql.introspection = Some(Toggle::On);
         })
         .await;
     let body = open
@@ -634,7 +636,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
 }
 
 async fn password_policy_refuses_before_hashing(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.password_min_length = 12).await;
+    let app = TestApp::spawn_with(backend, |c| c.passwords.min_length = 12).await;
     let try_sign_up = |password: String| {
         let app = &app;
         async move {
@@ -805,7 +807,7 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
     let verifier = app
         .spawn_sibling(|c| {
             limited(c);
-            c.rate_limit_general = "2/1000000000".parse().unwrap();
+            c.rate_limits.general = "2/1000000000".parse().unwrap();
         })
         .await;
     let mut statuses = Vec::new();
@@ -824,11 +826,11 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
 
 async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.rate_limit = Some(Toggle::On);
-        c.rate_limit_credential = "10000/1000000000".parse().unwrap();
-        c.rate_limit_storage = RateLimitStorage::Database;
-        c.sign_in_free_failures = 5;
-        c.sign_in_max_delay = 900;
+        c.rate_limits.enabled = Some(Toggle::On);
+        c.rate_limits.credential = "10000/1000000000".parse().unwrap();
+        c.rate_limits.storage = RateLimitStorage::Database;
+        c.rate_limits.sign_in_free_failures = 5;
+        c.rate_limits.sign_in_max_delay = 900;
     })
     .await;
     let token = app.sign_up("ada@example.com").await;

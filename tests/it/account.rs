@@ -93,7 +93,7 @@ async fn required_verification_end_to_end(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.require_email_verification = true;
+        c.mail.require_email_verification = true;
     })
     .await;
 
@@ -165,7 +165,7 @@ async fn sign_up_with_a_registered_email_looks_fresh(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.require_email_verification = true;
+        c.mail.require_email_verification = true;
     })
     .await;
     let first = app.sign_up_as("Ada", "ada@example.com", PASSWORD).await;
@@ -610,7 +610,7 @@ async fn hostile_redirect_targets_are_refused(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.trusted_origins = vec!["https://app.example.com".into()];
+        c.server.trusted_origins = vec!["https://app.example.com".into()];
     })
     .await;
     let token = app.sign_up("ada@example.com").await;
@@ -655,7 +655,7 @@ async fn trusted_targets_and_relative_paths_shape_the_link(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.trusted_origins = vec!["https://app.example.com".into()];
+        c.server.trusted_origins = vec!["https://app.example.com".into()];
     })
     .await;
     app.sign_up("ada@example.com").await;
@@ -686,7 +686,7 @@ async fn host_headers_never_change_links(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.base_url = Some("https://auth.example.com/".into());
+        c.server.base_url = Some("https://auth.example.com/".into());
     })
     .await;
     app.gql(
@@ -1106,7 +1106,7 @@ async fn per_address_send_limit_drops_mail_silently(backend: Backend) {
     let url = smtp.url();
     let app = TestApp::spawn_with(backend, |c| {
         fast_mail(c, &url);
-        c.mail_limit = 2;
+        c.mail.limit = 2;
     })
     .await;
     app.sign_up("ada@example.com").await;

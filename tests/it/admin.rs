@@ -50,14 +50,14 @@ async fn admin_emails_make_admins_only_once_verified(backend: Backend) {
     // One secret for every boot: a throw-away one would replace the signing key each time.
     let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
     let app = TestApp::spawn_with(backend, |c| {
-        c.admin_emails = listed();
-        c.secret = secret();
+        c.admin.emails = listed();
+        c.server.secret = secret();
     })
     .await;
     let boot = |emails: Vec<String>| {
         let mut config = test_config(&app.db.url);
-        config.admin_emails = emails;
-        config.secret = secret();
+        config.admin.emails = emails;
+        config.server.secret = secret();
         async move { apexkit::App::build(config).await.expect("boots") }
     };
     let me = |token: String| {
@@ -572,8 +572,8 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     // One pooled connection: a use case that records its event on a second connection while
     // holding the first would wait out the checkout timeout and lose the event.
     let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.db_pool_size = 1;
-        c.db_pool_timeout_ms = 3000;
+        c.database.pool_size = 1;
+        c.database.pool_timeout_ms = 3000;
     })
     .await;
     let admin_id = user_id(&app, &admin).await;
@@ -928,8 +928,8 @@ fn call(field: &Value, types: &HashMap<String, Value>) -> String {
 async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: Backend) {
     let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
         // Introspection documents are deep; the walk is not what the limits are about.
-        c.max_depth = 20;
-        c.max_complexity = 10_000;
+        c.graphql.max_depth = 20;
+        c.graphql.max_complexity = 10_000;
     })
     .await;
     let user = app.sign_up("ada@example.com").await;

@@ -263,7 +263,7 @@ async fn made_up_and_jwt_tokens_authenticate_nothing(backend: Backend) {
 }
 
 async fn expired_session_is_none_and_deleted(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.session_expires_in = 1).await;
+    let app = TestApp::spawn_with(backend, |c| c.sessions.expires_in = 1).await;
     let token = app.sign_up("ada@example.com").await;
     assert!(!app.session(&token).await["data"]["session"].is_null());
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
@@ -277,7 +277,7 @@ async fn expired_session_is_none_and_deleted(backend: Backend) {
 }
 
 async fn session_slides_at_most_once_per_update_age(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.session_update_age = 1).await;
+    let app = TestApp::spawn_with(backend, |c| c.sessions.update_age = 1).await;
     let token = app.sign_up("ada@example.com").await;
     let first = app.session(&token).await["data"]["session"]["session"].clone();
     let again = app.session(&token).await["data"]["session"]["session"].clone();
@@ -365,8 +365,8 @@ async fn sign_in_always_issues_a_new_token(backend: Backend) {
 async fn sign_in_rehashes_passwords_stored_at_another_cost(backend: Backend) {
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
     let app = TestApp::spawn_with(backend, |c| {
-        c.argon2_memory_kib = 9_216;
-        c.argon2_iterations = 4;
+        c.passwords.argon2_memory_kib = 9_216;
+        c.passwords.argon2_iterations = 4;
     })
     .await;
     app.sign_up("old@example.com").await;

@@ -40,8 +40,8 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 // --- item 5: header-read timeout, keep-alive timeout, connection cap ---
 
 fn quick_timeouts(c: &mut Config) {
-    c.header_read_timeout = 1;
-    c.keep_alive_timeout = 1;
+    c.server.header_read_timeout = 1;
+    c.server.keep_alive_timeout = 1;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,9 +129,9 @@ async fn idle_keep_alive_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_a_slot() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.header_read_timeout = 3;
-        c.keep_alive_timeout = 1;
-        c.max_connections = 4;
+        c.server.header_read_timeout = 3;
+        c.server.keep_alive_timeout = 1;
+        c.server.max_connections = 4;
     })
     .await;
     let mut idle = Vec::new();
@@ -213,7 +213,7 @@ on_both!(security_headers_everywhere);
 
 async fn security_headers_everywhere(backend: Backend) {
     let https = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
+        c.server.base_url = Some("https://auth.example.com".to_owned());
     })
     .await;
     for path in [
@@ -247,8 +247,8 @@ async fn security_headers_everywhere(backend: Backend) {
     drop(https);
 
     let custom = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
-        c.hsts_max_age = 600;
+        c.server.base_url = Some("https://auth.example.com".to_owned());
+        c.server.hsts_max_age = 600;
     })
     .await;
     let resp = custom
@@ -261,8 +261,8 @@ async fn security_headers_everywhere(backend: Backend) {
     drop(custom);
 
     let off = TestApp::spawn_with(backend, |c| {
-        c.base_url = Some("https://auth.example.com".to_owned());
-        c.hsts_max_age = 0;
+        c.server.base_url = Some("https://auth.example.com".to_owned());
+        c.server.hsts_max_age = 0;
     })
     .await;
     let resp = off.client.get(off.url("/healthz")).send().await.unwrap();
@@ -321,9 +321,9 @@ async fn serve(config: Config) -> (String, Option<String>, tokio::sync::oneshot:
 }
 
 fn production(c: &mut Config) {
-    c.environment = Environment::Production;
-    c.secret = Some(apexkit::config::Secret::new(TEST_SECRET.to_owned()));
-    c.base_url = Some("http://127.0.0.1".to_owned());
+    c.server.environment = Environment::Production;
+    c.server.secret = Some(apexkit::config::Secret::new(TEST_SECRET.to_owned()));
+    c.server.base_url = Some("http://127.0.0.1".to_owned());
 }
 
 async fn get_status(url: &str) -> Option<u16> {
@@ -353,7 +353,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
     // Production with it: only the metrics listener has /metrics, and nothing else.
     let mut config = test_config(&db.url);
     production(&mut config);
-    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.observability.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     let (base, metrics, stop) = serve(config).await;
     let metrics = metrics.expect("metrics listener bound");
     assert_eq!(get_status(&format!("{base}/metrics")).await, Some(404));
@@ -380,7 +380,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
 
     // Development: on the main listener, and on the metrics listener when set.
     let mut config = test_config(&db.url);
-    config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    config.observability.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
     let (base, metrics, stop) = serve(config).await;
     assert_eq!(get_status(&format!("{base}/metrics")).await, Some(200));
     assert_eq!(

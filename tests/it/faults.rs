@@ -348,8 +348,8 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
     let pg = PrivatePg::init();
     pg.start();
     let app = Replica::spawn(&pg.url(), |c| {
-        c.db_pool_size = 4;
-        c.db_pool_timeout_ms = 1000;
+        c.database.pool_size = 4;
+        c.database.pool_timeout_ms = 1000;
     })
     .await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();

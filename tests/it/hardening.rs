@@ -61,8 +61,8 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     // Caps raised far enough that only the nesting check stands between 100,000 levels and
     // the parser.
     let app = TestApp::spawn_with(backend, |c| {
-        c.max_body_bytes = 4 << 20;
-        c.max_query_bytes = 1 << 20;
+        c.graphql.max_body_bytes = 4 << 20;
+        c.graphql.max_query_bytes = 1 << 20;
     })
     .await;
     let token = app.sign_up("deep@example.com").await;
@@ -174,8 +174,8 @@ async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
     // Production's settings: introspection off, so the service's own "does this document
     // introspect" walk runs too.
     let app = TestApp::spawn_with(backend, |c| {
-        c.introspection = Some(apexkit::config::Toggle::Off);
-        c.max_query_bytes = 64 * 1024;
+        c.graphql.introspection = Some(apexkit::config::Toggle::Off);
+        c.graphql.max_query_bytes = 64 * 1024;
     })
     .await;
     let token = app.sign_up("chain@example.com").await;
@@ -254,7 +254,7 @@ fn summary(label: &str, mut times: Vec<Duration>) -> String {
 /// timeout; the latencies are printed for the docs, not asserted).
 async fn ten_attackers_leave_health_and_sessions_answering(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.introspection = Some(apexkit::config::Toggle::Off);
+        c.graphql.introspection = Some(apexkit::config::Toggle::Off);
     })
     .await;
     let token = app.sign_up("victim@example.com").await;

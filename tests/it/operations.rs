@@ -155,9 +155,9 @@ const SESSION: &str = "{ session { session { id } user { email } } }";
 async fn three_replicas_share_sessions_and_revocation(backend: Backend) {
     // Replicas share the deployment secret, as they must to read each other's signing keys.
     let secret = || Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
-    let a = TestApp::spawn_with(backend, |c| c.secret = secret()).await;
-    let b = Replica::spawn(&a.db.url, |c| c.secret = secret()).await;
-    let c = Replica::spawn(&a.db.url, |c| c.secret = secret()).await;
+    let a = TestApp::spawn_with(backend, |c| c.server.secret = secret()).await;
+    let b = Replica::spawn(&a.db.url, |c| c.server.secret = secret()).await;
+    let c = Replica::spawn(&a.db.url, |c| c.server.secret = secret()).await;
     a.sign_up("replica@example.com").await;
 
     let signed_in = a.sign_in("replica@example.com", PASSWORD).await;
@@ -241,9 +241,9 @@ impl Blocker {
 async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Backend) {
     // One connection, a short checkout wait, a statement timeout longer than that wait.
     let app = TestApp::spawn_with(backend, |c| {
-        c.db_pool_size = 1;
-        c.db_pool_timeout_ms = 300;
-        c.db_statement_timeout_ms = 1500;
+        c.database.pool_size = 1;
+        c.database.pool_timeout_ms = 300;
+        c.database.statement_timeout_ms = 1500;
     })
     .await;
     let token = app.sign_up("first@example.com").await;
@@ -312,7 +312,8 @@ async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Back
 /// the real mechanism used to make SQLite refuse writes ("database or disk is full").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sqlite_database_refuses_writes_and_keeps_serving_reads() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |c| c.sqlite_max_size_mb = Some(1)).await;
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, |c| c.database.sqlite_max_size_mb = Some(1)).await;
     let token = app.sign_up("early@example.com").await;
     // Grow the file past the cap from another connection (which has no cap).
     {

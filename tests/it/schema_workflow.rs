@@ -24,9 +24,9 @@ on_both!(
 );
 
 fn production(config: &mut apexkit::Config) {
-    config.environment = Environment::Production;
-    config.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
-    config.base_url = Some("http://127.0.0.1:9".to_owned());
+    config.server.environment = Environment::Production;
+    config.server.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
+    config.server.base_url = Some("http://127.0.0.1:9".to_owned());
 }
 
 async fn push(app: &TestApp, admin: &str, dry_run: bool) -> serde_json::Value {
@@ -43,7 +43,7 @@ async fn push(app: &TestApp, admin: &str, dry_run: bool) -> serde_json::Value {
 async fn push_schema_applies_a_new_migration_to_the_running_server(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.migrations_dir = dir.path().to_path_buf();
+        c.database.migrations_dir = dir.path().to_path_buf();
     })
     .await;
 
@@ -347,7 +347,7 @@ async fn tampered_checksum_stops_production_and_warns_in_development(backend: Ba
 async fn a_database_ahead_of_the_binary_is_reported_not_crashed_on(backend: Backend) {
     // One secret for every instance: production refuses keys sealed with another.
     let (app, admin) = TestApp::spawn_admin_with(backend, |c| {
-        c.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
+        c.server.secret = Some(apexkit::config::Secret::new(crate::support::TEST_SECRET));
     })
     .await;
 

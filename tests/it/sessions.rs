@@ -231,11 +231,11 @@ fn ago(secs: i64) -> (String, chrono::NaiveDateTime) {
 /// the sliding expiry never passes that point, and an older session is refused.
 async fn a_session_ends_at_its_max_age_however_active(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.session_max_age = 3600;
-        c.session_expires_in = 1800;
-        c.session_short_expires_in = 1800;
+        c.sessions.max_age = 3600;
+        c.sessions.expires_in = 1800;
+        c.sessions.short_expires_in = 1800;
         // Every use slides the expiry.
-        c.session_update_age = 0;
+        c.sessions.update_age = 0;
     })
     .await;
     let first = app.sign_up("ada@example.com").await;

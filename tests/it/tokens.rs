@@ -175,7 +175,10 @@ fn attacker_key() -> (EncodingKey, Value) {
 }
 
 async fn spawn_with_secret(backend: Backend) -> TestApp {
-    TestApp::spawn_with(backend, |c| c.secret = Some(Secret::new(TEST_SECRET))).await
+    TestApp::spawn_with(backend, |c| {
+        c.server.secret = Some(Secret::new(TEST_SECRET))
+    })
+    .await
 }
 
 /// The deployment's own key store, opened on the test database with the same secret: lets a
@@ -315,7 +318,7 @@ async fn access_tokens_verify_with_only_the_jwks(backend: Backend) {
 
 async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.jwt_audience = Some("https://api.example.com".into());
+        c.tokens.audience = Some("https://api.example.com".into());
     })
     .await;
     let aud = "https://api.example.com";
@@ -400,11 +403,11 @@ async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend)
 /// active): a rotation by another replica must still take effect on the very next sign-in.
 async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend) {
     let secret = || Some(apexkit::config::Secret::new(TEST_SECRET));
-    let (a, admin) = TestApp::spawn_admin_with(backend, |c| c.secret = secret()).await;
+    let (a, admin) = TestApp::spawn_admin_with(backend, |c| c.server.secret = secret()).await;
     let b = a
         .spawn_sibling(|c| {
-            c.secret = secret();
-            c.admin_emails = vec![ADMIN_EMAIL.to_owned()];
+            c.server.secret = secret();
+            c.admin.emails = vec![ADMIN_EMAIL.to_owned()];
         })
         .await;
     a.sign_up("ada@example.com").await;
@@ -442,7 +445,7 @@ async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend)
 }
 
 async fn interval_rotation_keeps_the_old_key_published(backend: Backend) {
-    let app = TestApp::spawn_with(backend, |c| c.key_rotation_interval = 1).await;
+    let app = TestApp::spawn_with(backend, |c| c.tokens.key_rotation_interval = 1).await;
     let payload = app.sign_up_payload("ada@example.com").await;
     let old = payload["accessToken"].as_str().unwrap().to_owned();
     let old_kid = part(&old, 0)["kid"].as_str().unwrap().to_owned();
@@ -712,7 +715,7 @@ async fn three_replicas_booting_at_once_create_one_key(backend: Backend) {
         let boots: Vec<_> = (0..3)
             .map(|_| {
                 let mut config = test_config(&db.url);
-                config.secret = Some(Secret::new(TEST_SECRET));
+                config.server.secret = Some(Secret::new(TEST_SECRET));
                 tokio::spawn(apexkit::App::build(config))
             })
             .collect();
@@ -731,10 +734,10 @@ async fn a_changed_secret_is_refused_in_production_and_replaced_in_development(b
     let db = TestDb::new(backend).await;
     let config = |secret: &str, production: bool| {
         let mut c = test_config(&db.url);
-        c.secret = Some(Secret::new(secret));
+        c.server.secret = Some(Secret::new(secret));
         if production {
-            c.environment = apexkit::config::Environment::Production;
-            c.base_url = Some("https://auth.example.com".into());
+            c.server.environment = apexkit::config::Environment::Production;
+            c.server.base_url = Some("https://auth.example.com".into());
         }
         c
     };
