@@ -1,5 +1,5 @@
-//! Boot and run: config → migrations → pool → domain → schema → routes, then serve until a
-//! shutdown signal, draining in-flight requests.
+//! Boot and run: settings (validated once) → migrations → pool → domain → schema → routes, then
+//! serve until a shutdown signal, draining in-flight requests.
 
 use std::future::Future;
 use std::net::SocketAddr;

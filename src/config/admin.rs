@@ -17,7 +17,7 @@ pub struct AdminConfig {
 
 impl AdminConfig {
     /// The admin emails, each checked to be an address.
-    pub fn emails(&self) -> Result<Vec<String>, String> {
+    pub fn settings(&self) -> Result<Vec<String>, String> {
         let problems = self
             .emails
             .iter()

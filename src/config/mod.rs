@@ -175,7 +175,7 @@ impl Config {
         let passwords = ok(&mut problems, self.passwords.settings());
         let graphql = ok(&mut problems, self.graphql.settings(production));
         let tokens = ok(&mut problems, self.tokens.settings());
-        let admin_emails = ok(&mut problems, self.admin.emails());
+        let admin_emails = ok(&mut problems, self.admin.settings());
         let rate_limits = ok(&mut problems, self.rate_limits.settings(production));
         let mail = ok(&mut problems, self.mail.settings(production));
         match (
@@ -210,7 +210,7 @@ impl Config {
                 admin_emails,
                 rate_limits,
                 mail,
-                metrics_listen: self.observability.metrics_listen(),
+                metrics_listen: self.observability.settings(),
             }),
             _ => Err(problems.join("; ")),
         }

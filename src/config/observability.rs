@@ -12,7 +12,7 @@ pub struct ObservabilityConfig {
 
 impl ObservabilityConfig {
     /// The separate metrics listener's address, if any.
-    pub fn metrics_listen(&self) -> Option<SocketAddr> {
+    pub fn settings(&self) -> Option<SocketAddr> {
         self.metrics_listen
     }
 }

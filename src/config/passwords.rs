@@ -54,7 +54,7 @@ impl PasswordsConfig {
             problems.push(e);
             self.cost()
         });
-        if self.password_min_length_invalid() {
+        if !(MIN_LENGTH..=MAX_LENGTH).contains(&self.min_length) {
             problems.push(format!(
                 "APEXKIT_PASSWORD_MIN_LENGTH must be between {MIN_LENGTH} and {MAX_LENGTH}"
             ));
@@ -77,9 +77,5 @@ impl PasswordsConfig {
             memory_kib: self.argon2_memory_kib,
             iterations: self.argon2_iterations,
         }
-    }
-
-    fn password_min_length_invalid(&self) -> bool {
-        !(MIN_LENGTH..=MAX_LENGTH).contains(&self.min_length)
     }
 }
