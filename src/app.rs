@@ -1,5 +1,5 @@
-//! Boot and run: config → migrations → pool → domain → schema → routes, then serve until a
-//! shutdown signal, draining in-flight requests.
+//! Boot and run: settings (validated once) → migrations → pool → domain → schema → routes, then
+//! serve until a shutdown signal, draining in-flight requests.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,18 +12,18 @@ use poem::Server;
 
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
-use crate::auth::password::{Hasher, Policy as PasswordPolicy};
+use crate::auth::password::Hasher;
 use crate::auth::verification::AccountFlows;
-use crate::auth::{AccessTokens, Auth, SessionPolicy};
-use crate::config::{Config, RateLimitStorage};
+use crate::auth::{AccessTokens, Auth};
+use crate::config::{Config, Mail, RateLimitStorage, RateLimits, Settings, Site};
 use crate::db::{self, Pool, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::conn::{self, ConnLimits, GuardedAcceptor};
 use crate::http::{HttpState, metrics_routes, routes};
-use crate::mail::{OutboxSettings, Transport, Worker};
+use crate::mail::Worker;
 use crate::observability;
 use crate::secret::Secret;
-use crate::throttle::{AccountThrottle, RateLimiter, Rules};
+use crate::throttle::{AccountThrottle, RateLimiter};
 
 /// How often expired sessions are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -61,22 +61,27 @@ const METRICS_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Applies pending migrations (under the cross-process lock) and returns what ran; then checks
 /// the history (see [`verify_history`]).
 pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    let url = config.database().map_err(anyhow::Error::msg)?;
-    let applied = run_migrations(config, &url).await?;
-    verify_history(config, &url, &Pool::new(&url, config.pool_options())).await?;
+    let settings = config.resolve().map_err(anyhow::Error::msg)?;
+    let (applied, _pool) = migrate_settled(&settings).await?;
     Ok(applied)
 }
 
-async fn run_migrations(
-    config: &Config,
-    url: &crate::db::DatabaseUrl,
-) -> anyhow::Result<Vec<String>> {
-    db::wait_until_reachable(url, Duration::from_secs(config.db_connect_timeout)).await?;
-    let allow_out_of_order = config.allow_out_of_order || !config.is_production();
-    let applied = migrations::run_pending_checked(url, allow_out_of_order).await?;
+/// Migrates, then checks the history on a pool built after migrating (its first connection
+/// never races the migration lock); returns what ran and that pool.
+async fn migrate_settled(settings: &Settings) -> anyhow::Result<(Vec<String>, Pool)> {
+    let db = &settings.database;
+    let applied = run_migrations(settings).await?;
+    let pool = Pool::new(&db.url, db.pool);
+    verify_history(settings, &pool).await?;
+    Ok((applied, pool))
+}
+
+async fn run_migrations(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    let db = &settings.database;
+    db::wait_until_reachable(&db.url, db.connect_timeout).await?;
+    let applied = migrations::run_pending_checked(&db.url, db.allow_out_of_order).await?;
     for version in &applied {
-        tracing::info!(%version, backend = url.backend(), "migration applied");
+        tracing::info!(%version, backend = db.url.backend(), "migration applied");
     }
     Ok(applied)
 }
@@ -84,19 +89,15 @@ async fn run_migrations(
 /// `apexkit keys rotate`: migrates, then retires the active signing key and creates a new one.
 /// Needs the deployment's APEXKIT_SECRET: a key sealed with any other secret is useless to it.
 pub async fn rotate_keys(config: &Config) -> anyhow::Result<crate::auth::keys::KeyInfo> {
-    migrate(config).await?;
-    let Some(secret) = &config.secret else {
+    let settings = config.resolve().map_err(anyhow::Error::msg)?;
+    let (_, pool) = migrate_settled(&settings).await?;
+    let Some(secret) = &settings.server.secret else {
         anyhow::bail!(
             "APEXKIT_SECRET is required to rotate signing keys (the service must be able to \
              decrypt the new key)"
         );
     };
-    let url = config.database().map_err(anyhow::Error::msg)?;
-    let keys = KeyStore::new(
-        Pool::new(&url, config.pool_options()),
-        secret,
-        config.key_policy(),
-    );
+    let keys = KeyStore::new(pool, secret, settings.tokens.keys);
     keys.rotate()
         .await
         .map_err(|e| anyhow::anyhow!("cannot rotate the signing key: {e:?}"))
@@ -106,13 +107,9 @@ pub async fn rotate_keys(config: &Config) -> anyhow::Result<crate::auth::keys::K
 /// applied migration whose SQL in this binary differs from what ran stops a production boot
 /// and warns in development; migrations only the database knows (a rollback deploy) are
 /// reported, and the service still starts (its own migrations are all applied).
-async fn verify_history(
-    config: &Config,
-    url: &crate::db::DatabaseUrl,
-    pool: &Pool,
-) -> anyhow::Result<()> {
+async fn verify_history(settings: &Settings, pool: &Pool) -> anyhow::Result<()> {
     let mut conn = pool.get().await?;
-    let known = migrations::embedded(url);
+    let known = migrations::embedded(&settings.database.url);
     migrations::record_checksums(&mut conn, &known).await?;
     let states = migrations::status(&mut conn, &known).await?;
     let drifted: Vec<&str> = states
@@ -126,7 +123,7 @@ async fn verify_history(
              one recorded): {}",
             drifted.join(", ")
         );
-        if config.is_production() {
+        if settings.is_production() {
             anyhow::bail!(
                 "{message}; refusing to start in production. Restore the original SQL and ship \
                  the change as a new migration (see `apexkit migrate status`)"
@@ -150,201 +147,45 @@ async fn verify_history(
 }
 
 impl App {
+    /// The boot: settings → migrations → pool → hasher → listeners → signing keys → domain →
+    /// mail worker → schema and routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config.validate().map_err(anyhow::Error::msg)?;
-        let url = config.database().map_err(anyhow::Error::msg)?;
-        run_migrations(&config, &url).await?;
-        // Built after migrating: its first connection never races the migration lock.
-        let pool = Pool::new(&url, config.pool_options());
-        verify_history(&config, &url, &pool).await?;
-        let hasher = Hasher::new(config.hash_concurrency(), config.argon2_cost())?;
-
-        // issue 13: many connections need many descriptors; the cap must fit in what is there.
-        let open_files = conn::raise_open_file_limit();
-        let max_connections = conn::fit_cap(config.max_connections, open_files);
-        if max_connections < config.max_connections {
-            tracing::warn!(
-                configured = config.max_connections,
-                max_connections,
-                open_files,
-                "APEXKIT_MAX_CONNECTIONS lowered to fit the open-file limit"
-            );
-        }
-        let conn_limits = ConnLimits {
-            header_read: Duration::from_secs(config.header_read_timeout),
-            keep_alive: Duration::from_secs(config.keep_alive_timeout),
-            max_connections,
-        };
-        let metrics_listener = match config.metrics_listen {
-            Some(at) => {
-                let listener = tokio::net::TcpListener::bind(at)
-                    .await
-                    .with_context(|| format!("cannot listen on {at} (APEXKIT_METRICS_LISTEN)"))?;
-                let bound = listener.local_addr()?;
-                Some((listener, bound))
-            }
-            None => None,
-        };
-
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let addr = listener.local_addr()?;
-        let base_url = config.base_url(addr);
-        let secret = match &config.secret {
-            Some(secret) => secret.clone(),
-            None => {
-                tracing::warn!(
-                    "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
-                     never expose this instance"
-                );
-                Secret::generate().map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?
-            }
-        };
-        let keys = KeyStore::new(pool.clone(), &secret, config.key_policy());
-        let on_unreadable = if config.is_production() {
-            OnUnreadableKey::Refuse
-        } else {
-            OnUnreadableKey::Replace
-        };
-        let key = keys.ensure_active(on_unreadable).await?;
-        tracing::info!(kid = %key.kid, "signing key ready");
-        let tokens = AccessTokens::new(
-            keys.clone(),
-            base_url.clone(),
-            config.jwt_audience(addr),
-            Duration::from_secs(config.access_token_expires_in),
-        );
-
-        let policy = SessionPolicy {
-            expires_in: Duration::from_secs(config.session_expires_in),
-            short_expires_in: Duration::from_secs(config.session_short_expires_in),
-            update_age: Duration::from_secs(config.session_update_age),
-            max_age: Duration::from_secs(config.session_max_age),
-        };
+        let settings = config.resolve().map_err(anyhow::Error::msg)?;
+        let (_, pool) = migrate_settled(&settings).await?;
+        let production = settings.is_production();
+        let hasher = Hasher::new(settings.passwords.concurrency, settings.passwords.cost)?;
         let hashes = hasher.computed();
-        let shared =
-            (config.rate_limit_storage == RateLimitStorage::Database).then(|| pool.clone());
-        let (rate_limiter, sign_in_throttle) = if config.rate_limit_enabled() {
-            let rules = Rules {
-                credential: config.rate_limit_credential,
-                mail: config.rate_limit_mail,
-                general: config.rate_limit_general,
-            };
-            (
-                Some(RateLimiter::new(rules, shared.clone())),
-                AccountThrottle::new(
-                    config.sign_in_free_failures,
-                    Duration::from_secs(config.sign_in_max_delay),
-                    shared,
-                ),
-            )
-        } else {
-            (None, AccountThrottle::disabled())
-        };
-        // Built once: mailed-link targets and the HTTP layer's CORS/CSRF checks share it.
-        let origins = config.trusted_origins(addr).map_err(anyhow::Error::msg)?;
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let flows = AccountFlows {
-            base_url: base_url.clone(),
-            trusted: origins.clone(),
-            require_email_verification: config.require_email_verification,
-            reset_expires_in: Duration::from_secs(config.reset_token_expires_in),
-            verification_expires_in: Duration::from_secs(config.verification_token_expires_in),
-            send_limit: config.mail_limit,
-            send_window: Duration::from_secs(config.mail_limit_window),
-            fresh_session_age: Duration::from_secs(config.fresh_session_age),
-            wake: wake.clone(),
-        };
-        let auth = Auth::new(pool.clone(), hasher, policy, tokens)
-            .with_admin_emails(&config.admin_emails)
-            .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
-            .with_migrator(Migrator::new(
-                url.clone(),
-                config.migrations_dir.clone(),
-                !config.is_production(),
-            ))
-            .with_password_policy(PasswordPolicy {
-                min_length: config.password_min_length,
-            })
-            .with_sign_in_throttle(sign_in_throttle.clone())
-            .with_account_flows(flows);
-        let (promoted, demoted) = auth
-            .admin()
-            .promote_listed()
+
+        let conn_limits = fit_to_open_files(settings.server.conn_limits);
+        let metrics_listener = bind_metrics(settings.metrics_listen).await?;
+        let listen = settings.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
-        if promoted > 0 {
-            tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
-        }
-        if demoted > 0 {
-            tracing::warn!(
-                users = demoted,
-                "APEXKIT_ADMIN_EMAILS: admins with an unverified listed address demoted to user"
-            );
-        }
-        let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
-        let transport = Transport::from_config(
-            smtp_url.as_deref(),
-            config.mail_from(),
-            !config.is_production(),
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        // Built once: mailed-link targets and the HTTP layer's CORS/CSRF checks share it.
+        let site = settings.server.site(addr).map_err(anyhow::Error::msg)?;
+
+        let keys = signing_keys(&settings, &pool).await?;
+        let (rate_limiter, sign_in_throttle) = throttles(settings.rate_limits.as_ref(), &pool);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let auth = domain(
+            &settings,
+            &site,
+            &pool,
+            hasher,
+            &keys,
+            &sign_in_throttle,
+            &wake,
         )
-        .map_err(anyhow::Error::msg)?;
-        if smtp_url.is_none() {
-            if config.is_production() {
-                tracing::warn!(
-                    "no APEXKIT_SMTP_URL: mail is not delivered, only logged without its links"
-                );
-            } else {
-                tracing::info!("no APEXKIT_SMTP_URL: mail is logged to stderr (links included)");
-            }
-        }
-        let mail = Worker::new(
-            pool.clone(),
-            transport,
-            OutboxSettings {
-                poll_interval: Duration::from_millis(config.mail_poll_interval_ms),
-                retry_base: Duration::from_millis(config.mail_retry_base_ms),
-                retry_max: Duration::from_millis(config.mail_retry_max_ms),
-                max_attempts: config.mail_max_attempts,
-                keep_sent_for: Duration::from_secs(config.mail_limit_window),
-                ..OutboxSettings::default()
-            },
-            wake,
-        );
-        let limits = Limits {
-            max_depth: config.max_depth,
-            max_complexity: config.max_complexity,
-            max_directives: config.max_directives,
-            introspection: config.introspection_enabled(),
-            suggestions: !config.is_production(),
-            rate_limiter: rate_limiter.clone(),
-            dev_tools: !config.is_production(),
-        };
+        .await?;
         let ready = Arc::new(AtomicBool::new(true));
-        let state = HttpState {
-            schema: build_schema(Some(auth.clone()), limits),
-            auth: auth.clone(),
-            keys: keys.clone(),
-            cookie: CookiePolicy::for_base_url(&base_url),
-            max_body_bytes: config.max_body_bytes,
-            max_batch: config.max_batch,
-            graphiql: !config.is_production(),
-            expected_migrations: migrations::embedded_versions(&url),
-            ready: ready.clone(),
-            origins: Arc::new(origins),
-            trusted_proxies: config.trusted_proxies().map_err(anyhow::Error::msg)?,
-            max_query_bytes: config.max_query_bytes,
-            metrics: observability::prometheus(),
-            pool_max_size: config.db_pool_size,
-            rate_limiter: rate_limiter.clone(),
-            hsts: crate::http::hsts(&base_url, config.hsts_max_age),
-            metrics_on_main: !config.is_production(),
-        };
+        let state = http_state(&settings, &site, &auth, &keys, &rate_limiter, &ready);
+        let mail = mail_worker(settings.mail, production, &pool, wake);
         tracing::info!(
-            backend = url.backend(),
-            environment = ?config.environment,
-            %base_url,
+            backend = settings.database.url.backend(),
+            environment = ?settings.environment,
+            base_url = %site.base_url,
             "apexkit ready"
         );
         Ok(Self {
@@ -358,7 +199,7 @@ impl App {
             rate_limiter,
             sign_in_throttle,
             hashes,
-            shutdown_timeout: Duration::from_secs(config.shutdown_timeout),
+            shutdown_timeout: settings.server.shutdown_timeout,
             mail,
             conn_limits,
             metrics_listener,
@@ -523,6 +364,197 @@ impl App {
         );
         result
     }
+}
+
+/// The connection limits with the cap lowered to what the open-file limit allows: many
+/// connections need many descriptors (raised as far as the process may first).
+fn fit_to_open_files(configured: ConnLimits) -> ConnLimits {
+    let open_files = conn::raise_open_file_limit();
+    let max_connections = conn::fit_cap(configured.max_connections, open_files);
+    if max_connections < configured.max_connections {
+        tracing::warn!(
+            configured = configured.max_connections,
+            max_connections,
+            open_files,
+            "APEXKIT_MAX_CONNECTIONS lowered to fit the open-file limit"
+        );
+    }
+    ConnLimits {
+        max_connections,
+        ..configured
+    }
+}
+
+/// The separate metrics listener, bound, with its address (`APEXKIT_METRICS_LISTEN`).
+async fn bind_metrics(
+    at: Option<SocketAddr>,
+) -> anyhow::Result<Option<(tokio::net::TcpListener, SocketAddr)>> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on {at} (APEXKIT_METRICS_LISTEN)"))?;
+    let bound = listener.local_addr()?;
+    Ok(Some((listener, bound)))
+}
+
+/// The signing key store with an active key (created, or replaced in development when the
+/// secret cannot open it). Development without APEXKIT_SECRET uses a throw-away secret.
+async fn signing_keys(settings: &Settings, pool: &Pool) -> anyhow::Result<KeyStore> {
+    let secret = match &settings.server.secret {
+        Some(secret) => secret.clone(),
+        None => {
+            tracing::warn!(
+                "DEVELOPMENT MODE without APEXKIT_SECRET: using a throw-away secret; \
+                 never expose this instance"
+            );
+            Secret::generate().map_err(|e| anyhow::anyhow!("OS RNG failed: {e}"))?
+        }
+    };
+    let keys = KeyStore::new(pool.clone(), &secret, settings.tokens.keys);
+    let on_unreadable = if settings.is_production() {
+        OnUnreadableKey::Refuse
+    } else {
+        OnUnreadableKey::Replace
+    };
+    let key = keys.ensure_active(on_unreadable).await?;
+    tracing::info!(kid = %key.kid, "signing key ready");
+    Ok(keys)
+}
+
+/// The per-client rate limiter and the failed sign-in delay (both off without rate limits);
+/// counters in memory or shared in the database.
+fn throttles(
+    rate_limits: Option<&RateLimits>,
+    pool: &Pool,
+) -> (Option<RateLimiter>, AccountThrottle) {
+    let Some(limits) = rate_limits else {
+        return (None, AccountThrottle::disabled());
+    };
+    let shared = (limits.storage == RateLimitStorage::Database).then(|| pool.clone());
+    (
+        Some(RateLimiter::new(limits.rules, shared.clone())),
+        AccountThrottle::new(
+            limits.sign_in_free_failures,
+            limits.sign_in_max_delay,
+            shared,
+        ),
+    )
+}
+
+/// The domain: `Auth` with everything it is configured with (access tokens signed by `keys`),
+/// and APEXKIT_ADMIN_EMAILS applied to the users already verified. All of `Auth`'s assembly is
+/// here, in one place.
+async fn domain(
+    settings: &Settings,
+    site: &Site,
+    pool: &Pool,
+    hasher: Hasher,
+    keys: &KeyStore,
+    sign_in_throttle: &AccountThrottle,
+    wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<Auth> {
+    let tokens = AccessTokens::new(
+        keys.clone(),
+        site.base_url.clone(),
+        settings.tokens.audience(&site.base_url),
+        settings.tokens.keys.token_lifetime,
+    );
+    let mail = &settings.mail.flows;
+    let flows = AccountFlows {
+        base_url: site.base_url.clone(),
+        trusted: site.origins.clone(),
+        require_email_verification: mail.require_email_verification,
+        reset_expires_in: mail.reset_expires_in,
+        verification_expires_in: mail.verification_expires_in,
+        send_limit: mail.send_limit,
+        send_window: mail.send_window,
+        fresh_session_age: settings.sessions.fresh_age,
+        wake: wake.clone(),
+    };
+    let auth = Auth::new(pool.clone(), hasher, settings.sessions.policy, tokens)
+        .with_admin_emails(&settings.admin_emails)
+        .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
+        .with_migrator(Migrator::new(
+            settings.database.url.clone(),
+            settings.database.migrations_dir.clone(),
+            !settings.is_production(),
+        ))
+        .with_password_policy(settings.passwords.policy)
+        .with_sign_in_throttle(sign_in_throttle.clone())
+        .with_account_flows(flows);
+    let (promoted, demoted) = auth
+        .admin()
+        .promote_listed()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot apply APEXKIT_ADMIN_EMAILS: {e:?}"))?;
+    if promoted > 0 {
+        tracing::info!(users = promoted, "APEXKIT_ADMIN_EMAILS: promoted to admin");
+    }
+    if demoted > 0 {
+        tracing::warn!(
+            users = demoted,
+            "APEXKIT_ADMIN_EMAILS: admins with an unverified listed address demoted to user"
+        );
+    }
+    Ok(auth)
+}
+
+/// What the routes share: the schema with its limits, the domain, the public site's cookie,
+/// origins and HSTS, the transport's limits.
+fn http_state(
+    settings: &Settings,
+    site: &Site,
+    auth: &Auth,
+    keys: &KeyStore,
+    rate_limiter: &Option<RateLimiter>,
+    ready: &Arc<AtomicBool>,
+) -> HttpState {
+    let production = settings.is_production();
+    let graphql = &settings.graphql;
+    let limits = Limits {
+        rate_limiter: rate_limiter.clone(),
+        ..graphql.limits.clone()
+    };
+    HttpState {
+        schema: build_schema(Some(auth.clone()), limits),
+        auth: auth.clone(),
+        keys: keys.clone(),
+        cookie: CookiePolicy::for_base_url(&site.base_url),
+        max_body_bytes: graphql.max_body_bytes,
+        max_batch: graphql.max_batch,
+        graphiql: !production,
+        expected_migrations: migrations::embedded_versions(&settings.database.url),
+        ready: ready.clone(),
+        origins: Arc::new(site.origins.clone()),
+        trusted_proxies: settings.server.trusted_proxies.clone(),
+        max_query_bytes: graphql.max_query_bytes,
+        metrics: observability::prometheus(),
+        pool_max_size: settings.database.pool.max_size,
+        rate_limiter: rate_limiter.clone(),
+        hsts: crate::http::hsts(&site.base_url, settings.server.hsts_max_age),
+        metrics_on_main: !production,
+    }
+}
+
+/// The outbox worker, delivering through the configured transport (or the log).
+fn mail_worker(
+    mail: Mail,
+    production: bool,
+    pool: &Pool,
+    wake: Arc<tokio::sync::Notify>,
+) -> Worker {
+    if !mail.smtp {
+        if production {
+            tracing::warn!(
+                "no APEXKIT_SMTP_URL: mail is not delivered, only logged without its links"
+            );
+        } else {
+            tracing::info!("no APEXKIT_SMTP_URL: mail is logged to stderr (links included)");
+        }
+    }
+    Worker::new(pool.clone(), mail.transport, mail.outbox, wake)
 }
 
 /// How long after `APEXKIT_SHUTDOWN_TIMEOUT` the process exits whatever is still running (the

@@ -78,7 +78,7 @@ async fn run() -> ExitCode {
             iterations,
             threads,
         }) => {
-            return bench_hash(cli.config.argon2_cost(), *iterations, *threads);
+            return bench_hash(cli.config.passwords.cost(), *iterations, *threads);
         }
         _ => {}
     }
@@ -118,7 +118,7 @@ async fn migrate_command(action: &MigrateCommand, config: &Config) -> ExitCode {
     let result = match action {
         MigrateCommand::Status => apexkit::tooling::status(config, &mut std::io::stdout()).await,
         MigrateCommand::New { name } => {
-            apexkit::tooling::new_migration(&config.migrations_dir, name).map(|folders| {
+            apexkit::tooling::new_migration(&config.database.migrations_dir, name).map(|folders| {
                 for folder in folders {
                     println!("created {}", folder.display());
                 }

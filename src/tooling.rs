@@ -13,15 +13,15 @@ use crate::db::{Pool, migrations};
 /// Prints every migration with its state; returns whether all is well (no drift, nothing only
 /// the database knows, nothing pending). Does not migrate.
 pub async fn status(config: &Config, out: &mut impl std::io::Write) -> anyhow::Result<bool> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    let url = config.database().map_err(anyhow::Error::msg)?;
+    let settings = config.resolve().map_err(anyhow::Error::msg)?;
+    let db = &settings.database;
     let migrator = Migrator::new(
-        url.clone(),
-        config.migrations_dir.clone(),
-        !config.is_production(),
+        db.url.clone(),
+        db.migrations_dir.clone(),
+        !settings.is_production(),
     );
     let known = migrator.known()?;
-    let pool = Pool::new(&url, config.pool_options());
+    let pool = Pool::new(&db.url, db.pool);
     let mut conn = pool.get().await.context("cannot connect to the database")?;
     let states = migrations::status(&mut conn, &known).await?;
     let mut healthy = true;

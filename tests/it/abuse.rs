@@ -33,15 +33,15 @@ const SIGN_IN: &str =
 /// Rate limiting on, with a credential budget of 3 per 10^9 s: windows are fixed, and a test
 /// must not straddle a window boundary.
 fn limited(c: &mut Config) {
-    c.rate_limit = Some(Toggle::On);
-    c.rate_limit_credential = "3/1000000000".parse().unwrap();
+    c.rate_limits.enabled = Some(Toggle::On);
+    c.rate_limits.credential = "3/1000000000".parse().unwrap();
     // Parallel tests on a loaded machine: wait for a pooled connection rather than fail.
-    c.db_pool_timeout_ms = 20_000;
+    c.database.pool_timeout_ms = 20_000;
 }
 
 fn limited_db(c: &mut Config) {
     limited(c);
-    c.rate_limit_storage = RateLimitStorage::Database;
+    c.rate_limits.storage = RateLimitStorage::Database;
 }
 
 fn sign_in_body(email: &str, password: &str) -> Value {
@@ -137,7 +137,7 @@ async fn parallel_brute_force_evaluates_at_most_the_budget(backend: Backend) {
             .replica()
             .config(|c| {
                 limited(c);
-                c.rate_limit_storage = storage;
+                c.rate_limits.storage = storage;
             })
             .spawn()
             .await;
@@ -171,12 +171,12 @@ async fn failed_sign_ins_delay_the_account_atomically_and_boundedly(backend: Bac
         let guarded = app
             .replica()
             .config(|c| {
-                c.rate_limit = Some(Toggle::On);
-                c.rate_limit_credential = "10000/1000000000".parse().unwrap();
-                c.db_pool_timeout_ms = 20_000;
-                c.rate_limit_storage = storage;
-                c.sign_in_free_failures = 5;
-                c.sign_in_max_delay = 2;
+                c.rate_limits.enabled = Some(Toggle::On);
+                c.rate_limits.credential = "10000/1000000000".parse().unwrap();
+                c.database.pool_timeout_ms = 20_000;
+                c.rate_limits.storage = storage;
+                c.rate_limits.sign_in_free_failures = 5;
+                c.rate_limits.sign_in_max_delay = 2;
             })
             .spawn()
             .await;
@@ -290,7 +290,7 @@ async fn trusted_proxy_hops_and_ipv6_buckets(backend: Backend) {
     let app = TestApp::builder(backend)
         .config(|c| {
             limited(c);
-            c.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
+            c.server.trusted_proxies = vec!["127.0.0.1/32".into(), "10.0.0.0/8".into()];
         })
         .spawn()
         .await;
@@ -352,7 +352,7 @@ const TRUSTED: &str = "https://app.example.com";
 
 async fn cross_site_mutations_are_refused(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.trusted_origins = vec![TRUSTED.into()])
+        .config(|c| c.server.trusted_origins = vec![TRUSTED.into()])
         .spawn()
         .await;
     let sign_up = |email: &str| json!({ "query": format!("mutation {{ signUpEmail(input: {{name: \"A\", email: \"{email}\", password: \"{PASSWORD}\"}}) {{ token }} }}") });
@@ -458,7 +458,7 @@ async fn cross_site_mutations_are_refused(backend: Backend) {
 
 async fn cors_answers_trusted_origins_only(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.trusted_origins = vec![TRUSTED.into()])
+        .config(|c| c.server.trusted_origins = vec![TRUSTED.into()])
         .spawn()
         .await;
     let preflight = |origin: &str| {
@@ -602,7 +602,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
     let open = app
         .replica()
         .production()
-        .config(|c| c.introspection = Some(Toggle::On))
+        .config(|c| c.graphql.introspection = Some(Toggle::On))
         .spawn()
         .await;
     let body = open
@@ -629,7 +629,7 @@ async fn production_hides_the_schema_and_limits_by_default(backend: Backend) {
 
 async fn password_policy_refuses_before_hashing(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.password_min_length = 12)
+        .config(|c| c.passwords.min_length = 12)
         .spawn()
         .await;
     let try_sign_up = |password: String| {
@@ -805,7 +805,7 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
         .replica()
         .config(|c| {
             limited(c);
-            c.rate_limit_general = "2/1000000000".parse().unwrap();
+            c.rate_limits.general = "2/1000000000".parse().unwrap();
         })
         .spawn()
         .await;
@@ -826,11 +826,11 @@ async fn reset_password_paths_draw_from_the_credential_budget(backend: Backend) 
 async fn wrong_current_passwords_count_toward_the_account_delay(backend: Backend) {
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.rate_limit = Some(Toggle::On);
-            c.rate_limit_credential = "10000/1000000000".parse().unwrap();
-            c.rate_limit_storage = RateLimitStorage::Database;
-            c.sign_in_free_failures = 5;
-            c.sign_in_max_delay = 900;
+            c.rate_limits.enabled = Some(Toggle::On);
+            c.rate_limits.credential = "10000/1000000000".parse().unwrap();
+            c.rate_limits.storage = RateLimitStorage::Database;
+            c.rate_limits.sign_in_free_failures = 5;
+            c.rate_limits.sign_in_max_delay = 900;
         })
         .spawn()
         .await;

@@ -41,7 +41,7 @@ async fn required_verification_end_to_end(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.require_email_verification = true;
+            c.mail.require_email_verification = true;
         })
         .spawn()
         .await;
@@ -114,7 +114,7 @@ async fn sign_up_with_a_registered_email_looks_fresh(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.require_email_verification = true;
+            c.mail.require_email_verification = true;
         })
         .spawn()
         .await;
@@ -571,7 +571,7 @@ async fn hostile_redirect_targets_are_refused(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.trusted_origins = vec!["https://app.example.com".into()];
+            c.server.trusted_origins = vec!["https://app.example.com".into()];
         })
         .spawn()
         .await;
@@ -617,7 +617,7 @@ async fn trusted_targets_and_relative_paths_shape_the_link(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.trusted_origins = vec!["https://app.example.com".into()];
+            c.server.trusted_origins = vec!["https://app.example.com".into()];
         })
         .spawn()
         .await;
@@ -649,7 +649,7 @@ async fn host_headers_never_change_links(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.base_url = Some("https://auth.example.com/".into());
+            c.server.base_url = Some("https://auth.example.com/".into());
         })
         .spawn()
         .await;
@@ -1076,7 +1076,7 @@ async fn per_address_send_limit_drops_mail_silently(backend: Backend) {
     let app = TestApp::builder(backend)
         .smtp(&smtp)
         .config(|c| {
-            c.mail_limit = 2;
+            c.mail.limit = 2;
         })
         .spawn()
         .await;

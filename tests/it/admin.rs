@@ -48,14 +48,14 @@ async fn admin_emails_make_admins_only_once_verified(backend: Backend) {
     // One secret for every boot: a throw-away one would replace the signing key each time.
     let app = TestApp::builder(backend)
         .secret()
-        .config(|c| c.admin_emails = listed())
+        .config(|c| c.admin.emails = listed())
         .spawn()
         .await;
     let boot = |emails: Vec<String>| {
         let boot = app
             .replica()
             .secret()
-            .config(|c| c.admin_emails = emails)
+            .config(|c| c.admin.emails = emails)
             .boot();
         async move { boot.await.expect("boots") }
     };
@@ -572,8 +572,8 @@ async fn audit_trail_records_every_event_type_without_secrets(backend: Backend) 
     // holding the first would wait out the checkout timeout and lose the event.
     let (app, admin) = TestApp::builder(backend)
         .config(|c| {
-            c.db_pool_size = 1;
-            c.db_pool_timeout_ms = 3000;
+            c.database.pool_size = 1;
+            c.database.pool_timeout_ms = 3000;
         })
         .spawn_admin()
         .await;
@@ -930,8 +930,8 @@ async fn every_schema_field_is_classified_and_admin_fields_are_guarded(backend: 
     let (app, admin) = TestApp::builder(backend)
         .config(|c| {
             // Introspection documents are deep; the walk is not what the limits are about.
-            c.max_depth = 20;
-            c.max_complexity = 10_000;
+            c.graphql.max_depth = 20;
+            c.graphql.max_complexity = 10_000;
         })
         .spawn_admin()
         .await;

@@ -44,7 +44,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "config",
-        &["auth", "clock", "db", "mail", "secret", "throttle"],
+        &[
+            "auth", "clock", "db", "graphql", "http", "mail", "secret", "throttle",
+        ],
     ),
     ("tooling", &["auth", "config", "db"]),
 ];

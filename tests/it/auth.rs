@@ -264,7 +264,7 @@ async fn made_up_and_jwt_tokens_authenticate_nothing(backend: Backend) {
 
 async fn expired_session_is_none_and_deleted(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.session_expires_in = 1)
+        .config(|c| c.sessions.expires_in = 1)
         .spawn()
         .await;
     let token = app.sign_up("ada@example.com").await;
@@ -281,7 +281,7 @@ async fn expired_session_is_none_and_deleted(backend: Backend) {
 
 async fn session_slides_at_most_once_per_update_age(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.session_update_age = 1)
+        .config(|c| c.sessions.update_age = 1)
         .spawn()
         .await;
     let token = app.sign_up("ada@example.com").await;
@@ -372,8 +372,8 @@ async fn sign_in_rehashes_passwords_stored_at_another_cost(backend: Backend) {
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.argon2_memory_kib = 9_216;
-            c.argon2_iterations = 4;
+            c.passwords.argon2_memory_kib = 9_216;
+            c.passwords.argon2_iterations = 4;
         })
         .spawn()
         .await;

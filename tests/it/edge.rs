@@ -31,8 +31,8 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<V
 // --- item 5: header-read timeout, keep-alive timeout, connection cap ---
 
 fn quick_timeouts(c: &mut Config) {
-    c.header_read_timeout = 1;
-    c.keep_alive_timeout = 1;
+    c.server.header_read_timeout = 1;
+    c.server.keep_alive_timeout = 1;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,9 +127,9 @@ async fn idle_keep_alive_connections_are_closed() {
 async fn connections_beyond_the_cap_wait_for_a_slot() {
     let app = TestApp::builder(Backend::Sqlite)
         .config(|c| {
-            c.header_read_timeout = 3;
-            c.keep_alive_timeout = 1;
-            c.max_connections = 4;
+            c.server.header_read_timeout = 3;
+            c.server.keep_alive_timeout = 1;
+            c.server.max_connections = 4;
         })
         .spawn()
         .await;
@@ -202,7 +202,7 @@ on_both!(security_headers_everywhere);
 async fn security_headers_everywhere(backend: Backend) {
     let https = TestApp::builder(backend)
         .config(|c| {
-            c.base_url = Some("https://auth.example.com".to_owned());
+            c.server.base_url = Some("https://auth.example.com".to_owned());
         })
         .spawn()
         .await;
@@ -238,8 +238,8 @@ async fn security_headers_everywhere(backend: Backend) {
 
     let custom = TestApp::builder(backend)
         .config(|c| {
-            c.base_url = Some("https://auth.example.com".to_owned());
-            c.hsts_max_age = 600;
+            c.server.base_url = Some("https://auth.example.com".to_owned());
+            c.server.hsts_max_age = 600;
         })
         .spawn()
         .await;
@@ -254,8 +254,8 @@ async fn security_headers_everywhere(backend: Backend) {
 
     let off = TestApp::builder(backend)
         .config(|c| {
-            c.base_url = Some("https://auth.example.com".to_owned());
-            c.hsts_max_age = 0;
+            c.server.base_url = Some("https://auth.example.com".to_owned());
+            c.server.hsts_max_age = 0;
         })
         .spawn()
         .await;
@@ -317,7 +317,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
     // Production with it: only the metrics listener has /metrics, and nothing else.
     let app = TestApp::on(&db)
         .production()
-        .config(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .config(|c| c.observability.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
         .spawn()
         .await;
     let metrics = app.metrics.clone().expect("metrics listener bound");
@@ -346,7 +346,7 @@ async fn metrics_listener_in_production_and_development(backend: Backend) {
 
     // Development: on the main listener, and on the metrics listener when set.
     let app = TestApp::on(&db)
-        .config(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .config(|c| c.observability.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
         .spawn()
         .await;
     assert_eq!(get_status(&app.url("/metrics")).await, Some(200));

@@ -246,8 +246,8 @@ async fn postgres_restarted_mid_traffic_loses_nothing_and_recovers() {
     let db = TestDb::at(pg.url());
     let app = TestApp::on(&db)
         .config(|c| {
-            c.db_pool_size = 4;
-            c.db_pool_timeout_ms = 1000;
+            c.database.pool_size = 4;
+            c.database.pool_timeout_ms = 1000;
         })
         .spawn()
         .await;

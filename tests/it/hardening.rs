@@ -62,8 +62,8 @@ async fn deep_nesting_is_refused_on_every_path(backend: Backend) {
     // the parser.
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.max_body_bytes = 4 << 20;
-            c.max_query_bytes = 1 << 20;
+            c.graphql.max_body_bytes = 4 << 20;
+            c.graphql.max_query_bytes = 1 << 20;
         })
         .spawn()
         .await;
@@ -177,8 +177,8 @@ async fn fragment_chains_and_cycles_are_refused_at_once(backend: Backend) {
     // introspect" walk runs too.
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.introspection = Some(apexkit::config::Toggle::Off);
-            c.max_query_bytes = 64 * 1024;
+            c.graphql.introspection = Some(apexkit::config::Toggle::Off);
+            c.graphql.max_query_bytes = 64 * 1024;
         })
         .spawn()
         .await;
@@ -259,7 +259,7 @@ fn summary(label: &str, mut times: Vec<Duration>) -> String {
 async fn ten_attackers_leave_health_and_sessions_answering(backend: Backend) {
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.introspection = Some(apexkit::config::Toggle::Off);
+            c.graphql.introspection = Some(apexkit::config::Toggle::Off);
         })
         .spawn()
         .await;

@@ -182,9 +182,9 @@ async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Back
     // One connection, a short checkout wait, a statement timeout longer than that wait.
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.db_pool_size = 1;
-            c.db_pool_timeout_ms = 300;
-            c.db_statement_timeout_ms = 1500;
+            c.database.pool_size = 1;
+            c.database.pool_timeout_ms = 300;
+            c.database.statement_timeout_ms = 1500;
         })
         .spawn()
         .await;
@@ -255,7 +255,7 @@ async fn pool_exhaustion_and_locked_writes_are_bounded_and_recover(backend: Back
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sqlite_database_refuses_writes_and_keeps_serving_reads() {
     let app = TestApp::builder(Backend::Sqlite)
-        .config(|c| c.sqlite_max_size_mb = Some(1))
+        .config(|c| c.database.sqlite_max_size_mb = Some(1))
         .spawn()
         .await;
     let token = app.sign_up("early@example.com").await;

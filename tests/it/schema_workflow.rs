@@ -36,7 +36,7 @@ async fn push_schema_applies_a_new_migration_to_the_running_server(backend: Back
     let dir = tempfile::tempdir().expect("tempdir");
     let (app, admin) = TestApp::builder(backend)
         .config(|c| {
-            c.migrations_dir = dir.path().to_path_buf();
+            c.database.migrations_dir = dir.path().to_path_buf();
         })
         .spawn_admin()
         .await;

@@ -228,11 +228,11 @@ fn ago(secs: i64) -> (String, chrono::NaiveDateTime) {
 async fn a_session_ends_at_its_max_age_however_active(backend: Backend) {
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.session_max_age = 3600;
-            c.session_expires_in = 1800;
-            c.session_short_expires_in = 1800;
+            c.sessions.max_age = 3600;
+            c.sessions.expires_in = 1800;
+            c.sessions.short_expires_in = 1800;
             // Every use slides the expiry.
-            c.session_update_age = 0;
+            c.sessions.update_age = 0;
         })
         .spawn()
         .await;

@@ -312,7 +312,7 @@ async fn access_tokens_verify_with_only_the_jwks(backend: Backend) {
 async fn verification_survives_rotation_and_retired_keys_leave(backend: Backend) {
     let app = TestApp::builder(backend)
         .config(|c| {
-            c.jwt_audience = Some("https://api.example.com".into());
+            c.tokens.audience = Some("https://api.example.com".into());
         })
         .spawn()
         .await;
@@ -401,7 +401,7 @@ async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend)
     let b = a
         .replica()
         .secret()
-        .config(|c| c.admin_emails = vec![ADMIN_EMAIL.to_owned()])
+        .config(|c| c.admin.emails = vec![ADMIN_EMAIL.to_owned()])
         .spawn()
         .await;
     a.sign_up("ada@example.com").await;
@@ -440,7 +440,7 @@ async fn sign_in_signs_with_the_key_another_replica_rotated_to(backend: Backend)
 
 async fn interval_rotation_keeps_the_old_key_published(backend: Backend) {
     let app = TestApp::builder(backend)
-        .config(|c| c.key_rotation_interval = 1)
+        .config(|c| c.tokens.key_rotation_interval = 1)
         .spawn()
         .await;
     let payload = app.sign_up_payload("ada@example.com").await;
@@ -728,10 +728,10 @@ async fn a_changed_secret_is_refused_in_production_and_replaced_in_development(b
     let config = |secret: &str, production: bool| {
         let secret = Secret::new(secret);
         TestApp::on(&db).config(move |c| {
-            c.secret = Some(secret);
+            c.server.secret = Some(secret);
             if production {
-                c.environment = apexkit::config::Environment::Production;
-                c.base_url = Some("https://auth.example.com".into());
+                c.server.environment = apexkit::config::Environment::Production;
+                c.server.base_url = Some("https://auth.example.com".into());
             }
         })
     };

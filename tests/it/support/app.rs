@@ -19,9 +19,9 @@ use super::{ADMIN_EMAIL, Backend, TEST_SECRET, TestDb};
 
 /// Production settings for tests: [`TEST_SECRET`] and a plain-http base URL.
 pub fn production(c: &mut Config) {
-    c.environment = Environment::Production;
-    c.secret = Some(Secret::new(TEST_SECRET));
-    c.base_url = Some("http://127.0.0.1".to_owned());
+    c.server.environment = Environment::Production;
+    c.server.secret = Some(Secret::new(TEST_SECRET));
+    c.server.base_url = Some("http://127.0.0.1".to_owned());
 }
 
 /// A running app, stopped when dropped, and a client for it (it derefs to [`Api`]).
@@ -151,7 +151,7 @@ impl<'a> TestAppBuilder<'a> {
     /// The deployment secret [`TEST_SECRET`], stable across instances (replicas need it to
     /// read each other's signing keys).
     pub fn secret(self) -> Self {
-        self.config(|c| c.secret = Some(Secret::new(TEST_SECRET)))
+        self.config(|c| c.server.secret = Some(Secret::new(TEST_SECRET)))
     }
 
     /// Production settings (see [`production`]).
@@ -216,7 +216,7 @@ impl<'a> TestAppBuilder<'a> {
     pub async fn spawn_admin(mut self) -> (TestApp, String) {
         self.overrides.insert(
             0,
-            Box::new(|c| c.admin_emails = vec![ADMIN_EMAIL.to_owned()]),
+            Box::new(|c| c.admin.emails = vec![ADMIN_EMAIL.to_owned()]),
         );
         let app = self.spawn().await;
         let token = app.sign_up(ADMIN_EMAIL).await;

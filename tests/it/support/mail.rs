@@ -336,10 +336,10 @@ fn decode_body(body: &str, cte: &str) -> String {
 
 /// Mail settings for tests: this SMTP URL, a fast outbox, quick retries.
 pub(super) fn fast_mail(config: &mut Config, smtp_url: &str) {
-    config.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
-    config.mail_from = Some("Apexkit Test <auth@example.com>".to_owned());
-    config.mail_poll_interval_ms = 50;
-    config.mail_retry_base_ms = 100;
-    config.mail_retry_max_ms = 400;
-    config.mail_limit = 50;
+    config.mail.smtp_url = Some(apexkit::config::Secret::new(smtp_url));
+    config.mail.from = Some("Apexkit Test <auth@example.com>".to_owned());
+    config.mail.poll_interval_ms = 50;
+    config.mail.retry_base_ms = 100;
+    config.mail.retry_max_ms = 400;
+    config.mail.limit = 50;
 }

@@ -1,0 +1,121 @@
+//! Database: where it is, the pool, statement limits and migrations.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::{DatabaseUrl, PoolOptions};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// Database: postgres://…, postgresql://… or sqlite://PATH (file created when missing).
+    #[arg(
+        id = "database_url",
+        long = "database-url",
+        value_name = "DATABASE_URL",
+        env = "DATABASE_URL",
+        default_value = "sqlite://apexkit.db",
+        hide_env_values = true,
+        help_heading = "Database"
+    )]
+    pub url: String,
+
+    /// Maximum pooled database connections.
+    #[arg(
+        id = "db_pool_size",
+        long = "db-pool-size",
+        value_name = "DB_POOL_SIZE",
+        env = "APEXKIT_DB_POOL_SIZE",
+        default_value_t = 10,
+        help_heading = "Database"
+    )]
+    pub pool_size: u32,
+
+    /// Milliseconds a request waits for a database connection before SERVICE_UNAVAILABLE.
+    #[arg(
+        id = "db_pool_timeout_ms",
+        long = "db-pool-timeout-ms",
+        value_name = "DB_POOL_TIMEOUT_MS",
+        env = "APEXKIT_DB_POOL_TIMEOUT_MS",
+        default_value_t = 3000,
+        help_heading = "Database"
+    )]
+    pub pool_timeout_ms: u64,
+
+    /// Milliseconds one statement may run (PostgreSQL statement_timeout, SQLite busy_timeout).
+    #[arg(
+        id = "db_statement_timeout_ms",
+        long = "db-statement-timeout-ms",
+        value_name = "DB_STATEMENT_TIMEOUT_MS",
+        env = "APEXKIT_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000,
+        help_heading = "Database"
+    )]
+    pub statement_timeout_ms: u64,
+
+    /// Directory with postgres/ and sqlite/ migration folders: read by `pushSchema` and
+    /// `migrate status` (development), written by `migrate new`.
+    #[arg(
+        long,
+        env = "APEXKIT_MIGRATIONS_DIR",
+        default_value = "migrations",
+        help_heading = "Database"
+    )]
+    pub migrations_dir: std::path::PathBuf,
+
+    /// Apply a pending migration older than the newest applied one (production refuses by
+    /// default; development applies it with a warning).
+    #[arg(long, env = "APEXKIT_ALLOW_OUT_OF_ORDER", help_heading = "Database")]
+    pub allow_out_of_order: bool,
+
+    /// Seconds to keep retrying (capped exponential backoff) when PostgreSQL is unreachable at
+    /// boot; then exit non-zero. Bad credentials, an unknown database or a bad URL exit at once.
+    #[arg(
+        id = "db_connect_timeout",
+        long = "db-connect-timeout",
+        value_name = "DB_CONNECT_TIMEOUT",
+        env = "APEXKIT_DB_CONNECT_TIMEOUT",
+        default_value_t = 30,
+        help_heading = "Database"
+    )]
+    pub connect_timeout: u64,
+
+    /// Cap on the SQLite database size in MiB (PRAGMA max_page_count on every connection);
+    /// beyond it writes fail with SERVICE_UNAVAILABLE while reads keep working. Default: none.
+    #[arg(long, env = "APEXKIT_SQLITE_MAX_SIZE_MB", help_heading = "Database")]
+    pub sqlite_max_size_mb: Option<u64>,
+}
+
+/// The database settings, validated.
+pub struct Database {
+    pub url: DatabaseUrl,
+    pub pool: PoolOptions,
+    pub migrations_dir: PathBuf,
+    /// `APEXKIT_ALLOW_OUT_OF_ORDER`, always on in development.
+    pub allow_out_of_order: bool,
+    /// How long boot keeps retrying an unreachable PostgreSQL.
+    pub connect_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn settings(&self, production: bool) -> Result<Database, String> {
+        let mut problems = Vec::new();
+        if self.pool_size == 0 || self.pool_timeout_ms == 0 {
+            problems.push(
+                "APEXKIT_DB_POOL_SIZE and APEXKIT_DB_POOL_TIMEOUT_MS must be positive".to_owned(),
+            );
+        }
+        let url = super::checked(DatabaseUrl::parse(&self.url), problems)?;
+        Ok(Database {
+            url,
+            pool: PoolOptions {
+                max_size: self.pool_size,
+                checkout_timeout: Duration::from_millis(self.pool_timeout_ms),
+                statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+                sqlite_max_size_mb: self.sqlite_max_size_mb,
+            },
+            migrations_dir: self.migrations_dir.clone(),
+            allow_out_of_order: self.allow_out_of_order || !production,
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+        })
+    }
+}
