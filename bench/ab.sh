@@ -12,7 +12,7 @@ BENCH_PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 export APEXKIT_BENCH_DIR="$PWD/bench"
 WORK=$(mktemp -d); export APEXKIT_BENCH_TOKENS=$WORK/tokens.lua
 PORT=47090
-EMAIL=bench@example.com PASSWORD="bench password 123"
+EMAIL=bench@example.com PASSWORD="quiet harbor lantern 42"
 gql() { curl -sf "http://127.0.0.1:$PORT/graphql" -H 'content-type: application/json' -d "$1"; }
 run() { # run BIN LABEL SCENARIO
   local db="apexkit_ab_$RANDOM"
@@ -20,7 +20,8 @@ run() { # run BIN LABEL SCENARIO
   RUST_LOG=warn APEXKIT_RATE_LIMIT=off DATABASE_URL="${BENCH_PG_URL%/*}/$db" APEXKIT_LISTEN=127.0.0.1:$PORT "$1" 2>"$WORK/log" &
   local pid=$!
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-  gql "{\"query\":\"mutation { signUpEmail(input: {name: \\\"B\\\", email: \\\"$EMAIL\\\", password: \\\"$PASSWORD\\\"}) { token } }\"}" >/dev/null
+  gql "{\"query\":\"mutation { signUpEmail(input: {name: \\\"B\\\", email: \\\"$EMAIL\\\", password: \\\"$PASSWORD\\\"}) { token } }\"}" \
+    | jq -e .data.signUpEmail.token >/dev/null || { echo "sign-up failed on $1" >&2; cat "$WORK/log" >&2; exit 1; }
   { echo "return {"; for _ in 1 2; do
      gql "{\"query\":\"mutation { signInEmail(input: {email: \\\"$EMAIL\\\", password: \\\"$PASSWORD\\\"}) { token } }\"}" | jq -r '"\"" + .data.signInEmail.token + "\","'
     done; echo "}"; } > "$WORK/tokens.lua"

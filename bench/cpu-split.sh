@@ -35,7 +35,7 @@ RUST_LOG=warn APEXKIT_ENV=development APEXKIT_RATE_LIMIT=off DATABASE_URL="${BEN
 SERVER_PID=$!
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "http://127.0.0.1:$PORT/graphql" -H 'Content-Type: application/json' \
-  -d '{"query":"mutation { signUpEmail(input: {name: \"Bench\", email: \"bench@example.com\", password: \"bench password 123\"}) { token } }"}' >/dev/null
+  -d '{"query":"mutation { signUpEmail(input: {name: \"Bench\", email: \"bench@example.com\", password: \"quiet harbor lantern 42\"}) { token } }"}' >/dev/null
 
 snapshot() { # "group ticks" lines: server threads by name (digits dropped), PostgreSQL, machine
   for task in /proc/"$SERVER_PID"/task/*; do

@@ -22,7 +22,7 @@ PG_BASE=${BENCH_PG_URL%/*}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release/apexkit"
 PORT=${PORT:-47070}
-PASSWORD="bench password 123"
+PASSWORD="quiet harbor lantern 42"
 WORK=$(mktemp -d)
 export APEXKIT_BENCH_DIR="$BENCH_DIR" APEXKIT_BENCH_TOKENS="$WORK/tokens.lua"
 SERVER_PID=""

@@ -10,3 +10,12 @@ function init(args)
   wrk.headers["Authorization"] = "Bearer " .. tokens[(id % #tokens) + 1]
   wrk.body = '{"query":"{ session { session { id expiresAt } user { id email } } }"}'
 end
+
+-- A token the server does not know answers `"session":null` without errors: a failure here.
+function response(status, headers, body)
+  if body:find('"session":null', 1, true) then
+    failed = failed + 1
+  else
+    count_response(status, body)
+  end
+end

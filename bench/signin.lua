@@ -5,5 +5,5 @@ function init(args)
   failed = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
-  wrk.body = '{"query":"mutation { signInEmail(input: {email: \\"bench@example.com\\", password: \\"bench password 123\\"}) { token } }"}'
+  wrk.body = '{"query":"mutation { signInEmail(input: {email: \\"bench@example.com\\", password: \\"quiet harbor lantern 42\\"}) { token } }"}'
 end

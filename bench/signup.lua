@@ -10,7 +10,7 @@ end
 function request()
   n = n + 1
   local body = string.format(
-    '{"query":"mutation { signUpEmail(input: {name: \\"Bench\\", email: \\"u%s-%d-%d@example.com\\", password: \\"bench password 123\\"}) { token } }"}',
+    '{"query":"mutation { signUpEmail(input: {name: \\"Bench\\", email: \\"u%s-%d-%d@example.com\\", password: \\"quiet harbor lantern 42\\"}) { token } }"}',
     run, id, n)
   return wrk.format("POST", "/graphql", json_headers(), body)
 end
