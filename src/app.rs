@@ -474,8 +474,7 @@ async fn domain(
         wake: wake.clone(),
     };
     let auth = Auth::new(pool.clone(), hasher, settings.sessions.policy, tokens)
-        .with_admin_emails(&settings.admin_emails)
-        .map_err(|e| anyhow::anyhow!("APEXKIT_ADMIN_EMAILS: {e}"))?
+        .with_admin_emails(settings.admin_emails.clone())
         .with_migrator(Migrator::new(
             settings.database.url.clone(),
             settings.database.migrations_dir.clone(),

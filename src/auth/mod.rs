@@ -153,17 +153,12 @@ impl Auth {
         Arc::make_mut(&mut self.0)
     }
 
-    /// Users with one of these emails become admins once they have verified it (at
-    /// verification, and at [`admin::AdminService::promote_listed`] on every boot); never at
-    /// sign-up. Invalid emails are an error (a typo must not go unnoticed).
-    pub fn with_admin_emails(mut self, emails: &[String]) -> Result<Self> {
-        let normalized = emails
-            .iter()
-            .filter(|e| !e.trim().is_empty())
-            .map(|e| email::normalize(e))
-            .collect::<Result<Vec<_>>>()?;
+    /// Users with one of these (normalised, see `config::AdminConfig::settings`) emails become
+    /// admins once they have verified it (at verification, and at
+    /// [`admin::AdminService::promote_listed`] on every boot); never at sign-up.
+    pub fn with_admin_emails(mut self, normalized: Vec<String>) -> Self {
         self.assembling().admin_emails = normalized.into();
-        Ok(self)
+        self
     }
 
     /// Enables the migration status and (in development) `pushSchema` use cases.

@@ -16,16 +16,20 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    /// The admin emails, each checked to be an address.
+    /// The admin emails, normalised as users' emails are stored (blank entries skipped); an
+    /// entry that is not an address is an error (a typo must not go unnoticed).
     pub fn settings(&self) -> Result<Vec<String>, String> {
-        let problems = self
-            .emails
-            .iter()
-            .filter(|e| !e.trim().is_empty())
-            .filter(|e| crate::auth::email::normalize(e).is_err())
-            .map(|email| format!("APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"))
-            .collect();
+        let mut problems = Vec::new();
+        let mut emails = Vec::new();
+        for email in self.emails.iter().filter(|e| !e.trim().is_empty()) {
+            match crate::auth::email::normalize(email) {
+                Ok(normalized) => emails.push(normalized),
+                Err(_) => problems.push(format!(
+                    "APEXKIT_ADMIN_EMAILS: {email:?} is not an email address"
+                )),
+            }
+        }
         super::problems(problems)?;
-        Ok(self.emails.clone())
+        Ok(emails)
     }
 }
