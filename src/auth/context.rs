@@ -106,7 +106,7 @@ impl Context {
         }
         .await;
         if let Err(error) = written {
-            tracing::error!(%error, kind = event.kind.as_str(), "cannot write audit event");
+            audit_failed(&event, &error);
         }
     }
 
@@ -166,4 +166,9 @@ impl Context {
             .as_deref()
             .is_some_and(|f| f.require_email_verification)
     }
+}
+
+/// Logs an audit event that could not be written (see [`Context::record`]).
+pub(super) fn audit_failed(event: &AuditEvent, error: &Error) {
+    tracing::error!(%error, kind = event.kind.as_str(), "cannot write audit event");
 }

@@ -4,11 +4,12 @@ use chrono::NaiveDateTime;
 
 use super::access_token::Subject;
 use super::audit::{AuditEvent, AuditKind};
-use super::context::service;
+use super::context::{audit_failed, service};
 use super::{ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::clock::{after as add, before};
 use crate::db::models::NewSession;
-use crate::db::sessions;
+use crate::db::signing_keys::SigningKeyRow;
+use crate::db::{audit, pipeline, sessions};
 use crate::error::{Error, Result};
 
 service! {
@@ -107,6 +108,22 @@ impl Sessions<'_> {
         client: &ClientInfo,
         refused: impl FnOnce(&str) -> AuditEvent,
     ) -> Result<SignedIn> {
+        self.issue_with_key(user, remember_me, client, refused, None)
+            .await
+    }
+
+    /// [`Self::issue`] with the active signing key row the caller read together with its own
+    /// reads (`None`: read it here). The session and its event are written in one round trip
+    /// on PostgreSQL (they are independent statements: the event failing does not undo the
+    /// session — the audit trail is best effort, see `Context::record`).
+    pub async fn issue_with_key(
+        &self,
+        user: User,
+        remember_me: bool,
+        client: &ClientInfo,
+        refused: impl FnOnce(&str) -> AuditEvent,
+        active_key: Option<SigningKeyRow>,
+    ) -> Result<SignedIn> {
         let user = match user.banned {
             false => Some(user),
             true => self.unless_banned(&mut self.conn().await?, user).await?,
@@ -120,17 +137,34 @@ impl Sessions<'_> {
         }
         let draft = self.draft(&user.id, remember_me, client, now())?;
         // Signed before the row is written: a token that cannot be signed leaves nothing behind.
-        let access_token = self
-            .tokens
-            .issue(&draft.subject(
+        let signer = self.tokens.keys().signer_from(active_key).await?;
+        let access_token = self.tokens.issue_with(
+            &draft.subject(
                 &user.email,
                 user.email_verified.unwrap_or(false),
                 &user.role,
-            ))
-            .await?;
-        let session = sessions::insert(&mut self.conn().await?, &draft.row()).await?;
-        self.record(AuditEvent::by_self(AuditKind::SignIn, &user.id), client)
-            .await;
+            ),
+            &signer,
+        )?;
+        let event = AuditEvent::by_self(AuditKind::SignIn, &user.id);
+        let mut conn = self.conn().await?;
+        let session = match event.row(client) {
+            Ok(row) => {
+                let (session, recorded) = pipeline!(
+                    &mut conn,
+                    sessions::insert(&draft.row()),
+                    audit::insert(&row)
+                );
+                if let Err(error) = recorded {
+                    audit_failed(&event, &error.into());
+                }
+                session?
+            }
+            Err(error) => {
+                audit_failed(&event, &error);
+                sessions::insert(&mut conn, &draft.row()).await?
+            }
+        };
         Ok(SignedIn {
             token: draft.token,
             session,

@@ -6,16 +6,16 @@ use diesel_async::RunQueryDsl;
 
 use super::models::AuditEvent;
 use super::schema::audit_event;
-use super::{Conn, DbError, run};
+use super::{Conn, DbError, query, run};
 
-pub async fn insert(conn: &mut Conn, event: &AuditEvent) -> Result<(), DbError> {
-    run!(conn, |c| {
+query! {
+    pub async fn insert(c, event: &AuditEvent) -> () {
         diesel::insert_into(audit_event::table)
             .values(event)
             .execute(c)
             .await
-    })
-    .map(drop)
+            .map(drop)
+    }
 }
 
 /// Filters and the keyset position of an audit page.

@@ -46,6 +46,68 @@ macro_rules! run {
     };
 }
 
+/// A query that can also run pipelined with another ([`pipeline!`]). Written once, in its
+/// table's module, like any query:
+/// `query! { pub async fn find(c, id: &str) -> Option<Row> { table.find(id).first(c).await.optional() } }`
+/// defines `find(conn: &mut Conn, id) -> Result<Option<Row>, DbError>` and, in a module of the
+/// same name, the body on each backend's connection (`find::pg`, on a shared PostgreSQL
+/// connection, and `find::sqlite`) for `pipeline!` to call.
+macro_rules! query {
+    ($(#[$meta:meta])* $vis:vis async fn $name:ident($c:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $out:ty $body:block) => {
+        $(#[$meta])*
+        $vis async fn $name(
+            conn: &mut $crate::db::Conn,
+            $($arg: $ty),*
+        ) -> Result<$out, $crate::db::DbError> {
+            $crate::db::lift(match conn {
+                $crate::db::Conn::Postgres(pooled) => $name::pg(&mut &**pooled, $($arg),*).await,
+                $crate::db::Conn::Sqlite(pooled) => $name::sqlite(&mut **pooled, $($arg),*).await,
+            })
+        }
+
+        $vis mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            pub(crate) async fn pg(
+                $c: &mut &diesel_async::AsyncPgConnection,
+                $($arg: $ty),*
+            ) -> diesel::QueryResult<$out> $body
+
+            pub(crate) async fn sqlite(
+                $c: &mut $crate::db::SqliteConn,
+                $($arg: $ty),*
+            ) -> diesel::QueryResult<$out> $body
+        }
+    };
+}
+
+/// Two independent [`query!`] queries, possibly of different tables, on one connection: both run
+/// and both results are returned. Pipelined into one round trip on PostgreSQL (sent together,
+/// executed in order, each its own implicit transaction), one after the other on SQLite (in
+/// process: no round trip to save). `pipeline!(conn, users::find(id), keys::active())`.
+/// Used only where a benchmark shows it matters (see the callers' comments for the figures).
+macro_rules! pipeline {
+    ($conn:expr, $($a:ident)::+ ($($aa:expr),* $(,)?), $($b:ident)::+ ($($ba:expr),* $(,)?) $(,)?) => {
+        match $conn {
+            $crate::db::Conn::Postgres(pooled) => {
+                let shared: &diesel_async::AsyncPgConnection = &**pooled;
+                let (first, second) = tokio::join!(
+                    async { $($a)::+::pg(&mut &*shared, $($aa),*).await },
+                    async { $($b)::+::pg(&mut &*shared, $($ba),*).await },
+                );
+                ($crate::db::lift(first), $crate::db::lift(second))
+            }
+            $crate::db::Conn::Sqlite(pooled) => {
+                let first = $($a)::+::sqlite(&mut **pooled, $($aa),*).await;
+                let second = $($b)::+::sqlite(&mut **pooled, $($ba),*).await;
+                ($crate::db::lift(first), $crate::db::lift(second))
+            }
+        }
+    };
+}
+pub(crate) use {pipeline, query};
+
 /// The error of a query as the data layer reports it (see [`run!`]).
 #[inline]
 pub(crate) fn lift<T, E: Into<DbError>>(result: Result<T, E>) -> Result<T, DbError> {

@@ -6,16 +6,16 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{NewSession, Session, User};
 use super::schema::{session, user};
-use super::{Conn, DbError, run};
+use super::{Conn, DbError, query, run};
 
-pub async fn insert(conn: &mut Conn, new: &NewSession<'_>) -> Result<Session, DbError> {
-    run!(conn, |c| {
+query! {
+    pub async fn insert(c, new: &NewSession<'_>) -> Session {
         diesel::insert_into(session::table)
             .values(new)
             .returning(Session::as_returning())
             .get_result(c)
             .await
-    })
+    }
 }
 
 /// The session behind a token hash and its user: one indexed lookup.

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::schema::signing_key;
-use super::{Conn, DbError, run, transaction};
+use super::{Conn, DbError, query, run, transaction};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = signing_key, treat_none_as_default_value = false)]
@@ -22,16 +22,16 @@ pub struct SigningKeyRow {
     pub retired_at: Option<NaiveDateTime>,
 }
 
-/// The key that signs now, if any.
-pub async fn find_active(conn: &mut Conn) -> Result<Option<SigningKeyRow>, DbError> {
-    run!(conn, |c| {
+query! {
+    /// The key that signs now, if any.
+    pub async fn find_active(c) -> Option<SigningKeyRow> {
         signing_key::table
             .filter(signing_key::retired_at.is_null())
             .select(SigningKeyRow::as_select())
             .first(c)
             .await
             .optional()
-    })
+    }
 }
 
 /// Keys to publish: the active one and those retired after `retired_after`, newest first.

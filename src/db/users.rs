@@ -6,7 +6,7 @@ use diesel_async::RunQueryDsl;
 
 use super::models::{NewAccount, NewSession, NewUser, Role, Session, User};
 use super::schema::{account, session, user};
-use super::{Conn, DbError, run, transaction};
+use super::{Conn, DbError, query, run, transaction};
 
 pub async fn find_by_id(conn: &mut Conn, id: &str) -> Result<Option<User>, DbError> {
     run!(conn, |c| {
@@ -30,14 +30,14 @@ pub async fn find_by_email(conn: &mut Conn, email: &str) -> Result<Option<User>,
     })
 }
 
-/// The user with this email and the password hash of their `provider` account (what a
-/// sign-in reads before it hashes).
-pub async fn find_with_password(
-    conn: &mut Conn,
-    email: &str,
-    provider: &str,
-) -> Result<Option<(User, Option<String>)>, DbError> {
-    run!(conn, |c| {
+query! {
+    /// The user with this email and the password hash of their `provider` account (what a
+    /// sign-in reads before it hashes).
+    pub async fn find_with_password(
+        c,
+        email: &str,
+        provider: &str,
+    ) -> Option<(User, Option<String>)> {
         user::table
             .inner_join(account::table)
             .filter(user::email.eq(email))
@@ -46,7 +46,7 @@ pub async fn find_with_password(
             .first(c)
             .await
             .optional()
-    })
+    }
 }
 
 /// Creates the user, their credential account and (optionally) a first session atomically:
