@@ -136,11 +136,6 @@ impl Tokens<'_> {
     pub async fn refresh(&self, viewer: &Viewer) -> Result<AccessToken> {
         self.tokens.issue(&Subject::from(viewer)).await
     }
-
-    /// The store of signing keys (for the JWKS and the rotation task).
-    pub fn keys(&self) -> &KeyStore {
-        self.tokens.keys()
-    }
 }
 
 impl AdminService<'_> {
