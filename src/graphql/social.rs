@@ -8,6 +8,7 @@ use super::types::utc;
 use super::types::{AuthPayload, Session, User};
 use super::{CookiePolicy, domain, require_viewer, state};
 use crate::auth::social::{STATE_COOKIE, STATE_LIFETIME, Start, Started};
+use crate::observability::record_social_sign_in;
 
 /// The cookie binding a flow to the browser that started it (see `auth::social`): HttpOnly,
 /// the flow's 10 minutes, for the callback path only. Over https `SameSite=None; Secure`, so a
@@ -117,7 +118,20 @@ impl SocialMutation {
                     id_token.access_token.as_deref(),
                     &state.client,
                 )
-                .await?;
+                .await;
+            let known = auth
+                .social()
+                .providers()
+                .iter()
+                .any(|p| p.id == input.provider);
+            record_social_sign_in(
+                if known { &input.provider } else { "unknown" },
+                match &signed {
+                    Ok(_) => "success",
+                    Err(e) => e.code().as_str(),
+                },
+            );
+            let signed = signed?;
             let payload = super::auth::signed_in(ctx, signed, true)?;
             return Ok(from_signed_in(payload));
         }

@@ -2,6 +2,7 @@
 //! redirect flow hop by hop, linking rules, the attacks on `state`, code and `id_token`, the
 //! provider's denial and outage, the native `idToken` sign-in, and two replicas.
 
+use apexkit::Config;
 use apexkit::config::{ProviderConfig, Secret};
 use serde_json::{Value, json};
 
@@ -9,7 +10,7 @@ use crate::support::oidc::{
     Browser, CLIENT_ID, CLIENT_SECRET, OidcProvider, client, free_port, native_id_token, param,
     provider_config,
 };
-use crate::support::{Backend, TestApp, TestDb, code, data, on_both};
+use crate::support::{Backend, TestApp, TestDb, code, data, metric_value, on_both};
 
 /// A provider and an app that knows it as `corp` (and as each of `extra`'s ids, with their
 /// client ids), the provider started first with the app's callback URLs.
@@ -35,27 +36,33 @@ impl Setup {
         Self::with(backend, |_, _| {}, |_| {}).await
     }
 
-    /// `provider` adjusts the provider's config (given the app's base URL); `provider_cfg` the
-    /// app's provider entries.
+    /// `provider` adjusts the provider's config (given the app's base URL); `app` the app's
+    /// (whose `social.providers` holds `corp`).
     async fn with(
         backend: Backend,
         provider: impl FnOnce(&mut Value, &str),
-        app_providers: impl FnOnce(&mut Vec<ProviderConfig>) + Send + 'static,
+        app: impl FnOnce(&mut Config) + Send + 'static,
     ) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut config = provider_config(&[format!("{base}/callback/corp")]);
         provider(&mut config, &base);
-        let oidc = OidcProvider::start(&config);
+        // A test may pin the provider's port (`"port"`, not a provider setting).
+        let pinned = config
+            .as_object_mut()
+            .and_then(|o| o.remove("port"))
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        let oidc = OidcProvider::start_on(&config, pinned);
         let issuer = oidc.issuer.clone();
         let app = TestApp::builder(backend)
             .secret()
             .config(move |c| {
                 c.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
-                let mut providers = vec![corp(&issuer, "corp", CLIENT_ID)];
-                app_providers(&mut providers);
-                c.social.provider_ids = providers.iter().map(|p| p.id.clone()).collect();
-                c.social.providers = providers;
+                c.social.providers = vec![corp(&issuer, "corp", CLIENT_ID)];
+                app(c);
+                c.social.provider_ids = c.social.providers.iter().map(|p| p.id.clone()).collect();
             })
             .spawn()
             .await;
@@ -166,6 +173,16 @@ async fn new_and_returning_user(backend: Backend) {
                   "scopes": ["openid", "email", "profile"] }])
     );
 
+    let metrics = s.app.metrics_text().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "apexkit_social_sign_in_total",
+            &[("provider", "corp"), ("outcome", "success")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+
     // Returning: the same identity, no new user, callbackURL.
     let (to, again) = s.sign_in("alice", flow(json!({}))).await;
     assert_eq!(to, s.url("/home"));
@@ -211,6 +228,17 @@ async fn links_only_verified_emails(backend: Backend) {
         "no row written"
     );
     assert_eq!(s.app.db.users().await, 2);
+    // Bob's own address verified now, but the provider still does not vouch for it.
+    s.app.verify_address("bob@example.test").await;
+    let (to, _) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=account_not_linked"));
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account WHERE account_id = 'bob-sub'")
+            .await,
+        0
+    );
 
     // No email from the provider at all.
     let (to, _) = s.sign_in("nomail", flow(json!({}))).await;
@@ -328,7 +356,7 @@ async fn provider_denial_and_outage(backend: Backend) {
     let s = Setup::with(
         backend,
         |_, _| {},
-        move |providers| providers[0].token_url = Some(closed),
+        move |c| c.social.providers[0].token_url = Some(closed),
     )
     .await;
     let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
@@ -406,9 +434,9 @@ async fn refuses_hmac_signed_id_tokens(backend: Backend) {
             hs["id_token_signed_response_alg"] = json!("HS256");
             config["clients"].as_array_mut().expect("clients").push(hs);
         },
-        |providers| {
-            let issuer = providers[0].issuer.clone().expect("issuer");
-            providers.push(corp(&issuer, "hs", "apexkit-hs"));
+        |c| {
+            let issuer = c.social.providers[0].issuer.clone().expect("issuer");
+            c.social.providers.push(corp(&issuer, "hs", "apexkit-hs"));
         },
     )
     .await;
@@ -635,7 +663,146 @@ async fn provider_access_token_is_refreshed_when_expired(backend: Backend) {
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
 }
 
+async fn userinfo_plain_oauth2_and_form_post(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |config, base| {
+            // Strict OIDC Core 5.4: the id_token has no email; it comes from userinfo.
+            config["conformIdTokenClaims"] = json!(true);
+            config["clients"][0]["redirect_uris"]
+                .as_array_mut()
+                .expect("uris")
+                .push(json!(format!("{base}/callback/plain")));
+        },
+        |c| {
+            // The same server as a plain OAuth 2.0 provider: endpoints only, no id_token check.
+            let issuer = c.social.providers[0].issuer.clone().expect("issuer");
+            c.social.providers.push(ProviderConfig {
+                id: "plain".into(),
+                client_id: Some(CLIENT_ID.into()),
+                client_secret: Some(Secret::new(CLIENT_SECRET)),
+                scopes: Some("openid,email,profile".into()),
+                authorization_url: Some(format!("{issuer}/auth")),
+                token_url: Some(format!("{issuer}/token")),
+                userinfo_url: Some(format!("{issuer}/me")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/welcome"));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(
+        user,
+        json!({ "email": "alice@example.test", "emailVerified": true,
+                "name": "Alice Example", "image": "https://example.test/alice.png" })
+    );
+
+    let (to, browser) = s.sign_in("bob", flow(json!({ "provider": "plain" }))).await;
+    assert_eq!(to, s.url("/welcome"));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(user["email"], "bob@example.test");
+    assert_eq!(
+        user["emailVerified"], false,
+        "the provider did not vouch for it"
+    );
+
+    // response_mode=form_post: the same answer as a POSTed form.
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let back = browser.authorize(&url, Some("alice")).await;
+    let form: Vec<(String, String)> = reqwest::Url::parse(&back)
+        .expect("url")
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let resp = browser
+        .http
+        .post(s.url("/callback/corp"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 302);
+    assert_eq!(
+        crate::support::oidc::location(&resp).as_deref(),
+        Some(s.url("/home").as_str())
+    );
+    assert_eq!(me(&browser, &s.base).await["email"], "alice@example.test");
+}
+
+async fn verification_and_bans_still_apply(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        |c| c.mail.require_email_verification = true,
+    )
+    .await;
+    // Bob's provider does not vouch for his address: a user, unverified, and no session.
+    let (to, browser) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=email_not_verified"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM \"user\" WHERE email = 'bob@example.test' AND email_verified = false")
+            .await,
+        1
+    );
+    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM session").await, 0);
+
+    // A provider-verified address counts as verified.
+    let (to, _) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/welcome"));
+
+    s.app
+        .db
+        .execute("UPDATE \"user\" SET banned = true WHERE email = 'alice@example.test'")
+        .await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=user_banned"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'social_sign_in' AND outcome = 'failure'")
+            .await,
+        2
+    );
+}
+
+async fn keys_are_fetched_again_for_an_unknown_kid(backend: Backend) {
+    let port = free_port();
+    let s = Setup::with(
+        backend,
+        move |config, _| config["port"] = json!(port),
+        |_| {},
+    )
+    .await;
+    let Setup { app, provider, .. } = s;
+    let issuer = provider.issuer.clone();
+    let token = native_id_token(&issuer, "alice", "n1").await;
+    let input = json!({ "provider": "corp", "idToken": { "token": token, "nonce": "n1" } });
+    let body = app.gql(ID_TOKEN_SIGN_IN, json!({ "i": input })).await;
+    assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
+
+    // The provider restarts with new signing keys (same issuer): the app's cached JWKS no
+    // longer has the token's kid, so it fetches the set again (at most every 10 s).
+    drop(provider);
+    let restarted = OidcProvider::start_on(&provider_config(&[]), port);
+    assert_eq!(restarted.issuer, issuer);
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let token = native_id_token(&issuer, "alice", "n2").await;
+    let input = json!({ "provider": "corp", "idToken": { "token": token, "nonce": "n2" } });
+    let body = app.gql(ID_TOKEN_SIGN_IN, json!({ "i": input })).await;
+    assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
+}
+
 on_both!(
+    userinfo_plain_oauth2_and_form_post,
+    verification_and_bans_still_apply,
+    keys_are_fetched_again_for_an_unknown_kid,
     link_and_unlink,
     provider_access_token_is_refreshed_when_expired,
     new_and_returning_user,
@@ -662,6 +829,25 @@ async fn production_refuses_an_unreachable_or_misconfigured_provider() {
         .err()
         .expect("refused");
     assert!(format!("{err:#}").contains("\"corp\""), "{err:#}");
+
+    // In development an unreachable provider is a warning: the app starts, and the provider
+    // is tried again when used.
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let app = TestApp::on(&db)
+        .config(move |c| {
+            c.social.provider_ids = vec!["corp".into()];
+            c.social.providers = vec![corp(&unreachable, "corp", CLIENT_ID)];
+        })
+        .spawn()
+        .await;
+    let body = app
+        .gql(
+            "mutation { signInSocial(input: {provider: \"corp\"}) { url } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    drop(app);
 
     let err = TestApp::on(&db)
         .config(|c| {

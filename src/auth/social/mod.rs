@@ -429,11 +429,12 @@ impl Social<'_> {
         };
         // The callback must be the provider the state was issued for, and (RFC 9207) the
         // response must come from its issuer: a mix-up is a forged state for us.
-        if flow.provider != provider.spec.id
-            || params.iss.as_deref().is_some_and(|iss| {
-                Some(iss.trim_end_matches('/')) != provider.spec.issuer.as_deref()
-            })
-        {
+        let foreign_iss = match (params.iss.as_deref(), provider.spec.issuer.as_deref()) {
+            (Some(iss), Some(issuer)) => iss.trim_end_matches('/') != issuer,
+            // A plain OAuth 2.0 provider has no issuer we could compare with.
+            _ => false,
+        };
+        if flow.provider != provider.spec.id || foreign_iss {
             return fail_early(Failure::StateMismatch);
         }
         let secrets = registry
@@ -458,7 +459,10 @@ impl Social<'_> {
             Ok((_, false)) => flow.callback.clone(),
             Err(failure) => with_error(&flow.error_callback, *failure),
         };
-        if let Err(failure) = outcome {
+        // A ban is recorded by `Sessions::issue` itself.
+        if let Err(failure) = outcome
+            && failure != Failure::UserBanned
+        {
             let kind = match flow.link_user {
                 Some(_) => AuditKind::AccountLink,
                 None => AuditKind::SocialSignIn,
@@ -910,14 +914,16 @@ impl Social<'_> {
         {
             Ok((signed, _)) => Ok(signed),
             Err(failure) => {
-                self.record(
-                    AuditEvent::failure(AuditKind::SocialSignIn).detail(serde_json::json!({
-                        "provider": provider_id,
-                        "reason": failure.as_str(),
-                    })),
-                    client,
-                )
-                .await;
+                if failure != Failure::UserBanned {
+                    self.record(
+                        AuditEvent::failure(AuditKind::SocialSignIn).detail(serde_json::json!({
+                            "provider": provider_id,
+                            "reason": failure.as_str(),
+                        })),
+                        client,
+                    )
+                    .await;
+                }
                 Err(match failure {
                     Failure::UserBanned => Error::UserBanned,
                     Failure::EmailNotVerified => Error::EmailNotVerified,

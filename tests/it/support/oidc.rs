@@ -22,8 +22,9 @@ pub struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// Starts the provider with `config` (see `tests/oidc/README.md`).
-    pub fn start(config: &Value) -> Self {
+    /// Starts the provider with `config` (see `tests/oidc/README.md`) on `port` (0: any
+    /// free port).
+    pub fn start_on(config: &Value, port: u16) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("oidc.json");
         std::fs::write(&path, config.to_string()).expect("write provider config");
@@ -33,6 +34,7 @@ impl OidcProvider {
                 "/tests/oidc/provider.mjs"
             ))
             .arg(&path)
+            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
