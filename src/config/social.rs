@@ -3,14 +3,15 @@
 //! name them), read by [`SocialConfig::read_env`] when the process starts and documented in the
 //! reference by [`ENV_TABLE`]. Tests set [`SocialConfig::providers`] directly.
 
-use crate::auth::social::{Endpoints, ProviderSpec};
+use crate::auth::social::{Endpoints, Profile, ProviderSpec};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SocialConfig {
     /// Comma-separated ids of the social sign-in providers (e.g. corp,github); each is set up
-    /// by the APEXKIT_OAUTH_<ID>_* variables below. The redirect URI to register with a
-    /// provider is <APEXKIT_BASE_URL>/callback/<id>.
+    /// by the APEXKIT_OAUTH_<ID>_* variables below. Presets: github, google, gitlab (their
+    /// endpoints built in, each overridable); any other id needs an issuer or endpoints. The
+    /// redirect URI to register with a provider is `<APEXKIT_BASE_URL>/callback/<id>`.
     #[arg(
         long = "oauth-providers",
         env = "APEXKIT_OAUTH_PROVIDERS",
@@ -68,8 +69,9 @@ pub const ENV_TABLE: &[(&str, &str)] = &[
     ),
     (
         "APEXKIT_OAUTH_<ID>_USERINFO_URL",
-        "Userinfo endpoint (overrides discovery); required without an issuer, where it is the \
-         only source of the user's email.",
+        "Userinfo endpoint (overrides discovery or the preset's user API); required for a \
+         provider that is neither a preset nor OpenID Connect, where it is the only source of \
+         the user's email.",
     ),
 ];
 
@@ -171,11 +173,27 @@ impl ProviderConfig {
                 }
             }
         };
-        let issuer = url(&self.issuer, "ISSUER", &mut problems);
+        let preset = preset(id);
+        let or_preset = |configured: Option<String>, preset: Option<&str>| {
+            configured.or_else(|| preset.map(str::to_owned))
+        };
+        let issuer = or_preset(
+            url(&self.issuer, "ISSUER", &mut problems),
+            preset.and_then(|p| p.issuer),
+        );
         let endpoints = Endpoints {
-            authorization: url(&self.authorization_url, "AUTHORIZATION_URL", &mut problems),
-            token: url(&self.token_url, "TOKEN_URL", &mut problems),
-            userinfo: url(&self.userinfo_url, "USERINFO_URL", &mut problems),
+            authorization: or_preset(
+                url(&self.authorization_url, "AUTHORIZATION_URL", &mut problems),
+                preset.and_then(|p| p.authorization),
+            ),
+            token: or_preset(
+                url(&self.token_url, "TOKEN_URL", &mut problems),
+                preset.and_then(|p| p.token),
+            ),
+            userinfo: or_preset(
+                url(&self.userinfo_url, "USERINFO_URL", &mut problems),
+                preset.and_then(|p| p.userinfo),
+            ),
         };
         if issuer.is_none()
             && (endpoints.authorization.is_none()
@@ -197,13 +215,17 @@ impl ProviderConfig {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
-            None if issuer.is_some() => ["openid", "email", "profile"].map(String::from).into(),
-            None => Vec::new(),
+            None => match preset {
+                Some(p) => p.scopes.iter().map(|s| s.to_string()).collect(),
+                None if issuer.is_some() => ["openid", "email", "profile"].map(String::from).into(),
+                None => Vec::new(),
+            },
         };
         match (client_id, client_secret) {
             (Some(client_id), Some(client_secret)) if problems.is_empty() => Ok(ProviderSpec {
                 id: id.to_owned(),
-                name: display_name(id),
+                name: preset.map_or_else(|| display_name(id), |p| p.name.to_owned()),
+                profile: preset.map_or(Profile::Standard, |p| p.profile),
                 client_id,
                 client_secret,
                 scopes,
@@ -212,6 +234,49 @@ impl ProviderConfig {
             }),
             _ => Err(problems.join("; ")),
         }
+    }
+}
+
+/// What a preset knows about a well-known provider; every endpoint can be overridden.
+#[derive(Clone, Copy)]
+struct Preset {
+    name: &'static str,
+    issuer: Option<&'static str>,
+    authorization: Option<&'static str>,
+    token: Option<&'static str>,
+    userinfo: Option<&'static str>,
+    scopes: &'static [&'static str],
+    profile: Profile,
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
+
+/// The presets, by provider id.
+fn preset(id: &str) -> Option<Preset> {
+    let oidc = |name, issuer| Preset {
+        name,
+        issuer: Some(issuer),
+        authorization: None,
+        token: None,
+        userinfo: None,
+        scopes: OIDC_SCOPES,
+        profile: Profile::Standard,
+    };
+    match id {
+        // No OpenID Connect: the user from its REST API, the verified primary email from
+        // `<user API>/emails`.
+        "github" => Some(Preset {
+            name: "GitHub",
+            issuer: None,
+            authorization: Some("https://github.com/login/oauth/authorize"),
+            token: Some("https://github.com/login/oauth/access_token"),
+            userinfo: Some("https://api.github.com/user"),
+            scopes: &["read:user", "user:email"],
+            profile: Profile::GitHub,
+        }),
+        "google" => Some(oidc("Google", "https://accounts.google.com")),
+        "gitlab" => Some(oidc("GitLab", "https://gitlab.com")),
+        _ => None,
     }
 }
 
@@ -266,5 +331,36 @@ mod tests {
         );
         assert_eq!(specs[0].scopes, ["openid", "email", "profile"]);
         assert_eq!(specs[0].name, "Corp");
+    }
+
+    #[test]
+    fn presets_know_their_endpoints_and_each_can_be_overridden() {
+        let github = ProviderConfig {
+            id: "github".into(),
+            client_id: Some("id".into()),
+            client_secret: Some(Secret::new("secret")),
+            userinfo_url: Some("http://127.0.0.1:9/user".into()),
+            ..Default::default()
+        };
+        let spec = github.spec().unwrap();
+        assert_eq!(spec.name, "GitHub");
+        assert_eq!(spec.issuer, None);
+        assert_eq!(
+            spec.endpoints.token.as_deref(),
+            Some("https://github.com/login/oauth/access_token")
+        );
+        assert_eq!(
+            spec.endpoints.userinfo.as_deref(),
+            Some("http://127.0.0.1:9/user")
+        );
+        assert_eq!(spec.scopes, ["read:user", "user:email"]);
+        assert_eq!(spec.profile, Profile::GitHub);
+        let google = ProviderConfig {
+            id: "google".into(),
+            ..github
+        };
+        let spec = google.spec().unwrap();
+        assert_eq!(spec.issuer.as_deref(), Some("https://accounts.google.com"));
+        assert_eq!(spec.scopes, ["openid", "email", "profile"]);
     }
 }

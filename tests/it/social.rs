@@ -799,7 +799,68 @@ async fn keys_are_fetched_again_for_an_unknown_kid(backend: Backend) {
     assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
 }
 
+async fn github_preset(backend: Backend) {
+    use crate::support::oidc::github;
+    let standin = github::serve().await;
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        move |c| {
+            c.social.providers.push(ProviderConfig {
+                id: "github".into(),
+                client_id: Some(github::CLIENT_ID.into()),
+                client_secret: Some(Secret::new(github::CLIENT_SECRET)),
+                authorization_url: Some(format!("{standin}/login/oauth/authorize")),
+                token_url: Some(format!("{standin}/login/oauth/access_token")),
+                userinfo_url: Some(format!("{standin}/user")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let body = s
+        .app
+        .gql("{ socialProviders { id name } }", json!({}))
+        .await;
+    assert_eq!(
+        data(&body, "socialProviders")[1],
+        json!({ "id": "github", "name": "GitHub" })
+    );
+    let browser = Browser::new();
+    let url = browser
+        .start(&s.base, flow(json!({ "provider": "github" })))
+        .await;
+    assert_eq!(
+        param(&url, "scope").as_deref(),
+        Some("read:user user:email")
+    );
+    assert_eq!(param(&url, "nonce"), None, "no OpenID Connect");
+    let (_, back) = browser.get(&url).await;
+    let back = back.expect("back to the app");
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(to.as_deref(), Some(s.url("/welcome").as_str()));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(
+        user,
+        json!({ "email": "octocat@example.test", "emailVerified": true,
+                "name": "The Octocat", "image": "https://avatars.example.test/u/583231" })
+    );
+    let accounts = browser
+        .gql(
+            &s.base,
+            "{ accounts { providerId accountId scopes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&accounts, "accounts"),
+        &json!([{ "providerId": "github", "accountId": "583231",
+                  "scopes": ["read:user", "user:email"] }])
+    );
+}
+
 on_both!(
+    github_preset,
     userinfo_plain_oauth2_and_form_post,
     verification_and_bans_still_apply,
     keys_are_fetched_again_for_an_unknown_kid,

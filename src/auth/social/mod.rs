@@ -60,6 +60,17 @@ pub struct ProviderSpec {
     pub issuer: Option<String>,
     /// Configured endpoints (override discovery).
     pub endpoints: Endpoints,
+    /// What the userinfo endpoint answers.
+    pub profile: Profile,
+}
+
+/// The shape of a provider's user API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// OpenID Connect userinfo claims (`sub`, `email`, `email_verified`, `name`, `picture`).
+    Standard,
+    /// GitHub's REST API: `GET /user`, and the verified primary address from `/user/emails`.
+    GitHub,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -627,7 +638,10 @@ impl Social<'_> {
         let claims = match claims {
             Some(c) if c.email.is_some() => c,
             other => {
-                let info = provider.userinfo(&tokens.access_token).await?;
+                let info = match provider.spec.profile {
+                    Profile::Standard => provider.userinfo(&tokens.access_token).await?,
+                    Profile::GitHub => Some(provider.github_user(&tokens.access_token).await?),
+                };
                 match (other, info) {
                     (Some(c), Some(info)) if info.sub == c.sub => Claims {
                         email: info.email,

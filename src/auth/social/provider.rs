@@ -107,6 +107,8 @@ pub struct Provider {
 impl Provider {
     pub fn new(spec: ProviderSpec) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
+            // GitHub's API refuses requests without one.
+            .user_agent(concat!("apexkit/", env!("CARGO_PKG_VERSION")))
             .timeout(HTTP_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -247,6 +249,59 @@ impl Provider {
             return Ok(None);
         };
         self.get_json(url, Some(access_token)).await.map(Some)
+    }
+
+    /// GitHub (no OpenID Connect): the user from its REST API (`GET /user`: numeric `id`,
+    /// `login`, `name`, `avatar_url`) and the address from `GET /user/emails`: the primary one
+    /// when verified, else any verified one, else `/user`'s public email as unverified.
+    pub async fn github_user(&self, access_token: &str) -> Result<Claims, ProviderError> {
+        #[derive(Deserialize)]
+        struct GitHubUser {
+            id: serde_json::Value,
+            login: Option<String>,
+            name: Option<String>,
+            avatar_url: Option<String>,
+            email: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct GitHubEmail {
+            email: String,
+            #[serde(default)]
+            primary: bool,
+            #[serde(default)]
+            verified: bool,
+        }
+        let metadata = self.metadata().await?;
+        let Some(url) = &metadata.userinfo else {
+            return Err(ProviderError::Rejected("no user API".into()));
+        };
+        let user: GitHubUser = self.get_json(url, Some(access_token)).await?;
+        let sub = match &user.id {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+            _ => return Err(ProviderError::Rejected("user without id".into())),
+        };
+        let emails: Vec<GitHubEmail> = self
+            .get_json(&format!("{url}/emails"), Some(access_token))
+            .await
+            .unwrap_or_default();
+        let verified = emails
+            .iter()
+            .find(|e| e.primary && e.verified)
+            .or_else(|| emails.iter().find(|e| e.verified));
+        let (email, email_verified) = match verified {
+            Some(e) => (Some(e.email.clone()), true),
+            None => (user.email, false),
+        };
+        Ok(Claims {
+            sub,
+            email,
+            email_verified,
+            name: user.name.or(user.login),
+            picture: user.avatar_url,
+            nonce: None,
+            azp: None,
+        })
     }
 
     /// The JWKS, fetched when missing or (`refresh`) when a `kid` was not found and the last

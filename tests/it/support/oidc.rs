@@ -237,3 +237,124 @@ pub async fn native_id_token(issuer: &str, login: &str, nonce: &str) -> String {
         .expect("json");
     tokens["id_token"].as_str().expect("id_token").to_owned()
 }
+
+/// A stand-in for GitHub's OAuth and REST endpoints, as GitHub documents them ("Authorizing
+/// OAuth apps", "Get the authenticated user", "List email addresses for the authenticated
+/// user"): the authorization page approves at once; the token endpoint wants the client's
+/// HTTP Basic credentials and the code, and answers a bad code with 200 and an `error`, as
+/// GitHub does; `/user` and `/user/emails` want the token and a `User-Agent`.
+pub mod github {
+    use poem::http::StatusCode;
+    use poem::{Body, EndpointExt, Request, Response, Route, get, handler, post};
+    use serde_json::json;
+
+    pub const CLIENT_ID: &str = "gh-client";
+    pub const CLIENT_SECRET: &str = "gh-secret";
+    const CODE: &str = "gh-code";
+    const TOKEN: &str = "gho_standin_token";
+
+    fn query(req: &Request, name: &str) -> Option<String> {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(req.uri().query().unwrap_or(""))
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    fn json_response(value: serde_json::Value) -> Response {
+        Response::builder()
+            .content_type("application/json")
+            .body(value.to_string())
+    }
+
+    #[handler]
+    fn authorize(req: &Request) -> Response {
+        let (Some(redirect), Some(state)) = (query(req, "redirect_uri"), query(req, "state"))
+        else {
+            return StatusCode::BAD_REQUEST.into();
+        };
+        if query(req, "client_id").as_deref() != Some(CLIENT_ID) {
+            return StatusCode::BAD_REQUEST.into();
+        }
+        let mut url = reqwest::Url::parse(&redirect).expect("redirect_uri");
+        url.query_pairs_mut()
+            .append_pair("code", CODE)
+            .append_pair("state", &state);
+        Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", url.as_str())
+            .finish()
+    }
+
+    #[handler]
+    async fn token(req: &Request, body: Body) -> Response {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&body.into_vec().await.unwrap_or_default())
+                .unwrap_or_default();
+        let has = |k: &str, v: &str| form.iter().any(|(fk, fv)| fk == k && fv == v);
+        if req.header("authorization") != Some(&format!("Basic {basic}"))
+            || !has("code", CODE)
+            || !has("grant_type", "authorization_code")
+        {
+            return json_response(json!({ "error": "bad_verification_code" }));
+        }
+        json_response(json!({
+            "access_token": TOKEN, "token_type": "bearer", "scope": "read:user,user:email"
+        }))
+    }
+
+    fn authorized(req: &Request) -> bool {
+        req.header("authorization") == Some(&format!("Bearer {TOKEN}"))
+            && req.header("user-agent").is_some()
+    }
+
+    #[handler]
+    fn user(req: &Request) -> Response {
+        if !authorized(req) {
+            return StatusCode::UNAUTHORIZED.into();
+        }
+        json_response(json!({
+            "id": 583231, "login": "octocat", "name": "The Octocat",
+            "avatar_url": "https://avatars.example.test/u/583231", "email": null
+        }))
+    }
+
+    #[handler]
+    fn emails(req: &Request) -> Response {
+        if !authorized(req) {
+            return StatusCode::UNAUTHORIZED.into();
+        }
+        json_response(json!([
+            { "email": "octo-old@example.test", "primary": false, "verified": true, "visibility": null },
+            { "email": "octocat@example.test", "primary": true, "verified": true, "visibility": "private" },
+            { "email": "octo-new@example.test", "primary": false, "verified": false, "visibility": null }
+        ]))
+    }
+
+    /// Serves the stand-in on loopback until the test ends; its base URL.
+    pub async fn serve() -> String {
+        let port = super::free_port();
+        let app = Route::new()
+            .at("/login/oauth/authorize", get(authorize))
+            .at("/login/oauth/access_token", post(token))
+            .at("/user", get(user))
+            .at("/user/emails", get(emails))
+            .boxed();
+        let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
+        tokio::spawn(poem::Server::new(listener).run(app));
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        base
+    }
+}
