@@ -272,6 +272,11 @@ impl App {
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
                 }
+                match auth.social().purge_expired_flows().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(flows = n, "purged abandoned social sign-in flows"),
+                    Err(e) => tracing::warn!(error = %e, "social sign-in flow purge failed"),
+                }
                 if let Some(limiter) = &rate_limiter
                     && let Err(e) = limiter.purge().await
                 {

@@ -275,3 +275,20 @@ pub async fn take(
         Some(row) => Consumed::Done(row),
     })
 }
+
+/// Deletes the expired rows of `token_purpose` (abandoned flows nobody will come back to).
+pub async fn delete_expired(
+    conn: &mut Conn,
+    token_purpose: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::delete(
+            verification::table
+                .filter(verification::purpose.eq(token_purpose))
+                .filter(verification::expires_at.le(now)),
+        )
+        .execute(c)
+        .await
+    })
+}

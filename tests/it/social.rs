@@ -302,6 +302,27 @@ async fn state_is_single_use_and_bound_to_the_browser(backend: Backend) {
     let (_, to) = browser.get(&mixed).await;
     assert_eq!(to.as_deref(), Some(error_page.as_str()));
 
+    // An abandoned flow: its row expires and the periodic purge (which also runs at start)
+    // removes it.
+    browser.start(&s.base, flow(json!({}))).await;
+    let flows = "SELECT COUNT(*) AS n FROM verification WHERE purpose = 'oauth-state'";
+    assert_eq!(s.app.db.count(flows).await, 1);
+    s.app
+        .db
+        .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00' WHERE purpose = 'oauth-state'")
+        .await;
+    let restarted = s.app.replica().secret().spawn().await;
+    let mut left = 1;
+    for _ in 0..50 {
+        left = s.app.db.count(flows).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "expired flows purged");
+    drop(restarted);
+
     assert_eq!(s.app.db.users().await, 1);
     assert_eq!(
         s.app.db.count("SELECT COUNT(*) AS n FROM session").await,
@@ -926,4 +947,37 @@ async fn production_refuses_an_unreachable_or_misconfigured_provider() {
     let err = format!("{err:#}");
     assert!(err.contains("APEXKIT_OAUTH_GITHUB2_CLIENT_SECRET"), "{err}");
     assert!(err.contains("APEXKIT_OAUTH_GITHUB2_ISSUER"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_page_and_callbacks_without_providers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let browser = Browser::new();
+    let (status, to) = browser
+        .get(&app.url("/callback/github?code=c&state=s"))
+        .await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        to.as_deref(),
+        Some(app.url("/error?error=provider_not_found").as_str())
+    );
+
+    let resp = browser
+        .http
+        .get(app.url("/error?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+        .send()
+        .await
+        .expect("error page");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("text/html"))
+    );
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
 }

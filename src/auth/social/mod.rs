@@ -410,7 +410,7 @@ impl Social<'_> {
     ) -> Finished {
         let Ok(registry) = self.registry() else {
             return Finished {
-                redirect: ERROR_PATH.to_owned(),
+                redirect: with_error(ERROR_PATH, Failure::ProviderNotFound),
                 spent: false,
                 outcome: Err(Failure::ProviderNotFound),
             };
@@ -492,6 +492,14 @@ impl Social<'_> {
             spent: true,
             outcome: outcome.map(|(signed, _)| signed),
         }
+    }
+
+    /// Deletes flows started and never finished, once expired; run periodically.
+    pub async fn purge_expired_flows(&self) -> Result<usize> {
+        Ok(
+            verifications::delete_expired(&mut self.conn().await?, purpose::OAUTH_STATE, now())
+                .await?,
+        )
     }
 
     /// Consumes the flow row; `None` when it is unknown, spent, expired or another browser's.
