@@ -9,7 +9,7 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SocialConfig {
     /// Comma-separated ids of the social sign-in providers (e.g. corp,github); each is set up
-    /// by the APEXKIT_OAUTH_<ID>_* variables below. Presets: github, google, gitlab (their
+    /// by the APEXKIT_OAUTH_<ID>_* variables below. Presets: github, discord, google, gitlab (their
     /// endpoints built in, each overridable); any other id needs an issuer or endpoints. The
     /// redirect URI to register with a provider is `<APEXKIT_BASE_URL>/callback/<id>`.
     #[arg(
@@ -273,6 +273,17 @@ fn preset(id: &str) -> Option<Preset> {
             userinfo: Some("https://api.github.com/user"),
             scopes: &["read:user", "user:email"],
             profile: Profile::GitHub,
+        }),
+        // No OpenID Connect: the user (and whether Discord verified the address) from
+        // `GET /users/@me`.
+        "discord" => Some(Preset {
+            name: "Discord",
+            issuer: None,
+            authorization: Some("https://discord.com/oauth2/authorize"),
+            token: Some("https://discord.com/api/oauth2/token"),
+            userinfo: Some("https://discord.com/api/users/@me"),
+            scopes: &["identify", "email"],
+            profile: Profile::Discord,
         }),
         "google" => Some(oidc("Google", "https://accounts.google.com")),
         "gitlab" => Some(oidc("GitLab", "https://gitlab.com")),

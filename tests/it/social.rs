@@ -880,7 +880,53 @@ async fn github_preset(backend: Backend) {
     );
 }
 
+async fn discord_preset(backend: Backend) {
+    use crate::support::oidc::discord;
+    let standin = discord::serve().await;
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        move |c| {
+            c.social.providers.push(ProviderConfig {
+                id: "discord".into(),
+                client_id: Some(discord::CLIENT_ID.into()),
+                client_secret: Some(Secret::new(discord::CLIENT_SECRET)),
+                authorization_url: Some(format!("{standin}/oauth2/authorize")),
+                token_url: Some(format!("{standin}/api/oauth2/token")),
+                userinfo_url: Some(format!("{standin}/api/users/@me")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let browser = Browser::new();
+    let url = browser
+        .start(&s.base, flow(json!({ "provider": "discord" })))
+        .await;
+    assert_eq!(param(&url, "scope").as_deref(), Some("identify email"));
+    let (_, back) = browser.get(&url).await;
+    let (_, to) = browser.get(&back.expect("back to the app")).await;
+    assert_eq!(to.as_deref(), Some(s.url("/welcome").as_str()));
+    assert_eq!(
+        me(&browser, &s.base).await,
+        json!({ "email": "nelly@example.test", "emailVerified": true, "name": "Nelly",
+                "image": "https://cdn.discordapp.com/avatars/80351110224678912/8342729096ea3675442027381ff50dfe.png" })
+    );
+    let token = browser
+        .gql(
+            &s.base,
+            "mutation { accountAccessToken(input: {providerId: \"discord\"}) { accessToken scopes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&token, "accountAccessToken"),
+        &json!({ "accessToken": "discord-token", "scopes": ["identify", "email"] })
+    );
+}
+
 on_both!(
+    discord_preset,
     github_preset,
     userinfo_plain_oauth2_and_form_post,
     verification_and_bans_still_apply,

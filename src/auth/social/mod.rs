@@ -71,6 +71,9 @@ pub enum Profile {
     Standard,
     /// GitHub's REST API: `GET /user`, and the verified primary address from `/user/emails`.
     GitHub,
+    /// Discord's `GET /users/@me` (`id`, `username`, `global_name`, `email`, `verified`,
+    /// `avatar`).
+    Discord,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -649,6 +652,7 @@ impl Social<'_> {
                 let info = match provider.spec.profile {
                     Profile::Standard => provider.userinfo(&tokens.access_token).await?,
                     Profile::GitHub => Some(provider.github_user(&tokens.access_token).await?),
+                    Profile::Discord => Some(provider.discord_user(&tokens.access_token).await?),
                 };
                 match (other, info) {
                     (Some(c), Some(info)) if info.sub == c.sub => Claims {

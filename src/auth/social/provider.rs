@@ -304,6 +304,42 @@ impl Provider {
         })
     }
 
+    /// Discord (no OpenID Connect): `GET /users/@me`; the avatar URL is built from its hash
+    /// as Discord's CDN documents it.
+    pub async fn discord_user(&self, access_token: &str) -> Result<Claims, ProviderError> {
+        #[derive(Deserialize)]
+        struct DiscordUser {
+            id: String,
+            username: Option<String>,
+            global_name: Option<String>,
+            avatar: Option<String>,
+            email: Option<String>,
+            #[serde(default)]
+            verified: bool,
+        }
+        let metadata = self.metadata().await?;
+        let Some(url) = &metadata.userinfo else {
+            return Err(ProviderError::Rejected("no user API".into()));
+        };
+        let user: DiscordUser = self.get_json(url, Some(access_token)).await?;
+        if user.id.is_empty() {
+            return Err(ProviderError::Rejected("user without id".into()));
+        }
+        let picture = user
+            .avatar
+            .filter(|hash| hash.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|hash| format!("https://cdn.discordapp.com/avatars/{}/{hash}.png", user.id));
+        Ok(Claims {
+            email_verified: user.verified && user.email.is_some(),
+            email: user.email,
+            name: user.global_name.or(user.username),
+            picture,
+            sub: user.id,
+            nonce: None,
+            azp: None,
+        })
+    }
+
     /// The JWKS, fetched when missing or (`refresh`) when a `kid` was not found and the last
     /// fetch is not too recent.
     async fn keys(&self, refresh: bool) -> Result<JwkSet, ProviderError> {

@@ -358,3 +358,93 @@ pub mod github {
         base
     }
 }
+
+/// A stand-in for Discord's OAuth2 and `GET /users/@me` endpoints, as Discord documents them
+/// ("OAuth2", "Get Current User"): the authorization page approves at once; the token endpoint
+/// wants the client's credentials and the code; `/users/@me` wants the token.
+pub mod discord {
+    use poem::http::StatusCode;
+    use poem::{Body, EndpointExt, Request, Response, Route, get, handler, post};
+    use serde_json::json;
+
+    pub const CLIENT_ID: &str = "discord-client";
+    pub const CLIENT_SECRET: &str = "discord-secret";
+    const CODE: &str = "discord-code";
+    const TOKEN: &str = "discord-token";
+
+    #[handler]
+    fn authorize(req: &Request) -> Response {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+        let get = |k: &str| pairs.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+        let (Some(redirect), Some(state)) = (get("redirect_uri"), get("state")) else {
+            return StatusCode::BAD_REQUEST.into();
+        };
+        let mut url = reqwest::Url::parse(&redirect).expect("redirect_uri");
+        url.query_pairs_mut()
+            .append_pair("code", CODE)
+            .append_pair("state", &state);
+        Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", url.as_str())
+            .finish()
+    }
+
+    #[handler]
+    async fn token(req: &Request, body: Body) -> Response {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+        let form: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&body.into_vec().await.unwrap_or_default())
+                .unwrap_or_default();
+        if req.header("authorization") != Some(&format!("Basic {basic}"))
+            || !form.iter().any(|(k, v)| k == "code" && v == CODE)
+        {
+            return Response::builder()
+                .status(StatusCode::BAD_REQUEST)
+                .content_type("application/json")
+                .body(json!({ "error": "invalid_grant" }).to_string());
+        }
+        Response::builder().content_type("application/json").body(
+            json!({ "access_token": TOKEN, "token_type": "Bearer", "expires_in": 604800,
+                    "refresh_token": "discord-refresh", "scope": "identify email" })
+            .to_string(),
+        )
+    }
+
+    #[handler]
+    fn me(req: &Request) -> Response {
+        if req.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+            return StatusCode::UNAUTHORIZED.into();
+        }
+        Response::builder().content_type("application/json").body(
+            json!({ "id": "80351110224678912", "username": "nelly", "global_name": "Nelly",
+                    "discriminator": "0", "avatar": "8342729096ea3675442027381ff50dfe",
+                    "email": "nelly@example.test", "verified": true })
+            .to_string(),
+        )
+    }
+
+    /// Serves the stand-in on loopback until the test ends; its base URL.
+    pub async fn serve() -> String {
+        let port = super::free_port();
+        let app = Route::new()
+            .at("/oauth2/authorize", get(authorize))
+            .at("/api/oauth2/token", post(token))
+            .at("/api/users/@me", get(me))
+            .boxed();
+        let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
+        tokio::spawn(poem::Server::new(listener).run(app));
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        format!("http://127.0.0.1:{port}")
+    }
+}
