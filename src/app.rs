@@ -13,6 +13,7 @@ use poem::Server;
 use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
 use crate::auth::password::Hasher;
+use crate::auth::social::SocialProviders;
 use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth};
 use crate::config::{Config, Mail, RateLimitStorage, RateLimits, Settings, Site};
@@ -166,7 +167,8 @@ impl App {
         // Built once: mailed-link targets and the HTTP layer's CORS/CSRF checks share it.
         let site = settings.server.site(addr).map_err(anyhow::Error::msg)?;
 
-        let keys = signing_keys(&settings, &pool).await?;
+        let (keys, secret) = signing_keys(&settings, &pool).await?;
+        let social = social_providers(&settings, &site, &secret).await?;
         let (rate_limiter, sign_in_throttle) = throttles(settings.rate_limits.as_ref(), &pool);
         let wake = Arc::new(tokio::sync::Notify::new());
         let auth = domain(
@@ -177,6 +179,7 @@ impl App {
             &keys,
             &sign_in_throttle,
             &wake,
+            social,
         )
         .await?;
         let ready = Arc::new(AtomicBool::new(true));
@@ -268,6 +271,11 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+                match auth.social().purge_expired_flows().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(flows = n, "purged abandoned social sign-in flows"),
+                    Err(e) => tracing::warn!(error = %e, "social sign-in flow purge failed"),
                 }
                 if let Some(limiter) = &rate_limiter
                     && let Err(e) = limiter.purge().await
@@ -401,7 +409,7 @@ async fn bind_metrics(
 
 /// The signing key store with an active key (created, or replaced in development when the
 /// secret cannot open it). Development without APEXKIT_SECRET uses a throw-away secret.
-async fn signing_keys(settings: &Settings, pool: &Pool) -> anyhow::Result<KeyStore> {
+async fn signing_keys(settings: &Settings, pool: &Pool) -> anyhow::Result<(KeyStore, Secret)> {
     let secret = match &settings.server.secret {
         Some(secret) => secret.clone(),
         None => {
@@ -420,7 +428,33 @@ async fn signing_keys(settings: &Settings, pool: &Pool) -> anyhow::Result<KeySto
     };
     let key = keys.ensure_active(on_unreadable).await?;
     tracing::info!(kid = %key.kid, "signing key ready");
-    Ok(keys)
+    Ok((keys, secret))
+}
+
+/// The social sign-in providers, their discovery fetched now: a provider that cannot be
+/// reached is a startup error naming it in production, a warning in development (it is tried
+/// again at first use).
+async fn social_providers(
+    settings: &Settings,
+    site: &Site,
+    secret: &Secret,
+) -> anyhow::Result<Option<SocialProviders>> {
+    if settings.social.is_empty() {
+        return Ok(None);
+    }
+    let providers = SocialProviders::new(
+        settings.social.clone(),
+        secret,
+        &site.base_url,
+        site.origins.clone(),
+    )?;
+    for (id, error) in providers.discover().await {
+        if settings.is_production() {
+            anyhow::bail!("social provider {id:?} cannot be reached: {error}");
+        }
+        tracing::warn!(provider = %id, %error, "social provider unreachable at boot; retried at first use");
+    }
+    Ok(Some(providers))
 }
 
 /// The per-client rate limiter and the failed sign-in delay (both off without rate limits);
@@ -446,6 +480,7 @@ fn throttles(
 /// The domain: `Auth` with everything it is configured with (access tokens signed by `keys`),
 /// and APEXKIT_ADMIN_EMAILS applied to the users already verified. All of `Auth`'s assembly is
 /// here, in one place.
+#[allow(clippy::too_many_arguments)] // each is one boot product; a struct would only rename them
 async fn domain(
     settings: &Settings,
     site: &Site,
@@ -454,6 +489,7 @@ async fn domain(
     keys: &KeyStore,
     sign_in_throttle: &AccountThrottle,
     wake: &Arc<tokio::sync::Notify>,
+    social: Option<SocialProviders>,
 ) -> anyhow::Result<Auth> {
     let tokens = AccessTokens::new(
         keys.clone(),
@@ -482,7 +518,8 @@ async fn domain(
         ))
         .with_password_policy(settings.passwords.policy)
         .with_sign_in_throttle(sign_in_throttle.clone())
-        .with_account_flows(flows);
+        .with_account_flows(flows)
+        .with_social(social);
     let (promoted, demoted) = auth
         .admin()
         .promote_listed()

@@ -29,6 +29,9 @@ pub enum Code {
     MethodNotAllowed,
     ServiceUnavailable,
     InternalServerError,
+    ProviderNotFound,
+    InvalidIdToken,
+    FailedToUnlinkLastAccount,
 }
 
 impl Code {
@@ -57,6 +60,9 @@ impl Code {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::ServiceUnavailable => "SERVICE_UNAVAILABLE",
             Self::InternalServerError => "INTERNAL_SERVER_ERROR",
+            Self::ProviderNotFound => "PROVIDER_NOT_FOUND",
+            Self::InvalidIdToken => "INVALID_ID_TOKEN",
+            Self::FailedToUnlinkLastAccount => "FAILED_TO_UNLINK_LAST_ACCOUNT",
         }
     }
 }
@@ -101,6 +107,12 @@ pub enum Error {
     RateLimited { retry_after: u64 },
     #[error("The service is temporarily unavailable, try again")]
     ServiceUnavailable(#[source] DbError),
+    #[error("Unknown social sign-in provider")]
+    ProviderNotFound,
+    #[error("The ID token is not valid")]
+    InvalidIdToken,
+    #[error("This is your last way to sign in; add another before removing it")]
+    FailedToUnlinkLastAccount,
     /// Anything unexpected; the cause is logged, never shown.
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
@@ -127,6 +139,9 @@ impl Error {
             Self::RateLimited { .. } => Code::RateLimited,
             Self::ServiceUnavailable(_) => Code::ServiceUnavailable,
             Self::Internal(_) => Code::InternalServerError,
+            Self::ProviderNotFound => Code::ProviderNotFound,
+            Self::InvalidIdToken => Code::InvalidIdToken,
+            Self::FailedToUnlinkLastAccount => Code::FailedToUnlinkLastAccount,
         }
     }
 

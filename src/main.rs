@@ -64,7 +64,9 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     return_large_allocations_to_the_os();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // APEXKIT_OAUTH_<ID>_*: names clap cannot know in advance.
+    cli.config.social.read_env(std::env::vars());
     match &cli.command {
         Some(Command::PrintSchema) => {
             print!("{}", apexkit::graphql::sdl());

@@ -18,6 +18,9 @@ pub const GRAPHQL_REQUESTS: &str = "apexkit_graphql_requests_total";
 pub const GRAPHQL_DURATION: &str = "apexkit_graphql_request_duration_seconds";
 /// `signInEmail` outcomes, labelled `outcome` (`success` or the error code).
 pub const SIGN_IN: &str = "apexkit_sign_in_total";
+/// Social sign-in outcomes, labelled `provider` and `outcome` (`success` or the `?error=` value).
+/// Record with [`record_social_sign_in`].
+pub const SOCIAL_SIGN_IN: &str = "apexkit_social_sign_in_total";
 /// Password hashes waiting for a slot of the argon2 semaphore.
 pub const HASH_QUEUE_DEPTH: &str = "apexkit_hash_queue_depth";
 /// Time a password hash waited for a slot.
@@ -77,6 +80,7 @@ fn describe() {
         "Latency of root GraphQL fields"
     );
     describe_counter!(SIGN_IN, "signInEmail outcomes");
+    describe_counter!(SOCIAL_SIGN_IN, "Social sign-in outcomes by provider");
     describe_gauge!(
         HASH_QUEUE_DEPTH,
         "Password hashes waiting for an argon2 slot"
@@ -105,6 +109,16 @@ fn describe() {
 
 /// Counts one refusal by the rate limiter for a root field (e.g. `signInEmail`). The limiter
 /// calls this wherever it answers `RATE_LIMITED`.
+/// Counts one social sign-in outcome.
+pub fn record_social_sign_in(provider: &str, outcome: &str) {
+    metrics::counter!(
+        SOCIAL_SIGN_IN,
+        "provider" => provider.to_owned(),
+        "outcome" => outcome.to_owned()
+    )
+    .increment(1);
+}
+
 pub fn record_rate_limited(field: &str) {
     metrics::counter!(RATE_LIMITED, "field" => field.to_owned()).increment(1);
 }

@@ -33,10 +33,13 @@ pub enum AuditKind {
     AdminSetUserPassword,
     AdminRotateSigningKeys,
     SchemaPush,
+    SocialSignIn,
+    AccountLink,
+    AccountUnlink,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 20] = [
         Self::SignUp,
         Self::SignIn,
         Self::SignOut,
@@ -54,6 +57,9 @@ impl AuditKind {
         Self::AdminSetUserPassword,
         Self::AdminRotateSigningKeys,
         Self::SchemaPush,
+        Self::SocialSignIn,
+        Self::AccountLink,
+        Self::AccountUnlink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +81,9 @@ impl AuditKind {
             Self::AdminSetUserPassword => "admin_set_user_password",
             Self::AdminRotateSigningKeys => "admin_rotate_signing_keys",
             Self::SchemaPush => "schema_push",
+            Self::SocialSignIn => "social_sign_in",
+            Self::AccountLink => "account_link",
+            Self::AccountUnlink => "account_unlink",
         }
     }
 }

@@ -12,6 +12,7 @@ use super::audit::AuditEvent;
 use super::migrations::Migrator;
 use super::session::Sessions;
 use super::sign_in::Passwords;
+use super::social::{Social, SocialProviders};
 use super::verification::{AccountFlows, MailFlows};
 use super::{ClientInfo, ROLE_ADMIN, ROLE_USER, SessionPolicy, User, ban_in_force, now, password};
 use crate::db::{Conn, Pool, users};
@@ -52,6 +53,8 @@ pub struct Context {
     pub(super) migrator: Option<Arc<Migrator>>,
     pub(super) password_policy: password::Policy,
     pub(super) sign_in_throttle: AccountThrottle,
+    /// The social sign-in providers (`None`: none configured).
+    pub(super) social: Option<Arc<SocialProviders>>,
 }
 
 /// The services.
@@ -79,6 +82,11 @@ impl Context {
     /// Administration: users, bans, the audit trail, the schema, signing keys.
     pub fn admin(&self) -> AdminService<'_> {
         AdminService { ctx: self }
+    }
+
+    /// Sign-in with OAuth 2.0 / OpenID Connect providers.
+    pub fn social(&self) -> Social<'_> {
+        Social { ctx: self }
     }
 
     /// Access tokens for other services.

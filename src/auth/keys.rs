@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::NaiveDateTime;
-use hkdf::Hkdf;
 use jsonwebtoken::EncodingKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::now;
+use super::seal::{self, random};
 use crate::clock::before as ago;
 use crate::db::signing_keys::{self, SigningKeyRow};
 use crate::db::{Conn, Pool};
@@ -28,8 +26,6 @@ pub const ALGORITHM: &str = "EdDSA";
 /// after the last token it signed has expired.
 pub const VERIFIER_LEEWAY: Duration = Duration::from_secs(60);
 
-const SEALED_PREFIX: &str = "xc20p1.";
-const NONCE_BYTES: usize = 24;
 /// PKCS#8 v1 DER header of an Ed25519 private key; the 32-byte seed follows.
 const PKCS8_V1_ED25519_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -123,65 +119,27 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-/// The symmetric key that seals private keys at rest.
-struct Sealer(XChaCha20Poly1305);
+/// The symmetric key that seals private keys at rest (see [`seal`](super::seal)).
+struct Sealer(seal::Sealer);
 
 impl Sealer {
     fn derive(secret: &Secret) -> Self {
-        let hk = Hkdf::<Sha256>::new(Some(b"apexkit signing keys"), secret.expose().as_bytes());
-        let mut okm = [0u8; 32];
-        // 32 bytes is far below HKDF-SHA256's 8160-byte limit: expand cannot fail here.
-        let _ = hk.expand(b"apexkit:signing-key-seal:v1", &mut okm);
-        Self(XChaCha20Poly1305::new(&okm.into()))
+        Self(seal::Sealer::derive(
+            secret,
+            b"apexkit signing keys",
+            b"apexkit:signing-key-seal:v1",
+        ))
     }
 
     /// Seals a seed; the key id is bound as associated data, so a sealed key moved to another
     /// row does not open.
     fn seal(&self, seed: &[u8; 32], kid: &str) -> Result<String> {
-        let nonce = random::<NONCE_BYTES>()?;
-        let sealed = self
-            .0
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: seed,
-                    aad: kid.as_bytes(),
-                },
-            )
-            .map_err(|_| Error::internal(anyhow::anyhow!("sealing a signing key failed")))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out)))
+        self.0.seal(seed, kid.as_bytes())
     }
 
     fn open(&self, sealed: &str, kid: &str) -> Option<[u8; 32]> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
-            .ok()?;
-        if bytes.len() <= NONCE_BYTES {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-        let nonce: [u8; NONCE_BYTES] = nonce.try_into().ok()?;
-        let seed = self
-            .0
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: kid.as_bytes(),
-                },
-            )
-            .ok()?;
-        seed.try_into().ok()
+        self.0.open(sealed, kid.as_bytes())?.try_into().ok()
     }
-}
-
-fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf)
-        .map_err(|e| Error::internal(anyhow::anyhow!("OS RNG failed: {e}")))?;
-    Ok(buf)
 }
 
 fn public_key(seed: &[u8; 32]) -> [u8; 32] {

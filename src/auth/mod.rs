@@ -21,8 +21,10 @@ pub mod links;
 pub mod migrations;
 pub mod origin;
 pub mod password;
+pub mod seal;
 pub mod session;
 pub mod sign_in;
+pub mod social;
 pub mod token;
 pub mod verification;
 
@@ -145,6 +147,7 @@ impl Auth {
             migrator: None,
             password_policy: password::Policy::default(),
             sign_in_throttle: AccountThrottle::disabled(),
+            social: None,
         }))
     }
 
@@ -176,6 +179,12 @@ impl Auth {
     /// Counts failed sign-ins per account and delays further attempts.
     pub fn with_sign_in_throttle(mut self, throttle: AccountThrottle) -> Self {
         self.assembling().sign_in_throttle = throttle;
+        self
+    }
+
+    /// Social sign-in with these providers.
+    pub fn with_social(mut self, providers: Option<social::SocialProviders>) -> Self {
+        self.assembling().social = providers.map(Arc::new);
         self
     }
 

@@ -17,6 +17,7 @@ mod rate_limits;
 pub mod reference;
 mod server;
 mod sessions;
+pub mod social;
 mod tokens;
 
 pub use admin::AdminConfig;
@@ -28,6 +29,7 @@ pub use passwords::{Passwords, PasswordsConfig};
 pub use rate_limits::{RateLimits, RateLimitsConfig};
 pub use server::{Server, ServerConfig, Site};
 pub use sessions::{Sessions, SessionsConfig};
+pub use social::{ProviderConfig, SocialConfig};
 pub use tokens::{Tokens, TokensConfig};
 
 /// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
@@ -124,6 +126,8 @@ pub struct Config {
     pub mail: MailConfig,
     #[command(flatten)]
     pub observability: ObservabilityConfig,
+    #[command(flatten)]
+    pub social: SocialConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -155,6 +159,8 @@ pub struct Settings {
     pub rate_limits: Option<RateLimits>,
     pub mail: Mail,
     pub metrics_listen: Option<SocketAddr>,
+    /// The social sign-in providers, checked (their discovery happens at boot).
+    pub social: Vec<crate::auth::social::ProviderSpec>,
 }
 
 impl Settings {
@@ -178,6 +184,7 @@ impl Config {
         let admin_emails = ok(&mut problems, self.admin.settings());
         let rate_limits = ok(&mut problems, self.rate_limits.settings(production));
         let mail = ok(&mut problems, self.mail.settings(production));
+        let social = ok(&mut problems, self.social.settings());
         match (
             database,
             server,
@@ -188,6 +195,7 @@ impl Config {
             admin_emails,
             rate_limits,
             mail,
+            social,
         ) {
             (
                 Some(database),
@@ -199,6 +207,7 @@ impl Config {
                 Some(admin_emails),
                 Some(rate_limits),
                 Some(mail),
+                Some(social),
             ) if problems.is_empty() => Ok(Settings {
                 environment: self.server.environment,
                 server,
@@ -211,6 +220,7 @@ impl Config {
                 rate_limits,
                 mail,
                 metrics_listen: self.observability.settings(),
+                social,
             }),
             _ => Err(problems.join("; ")),
         }

@@ -70,6 +70,12 @@ pub fn markdown() -> String {
             }
             let _ = writeln!(out, "| {env} | `--{long}` | {default} | {meaning} |");
         }
+        // Per-provider variables have dynamic names clap cannot describe.
+        if heading == Some("Social sign-in") {
+            for (env, meaning) in super::social::ENV_TABLE {
+                let _ = writeln!(out, "| `{env}` | | | {} |", meaning.replace('|', "\\|"));
+            }
+        }
     }
     out
 }

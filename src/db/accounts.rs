@@ -3,8 +3,12 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::models::{Account, NewSession, Session};
-use super::schema::{account, session};
+use chrono::NaiveDateTime;
+
+use super::models::{
+    Account, NewProviderAccount, NewSession, NewUser, ProviderTokens, Session, User,
+};
+use super::schema::{account, session, user};
 use super::{Conn, DbError, run, transaction};
 
 pub async fn list_for_user(conn: &mut Conn, user_id: &str) -> Result<Vec<Account>, DbError> {
@@ -89,5 +93,132 @@ pub async fn change_password(
             .get_result(c)
             .await?;
         Ok(Some(created))
+    })
+}
+
+/// A provider account by the provider's id for the user (`sub`), with its user.
+pub async fn find_provider_account(
+    conn: &mut Conn,
+    provider: &str,
+    account_id: &str,
+) -> Result<Option<(Account, User)>, DbError> {
+    run!(conn, |c| {
+        account::table
+            .inner_join(user::table)
+            .filter(account::provider_id.eq(provider))
+            .filter(account::account_id.eq(account_id))
+            .select((Account::as_select(), User::as_select()))
+            .first(c)
+            .await
+            .optional()
+    })
+}
+
+/// Links a provider account to an existing user. A unique violation means the identity is
+/// already linked (a concurrent first sign-in): the caller decides.
+pub async fn insert_provider_account(
+    conn: &mut Conn,
+    new: &NewProviderAccount<'_>,
+) -> Result<(), DbError> {
+    run!(conn, |c| {
+        diesel::insert_into(account::table)
+            .values(new)
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
+/// Creates a user and their first (provider) account in one transaction.
+pub async fn create_user_with_provider_account(
+    conn: &mut Conn,
+    new_user: &NewUser<'_>,
+    new_account: &NewProviderAccount<'_>,
+) -> Result<User, DbError> {
+    transaction!(conn, |c| {
+        let created = diesel::insert_into(user::table)
+            .values(new_user)
+            .returning(User::as_returning())
+            .get_result(c)
+            .await?;
+        diesel::insert_into(account::table)
+            .values(new_account)
+            .execute(c)
+            .await?;
+        Ok(created)
+    })
+}
+
+/// Replaces a provider account's (sealed) tokens.
+pub async fn update_tokens(
+    conn: &mut Conn,
+    id: &str,
+    tokens: &ProviderTokens,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    run!(conn, |c| {
+        diesel::update(account::table.filter(account::id.eq(id)))
+            .set((tokens, account::updated_at.eq(now)))
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
+/// One of the user's accounts with `provider` (the given `account_id`, else the oldest), with
+/// its sealed tokens.
+pub async fn provider_tokens(
+    conn: &mut Conn,
+    user_id: &str,
+    provider: &str,
+    account_id: Option<&str>,
+) -> Result<Option<(Account, ProviderTokens)>, DbError> {
+    run!(conn, |c| {
+        let mut query = account::table
+            .filter(account::user_id.eq(user_id))
+            .filter(account::provider_id.eq(provider))
+            .order(account::created_at.asc())
+            .select((Account::as_select(), ProviderTokens::as_select()))
+            .into_boxed();
+        if let Some(account_id) = account_id {
+            query = query.filter(account::account_id.eq(account_id));
+        }
+        query.first(c).await.optional()
+    })
+}
+
+/// Removes one of the user's accounts unless it is their last: `Ok(None)` when there is no
+/// such account, `Ok(Some(false))` when it is the last one (nothing removed).
+pub async fn delete_unless_last(
+    conn: &mut Conn,
+    user_id: &str,
+    provider: &str,
+    account_id: Option<&str>,
+) -> Result<Option<bool>, DbError> {
+    transaction!(conn, |c| {
+        let mut query = account::table
+            .filter(account::user_id.eq(user_id))
+            .filter(account::provider_id.eq(provider))
+            .order(account::created_at.asc())
+            .select(account::id)
+            .into_boxed();
+        if let Some(account_id) = account_id {
+            query = query.filter(account::account_id.eq(account_id));
+        }
+        let Some(id) = query.first::<String>(c).await.optional()? else {
+            return Ok(None);
+        };
+        let count: i64 = account::table
+            .filter(account::user_id.eq(user_id))
+            .count()
+            .get_result(c)
+            .await?;
+        if count <= 1 {
+            return Ok(Some(false));
+        }
+        diesel::delete(account::table.filter(account::id.eq(&id)))
+            .execute(c)
+            .await?;
+        Ok(Some(true))
     })
 }

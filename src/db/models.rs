@@ -75,6 +75,34 @@ pub struct Account {
     pub account_id: String,
     pub provider_id: String,
     pub user_id: String,
+    /// The scopes a provider granted, space-separated (none for `credential`).
+    pub scope: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A provider account's tokens as stored: each sealed (see `auth::seal`), never plain.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = account, treat_none_as_default_value = false)]
+pub struct ProviderTokens {
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub id_token: Option<String>,
+    pub access_token_expires_at: Option<NaiveDateTime>,
+    pub refresh_token_expires_at: Option<NaiveDateTime>,
+    pub scope: Option<String>,
+}
+
+/// A provider (social) account about to be written, tokens sealed.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = account, treat_none_as_default_value = false)]
+pub struct NewProviderAccount<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub provider_id: &'a str,
+    pub user_id: &'a str,
+    #[diesel(embed)]
+    pub tokens: ProviderTokens,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }

@@ -15,6 +15,8 @@ pub mod purpose {
     pub const RESET_PASSWORD: &str = "reset-password";
     pub const VERIFY_EMAIL: &str = "verify-email";
     pub const CHANGE_EMAIL: &str = "change-email";
+    /// A social sign-in in progress (the `state` of the authorization request).
+    pub const OAUTH_STATE: &str = "oauth-state";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -234,5 +236,59 @@ pub async fn confirm_email(
             Some(user) => Consumed::Done(user),
             None => Consumed::Missing,
         })
+    })
+}
+
+/// Stores a one-time row (a social sign-in `state`, ...) that no mail carries.
+pub async fn insert(conn: &mut Conn, row: &NewVerification<'_>) -> Result<(), DbError> {
+    run!(conn, |c| {
+        diesel::insert_into(verification::table)
+            .values(row)
+            .execute(c)
+            .await
+    })
+    .map(drop)
+}
+
+/// Consumes a one-time row of `purpose` by its identifier (single use: of two concurrent
+/// takes, one gets it). An expired row is consumed too, and reported as expired.
+pub async fn take(
+    conn: &mut Conn,
+    identifier: &str,
+    token_purpose: &str,
+    now: NaiveDateTime,
+) -> Result<Consumed<Verification>, DbError> {
+    let taken: Option<Verification> = run!(conn, |c| {
+        diesel::delete(
+            verification::table
+                .filter(verification::identifier.eq(identifier))
+                .filter(verification::purpose.eq(token_purpose)),
+        )
+        .returning(Verification::as_returning())
+        .get_result(c)
+        .await
+        .optional()
+    })?;
+    Ok(match taken {
+        None => Consumed::Missing,
+        Some(row) if row.expires_at <= now => Consumed::Expired,
+        Some(row) => Consumed::Done(row),
+    })
+}
+
+/// Deletes the expired rows of `token_purpose` (abandoned flows nobody will come back to).
+pub async fn delete_expired(
+    conn: &mut Conn,
+    token_purpose: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    run!(conn, |c| {
+        diesel::delete(
+            verification::table
+                .filter(verification::purpose.eq(token_purpose))
+                .filter(verification::expires_at.le(now)),
+        )
+        .execute(c)
+        .await
     })
 }

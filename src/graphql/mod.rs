@@ -10,6 +10,7 @@ pub mod inputs;
 mod limits;
 mod observe;
 mod sessions;
+pub mod social;
 pub mod types;
 
 use async_graphql::{
@@ -29,6 +30,7 @@ pub struct Query(
     auth::SessionQuery,
     sessions::SessionsQuery,
     admin::AdminQuery,
+    social::SocialQuery,
 );
 
 /// Declares the two mutation roots from ONE list of parts: `Mutation` (production) and
@@ -51,6 +53,7 @@ mutation_roots!(
     sessions::SessionsMutation,
     admin::AdminMutation,
     account::AccountMutation,
+    social::SocialMutation,
 );
 
 /// The executable schema (with or without the developer tools) and the gate every document

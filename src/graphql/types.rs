@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::auth;
 
-fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
@@ -184,6 +184,17 @@ impl Account {
     }
     async fn account_id(&self) -> &str {
         &self.0.account_id
+    }
+    /// The scopes the provider granted (empty for `credential`).
+    async fn scopes(&self) -> Vec<String> {
+        self.0
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split([' ', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
     async fn created_at(&self) -> DateTime<Utc> {
         utc(self.0.created_at)

@@ -262,7 +262,7 @@ fn bearer(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+pub(super) fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     find_cookie(
         req.headers()
             .get_all(header::COOKIE)

@@ -6,6 +6,7 @@ mod graphql;
 mod health;
 mod jwks;
 mod pages;
+pub(crate) mod social;
 
 /// Parsers of untrusted header input, public for the fuzz targets in `fuzz/`.
 pub use graphql::{find_cookie, parse_hop};
@@ -91,7 +92,12 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
             "/reset-password",
             get(pages::reset_password_page).post(pages::reset_password),
         )
-        .at("/.well-known/jwks.json", get(jwks::jwks));
+        .at("/.well-known/jwks.json", get(jwks::jwks))
+        .at(
+            "/callback/:provider",
+            get(social::callback_get).post(social::callback_post),
+        )
+        .at("/error", get(social::error_page));
     // In production /metrics lives only on APEXKIT_METRICS_LISTEN (contract).
     let route = if state.metrics_on_main {
         route.at("/metrics", get(metrics::metrics))

@@ -15,7 +15,7 @@ use crate::mail::compose::escape_html;
 
 const MAX_FORM_BYTES: usize = 4096;
 
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\

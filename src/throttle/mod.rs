@@ -67,7 +67,7 @@ impl Class {
 pub fn class_of(field: &str) -> Class {
     match field {
         "signInEmail" | "signUpEmail" | "changePassword" | "changeEmail" | "deleteUser"
-        | "resetPassword" => Class::Credential,
+        | "resetPassword" | "signInSocial" => Class::Credential,
         "requestPasswordReset" | "sendVerificationEmail" => Class::Mail,
         _ => Class::General,
     }

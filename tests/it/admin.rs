@@ -813,6 +813,7 @@ const FIELDS: &[(&str, &str, Access)] = {
         ("Query", "session", Public),
         ("Query", "me", Public),
         ("Query", "accounts", SignedIn),
+        ("Query", "socialProviders", Public),
         ("Query", "sessions", SignedIn),
         ("Query", "adminUsers", Admin),
         ("Query", "adminUser", Admin),
@@ -822,6 +823,10 @@ const FIELDS: &[(&str, &str, Access)] = {
         // mutations
         ("Mutation", "signUpEmail", Public),
         ("Mutation", "signInEmail", Public),
+        ("Mutation", "signInSocial", Public),
+        ("Mutation", "linkSocial", SignedIn),
+        ("Mutation", "unlinkAccount", SignedIn),
+        ("Mutation", "accountAccessToken", SignedIn),
         ("Mutation", "requestPasswordReset", Public),
         ("Mutation", "resetPassword", Public),
         ("Mutation", "sendVerificationEmail", Public),

@@ -20,4 +20,5 @@ mod schema;
 mod schema_workflow;
 mod sessions;
 mod shutdown;
+mod social;
 mod tokens;

@@ -166,6 +166,11 @@ const provider = new Provider(issuer, {
     && (refreshPolicy === 'always' || code.scopes.has('offline_access')),
   ...(config.rotateRefreshToken === undefined ? {} : { rotateRefreshToken: !!config.rotateRefreshToken }),
   ttl,
+  // Extra id_token signing algorithms (e.g. ["RS256", "HS256", "none"]) so a client's
+  // id_token_signed_response_alg can ask for them: the relying party's attack tests.
+  ...(config.idTokenSigningAlgValues === undefined ? {} : {
+    enabledJWA: { idTokenSigningAlgValues: config.idTokenSigningAlgValues },
+  }),
   // oidc-provider accepts tokens up to clockTolerance seconds past their exp (default 15 s);
   // 0 here, so a 2 s access token is refused after 2 s. Same clock on both ends.
   clockTolerance: config.clockTolerance ?? 0,

@@ -9,12 +9,14 @@
 //! - [`client`]: a GraphQL/HTTP client that reads like the domain ([`Api`], which a
 //!   [`TestApp`] derefs to) and helpers for reading answers (`code`, `data`, metrics);
 //! - [`mail`]: a real SMTP server on loopback that keeps what arrives ([`SmtpSink`]);
-//! - [`process`]: the real binary as operators run it ([`Proc`]).
+//! - [`process`]: the real binary as operators run it ([`Proc`]);
+//! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages.
 
 mod app;
 mod client;
 mod db;
 mod mail;
+pub mod oidc;
 mod process;
 
 pub use app::TestApp;

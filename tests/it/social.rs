@@ -1,0 +1,1029 @@
+//! Social sign-in against a real OpenID provider (oidc-provider on loopback): the browser's
+//! redirect flow hop by hop, linking rules, the attacks on `state`, code and `id_token`, the
+//! provider's denial and outage, the native `idToken` sign-in, and two replicas.
+
+use apexkit::Config;
+use apexkit::config::{ProviderConfig, Secret};
+use serde_json::{Value, json};
+
+use crate::support::oidc::{
+    Browser, CLIENT_ID, CLIENT_SECRET, OidcProvider, client, free_port, native_id_token, param,
+    provider_config,
+};
+use crate::support::{Backend, TestApp, TestDb, code, data, metric_value, on_both};
+
+/// A provider and an app that knows it as `corp` (and as each of `extra`'s ids, with their
+/// client ids), the provider started first with the app's callback URLs.
+struct Setup {
+    app: TestApp,
+    provider: OidcProvider,
+    /// The app's base URL.
+    base: String,
+}
+
+fn corp(issuer: &str, id: &str, client_id: &str) -> ProviderConfig {
+    ProviderConfig {
+        id: id.to_owned(),
+        client_id: Some(client_id.to_owned()),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
+        issuer: Some(issuer.to_owned()),
+        ..Default::default()
+    }
+}
+
+impl Setup {
+    async fn new(backend: Backend) -> Self {
+        Self::with(backend, |_, _| {}, |_| {}).await
+    }
+
+    /// `provider` adjusts the provider's config (given the app's base URL); `app` the app's
+    /// (whose `social.providers` holds `corp`).
+    async fn with(
+        backend: Backend,
+        provider: impl FnOnce(&mut Value, &str),
+        app: impl FnOnce(&mut Config) + Send + 'static,
+    ) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut config = provider_config(&[format!("{base}/callback/corp")]);
+        provider(&mut config, &base);
+        // A test may pin the provider's port (`"port"`, not a provider setting).
+        let pinned = config
+            .as_object_mut()
+            .and_then(|o| o.remove("port"))
+            .and_then(|p| p.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0);
+        let oidc = OidcProvider::start_on(&config, pinned);
+        let issuer = oidc.issuer.clone();
+        let app = TestApp::builder(backend)
+            .secret()
+            .config(move |c| {
+                c.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+                c.social.providers = vec![corp(&issuer, "corp", CLIENT_ID)];
+                app(c);
+                c.social.provider_ids = c.social.providers.iter().map(|p| p.id.clone()).collect();
+            })
+            .spawn()
+            .await;
+        Self {
+            app,
+            provider: oidc,
+            base,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A whole sign-in in a fresh browser as `login`: the final redirect and the browser.
+    async fn sign_in(&self, login: &str, input: Value) -> (String, Browser) {
+        let browser = Browser::new();
+        let url = browser.start(&self.base, input).await;
+        let back = browser.authorize(&url, Some(login)).await;
+        let (status, to) = browser.get(&back).await;
+        assert_eq!(status, 302, "callback redirects");
+        (to.expect("location"), browser)
+    }
+}
+
+async fn me(browser: &Browser, base: &str) -> Value {
+    let body = browser
+        .gql(base, "{ me { email emailVerified name image } }", json!({}))
+        .await;
+    data(&body, "me").clone()
+}
+
+fn flow(extra: Value) -> Value {
+    let mut input = json!({
+        "provider": "corp",
+        "callbackURL": "/home",
+        "newUserCallbackURL": "/welcome",
+        "errorCallbackURL": "/oops",
+    });
+    if let (Some(i), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+        i.extend(e.clone());
+    }
+    input
+}
+
+async fn new_and_returning_user(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let body = s
+        .app
+        .gql("{ socialProviders { id name } }", json!({}))
+        .await;
+    assert_eq!(
+        data(&body, "socialProviders"),
+        &json!([{ "id": "corp", "name": "Corp" }])
+    );
+
+    let browser = Browser::new();
+    let url = browser
+        .start(&s.base, flow(json!({ "loginHint": "alice" })))
+        .await;
+    for p in ["state", "nonce", "code_challenge"] {
+        assert!(
+            param(&url, p).is_some_and(|v| v.len() >= 43),
+            "{p} in {url}"
+        );
+    }
+    assert_eq!(
+        param(&url, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(
+        param(&url, "redirect_uri").as_deref(),
+        Some(s.url("/callback/corp").as_str())
+    );
+    let back = browser.authorize(&url, Some("alice")).await;
+    assert!(back.starts_with(&s.url("/callback/corp?")), "{back}");
+    assert_eq!(
+        param(&back, "iss").as_deref(),
+        Some(s.provider.issuer.as_str())
+    );
+    let (status, to) = browser.get(&back).await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (302, Some(s.url("/welcome").as_str()))
+    );
+    let user = me(&browser, &s.base).await;
+    assert_eq!(user["email"], "alice@example.test");
+    assert_eq!(user["emailVerified"], true, "the provider asserted it");
+    assert_eq!(user["name"], "Alice Example");
+
+    let sealed = s
+        .app
+        .db
+        .strings("SELECT access_token AS s FROM account WHERE provider_id = 'corp'")
+        .await;
+    assert_eq!(sealed.len(), 1);
+    assert!(sealed[0].starts_with("xc20p1."), "tokens sealed at rest");
+    let scopes = browser
+        .gql(
+            &s.base,
+            "{ accounts { providerId accountId scopes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&scopes, "accounts"),
+        &json!([{ "providerId": "corp", "accountId": "alice-sub",
+                  "scopes": ["openid", "email", "profile"] }])
+    );
+
+    let metrics = s.app.metrics_text().await;
+    assert!(
+        metric_value(
+            &metrics,
+            "apexkit_social_sign_in_total",
+            &[("provider", "corp"), ("outcome", "success")]
+        ) >= 1.0,
+        "{metrics}"
+    );
+
+    // Returning: the same identity, no new user, callbackURL.
+    let (to, again) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/home"));
+    assert_eq!(me(&again, &s.base).await["email"], "alice@example.test");
+    assert_eq!(s.app.db.users().await, 1);
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'social_sign_in' AND outcome = 'success'")
+            .await,
+        2
+    );
+}
+
+async fn links_only_verified_emails(backend: Backend) {
+    let s = Setup::new(backend).await;
+    // Alice owns her address (verified): the provider's verified identity is linked.
+    s.app.sign_up("alice@example.test").await;
+    s.app.verify_address("alice@example.test").await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/home"), "an existing user, linked");
+    assert_eq!(me(&browser, &s.base).await["email"], "alice@example.test");
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account a JOIN \"user\" u ON u.id = a.user_id WHERE u.email = 'alice@example.test'")
+            .await,
+        2
+    );
+
+    // Someone registered bob@ with a password and never verified it: the provider's (here
+    // unverified) identity must not take that account over, nor be merged into it.
+    s.app.sign_up("bob@example.test").await;
+    let (to, browser) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=account_not_linked"));
+    assert!(me(&browser, &s.base).await.is_null(), "no session");
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp' AND account_id = 'bob-sub'")
+            .await,
+        0,
+        "no row written"
+    );
+    assert_eq!(s.app.db.users().await, 2);
+    // Bob's own address verified now, but the provider still does not vouch for it.
+    s.app.verify_address("bob@example.test").await;
+    let (to, _) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=account_not_linked"));
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account WHERE account_id = 'bob-sub'")
+            .await,
+        0
+    );
+
+    // No email from the provider at all.
+    let (to, _) = s.sign_in("nomail", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=email_not_found"));
+    assert_eq!(s.app.db.users().await, 2);
+}
+
+async fn state_is_single_use_and_bound_to_the_browser(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let error_page = s.url("/error?error=state_mismatch");
+
+    // No state at all.
+    let stranger = Browser::new();
+    let (status, to) = stranger.get(&s.url("/callback/corp?code=abc")).await;
+    assert_eq!((status, to.as_deref()), (302, Some(error_page.as_str())));
+
+    // Started in one browser, finished in another (the attacker's link in the victim's
+    // browser): refused, and it spends nothing.
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let back = browser.authorize(&url, Some("alice")).await;
+    let (_, to) = stranger.get(&back).await;
+    assert_eq!(to.as_deref(), Some(error_page.as_str()));
+    assert_eq!(s.app.db.users().await, 0);
+
+    // A callback for another provider than the state's.
+    let (_, to) = browser
+        .get(&back.replace("/callback/corp", "/callback/other"))
+        .await;
+    assert_eq!(
+        to.as_deref(),
+        Some(s.url("/error?error=provider_not_found").as_str())
+    );
+
+    // The right browser finishes it once...
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(to.as_deref(), Some(s.url("/welcome").as_str()));
+    // ... and only once.
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(to.as_deref(), Some(error_page.as_str()));
+
+    // A spent code under a fresh state: the exchange fails (and the provider revokes the grant).
+    let old_code = param(&back, "code").expect("code");
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let fresh = browser.authorize(&url, Some("alice")).await;
+    let replayed = fresh.replace(&param(&fresh, "code").expect("code"), &old_code);
+    let (_, to) = browser.get(&replayed).await;
+    assert_eq!(
+        to.as_deref(),
+        Some(s.url("/oops?error=invalid_code").as_str())
+    );
+
+    // An `iss` that is not the provider's (RFC 9207 mix-up): a forged response.
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let fresh = browser.authorize(&url, Some("alice")).await;
+    let mixed = fresh.replace(
+        &format!("iss={}", urlencode(&s.provider.issuer)),
+        "iss=https%3A%2F%2Fevil.example",
+    );
+    assert_ne!(mixed, fresh);
+    let (_, to) = browser.get(&mixed).await;
+    assert_eq!(to.as_deref(), Some(error_page.as_str()));
+
+    // An abandoned flow: its row expires and the periodic purge (which also runs at start)
+    // removes it.
+    browser.start(&s.base, flow(json!({}))).await;
+    let flows = "SELECT COUNT(*) AS n FROM verification WHERE purpose = 'oauth-state'";
+    assert_eq!(s.app.db.count(flows).await, 1);
+    s.app
+        .db
+        .execute("UPDATE verification SET expires_at = '2020-01-01 00:00:00' WHERE purpose = 'oauth-state'")
+        .await;
+    let restarted = s.app.replica().secret().spawn().await;
+    let mut left = 1;
+    for _ in 0..50 {
+        left = s.app.db.count(flows).await;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "expired flows purged");
+    drop(restarted);
+
+    assert_eq!(s.app.db.users().await, 1);
+    assert_eq!(
+        s.app.db.count("SELECT COUNT(*) AS n FROM session").await,
+        1,
+        "only the one good callback opened a session"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn provider_denial_and_outage(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let back = browser.authorize(&url, None).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(
+        to.as_deref(),
+        Some(s.url("/oops?error=access_denied").as_str())
+    );
+
+    // Redirect targets follow the mailed-link rule: no open redirect.
+    let body = browser
+        .gql(
+            &s.base,
+            "mutation { signInSocial(input: {provider: \"corp\", callbackURL: \"https://evil.example/\"}) { url } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let body = browser
+        .gql(
+            &s.base,
+            "mutation { signInSocial(input: {provider: \"nope\"}) { url } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "PROVIDER_NOT_FOUND", "{body}");
+
+    // The token endpoint down (a closed port): a clean error redirect, nothing written.
+    let closed = format!("http://127.0.0.1:{}/token", free_port());
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        move |c| c.social.providers[0].token_url = Some(closed),
+    )
+    .await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=invalid_code"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(s.app.db.users().await, 0);
+    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM account").await, 0);
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM verification")
+            .await,
+        0,
+        "flow spent"
+    );
+}
+
+const ID_TOKEN_SIGN_IN: &str = "mutation($i: SignInSocialInput!) { signInSocial(input: $i) { redirect url token user { email emailVerified } session { id } accessToken } }";
+
+async fn id_token_sign_in(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let token = native_id_token(&s.provider.issuer, "alice", "native-nonce").await;
+    let app = &s.app;
+    let sign_in = |token: String, nonce: &str| {
+        let input = json!({ "provider": "corp", "idToken": { "token": token, "nonce": nonce } });
+        async move { app.gql(ID_TOKEN_SIGN_IN, json!({ "i": input })).await }
+    };
+
+    // A wrong nonce, and a token whose signature was tampered with: refused, nothing written.
+    let body = sign_in(token.clone(), "other-nonce").await;
+    assert_eq!(code(&body), "INVALID_ID_TOKEN", "{body}");
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 5;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let body = sign_in(String::from_utf8(tampered).expect("ascii"), "native-nonce").await;
+    assert_eq!(code(&body), "INVALID_ID_TOKEN", "{body}");
+    // Claims re-signed by nobody: an `alg: none` token built from the real one.
+    let parts: Vec<&str> = token.split('.').collect();
+    let unsigned = format!("eyJhbGciOiJub25lIn0.{}.", parts[1]);
+    let body = sign_in(unsigned, "native-nonce").await;
+    assert_eq!(code(&body), "INVALID_ID_TOKEN", "{body}");
+    assert_eq!(s.app.db.users().await, 0);
+
+    let body = sign_in(token, "native-nonce").await;
+    let payload = data(&body, "signInSocial");
+    assert_eq!(payload["redirect"], false);
+    assert!(payload["url"].is_null());
+    assert!(
+        payload["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{body}"
+    );
+    assert!(payload["accessToken"].is_string());
+    assert_eq!(
+        payload["user"],
+        json!({ "email": "alice@example.test", "emailVerified": true })
+    );
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp' AND account_id = 'alice-sub'")
+            .await,
+        1
+    );
+}
+
+async fn refuses_hmac_signed_id_tokens(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |config, base| {
+            // oidc-provider 8 signs id_tokens with HS256 (the client secret as the key) on
+            // request, but never with `none` (it refuses to enable it): the unsigned token is
+            // built by hand in `id_token_sign_in`.
+            config["idTokenSigningAlgValues"] = json!(["RS256", "HS256"]);
+            let mut hs = client("apexkit-hs", &[format!("{base}/callback/hs")]);
+            hs["id_token_signed_response_alg"] = json!("HS256");
+            config["clients"].as_array_mut().expect("clients").push(hs);
+        },
+        |c| {
+            let issuer = c.social.providers[0].issuer.clone().expect("issuer");
+            c.social.providers.push(corp(&issuer, "hs", "apexkit-hs"));
+        },
+    )
+    .await;
+    let input = json!({ "provider": "hs", "errorCallbackURL": "/oops" });
+    let (to, browser) = s.sign_in("alice", input).await;
+    assert_eq!(to, s.url("/oops?error=invalid_code"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(s.app.db.users().await, 0);
+    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM account").await, 0);
+}
+
+async fn any_replica_finishes_the_flow(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let base = s.base.clone();
+    let issuer = s.provider.issuer.clone();
+    let replica = s
+        .app
+        .replica()
+        .secret()
+        .config(move |c| {
+            c.server.base_url = Some(base);
+            c.social.provider_ids = vec!["corp".into()];
+            c.social.providers = vec![corp(&issuer, "corp", CLIENT_ID)];
+        })
+        .spawn()
+        .await;
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let back = browser.authorize(&url, Some("alice")).await;
+    // The load balancer sends the callback to the other instance (same public URL). The
+    // binding cookie is host-only: reqwest keys it by host, and both listen on 127.0.0.1.
+    let on_replica = back.replace(&s.base, &replica.url(""));
+    let (status, to) = browser.get(&on_replica).await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (302, Some(s.url("/welcome").as_str()))
+    );
+    assert_eq!(
+        me(&browser, &replica.url("")).await["email"],
+        "alice@example.test"
+    );
+    drop(replica);
+}
+
+async fn link_and_unlink(backend: Backend) {
+    let s = Setup::new(backend).await;
+    // Grace has a password account (unverified address, so no automatic linking) and links
+    // her provider identity (bob@'s, another address) from her signed-in session.
+    s.app.sign_up("grace@example.test").await;
+    let browser = Browser::new();
+    let signed = browser
+        .gql(
+            &s.base,
+            "mutation { signInEmail(input: {email: \"grace@example.test\", password: \"correct horse battery staple\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        signed["data"]["signInEmail"]["token"].is_string(),
+        "{signed}"
+    );
+    let link = "mutation($i: LinkSocialInput!) { linkSocial(input: $i) { url redirect } }";
+    let body = browser
+        .gql(
+            &s.base,
+            link,
+            json!({ "i": { "provider": "corp", "callbackURL": "/linked" } }),
+        )
+        .await;
+    let url = data(&body, "linkSocial")["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let back = browser.authorize(&url, Some("bob")).await;
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(to.as_deref(), Some(s.url("/linked").as_str()));
+    let accounts = browser
+        .gql(&s.base, "{ accounts { providerId accountId } }", json!({}))
+        .await;
+    assert_eq!(
+        data(&accounts, "accounts"),
+        &json!([{ "providerId": "credential", "accountId": data(&accounts, "accounts")[0]["accountId"] },
+                { "providerId": "corp", "accountId": "bob-sub" }])
+    );
+    // The identity now signs Grace in.
+    let (to, other) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/home"));
+    assert_eq!(me(&other, &s.base).await["email"], "grace@example.test");
+
+    // Ada cannot link the identity Grace owns.
+    s.app.sign_up("ada@example.test").await;
+    let ada = Browser::new();
+    ada.gql(
+        &s.base,
+        "mutation { signInEmail(input: {email: \"ada@example.test\", password: \"correct horse battery staple\"}) { token } }",
+        json!({}),
+    )
+    .await;
+    let body = ada
+        .gql(
+            &s.base,
+            link,
+            json!({ "i": { "provider": "corp", "errorCallbackURL": "/oops" } }),
+        )
+        .await;
+    let url = data(&body, "linkSocial")["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let back = ada.authorize(&url, Some("bob")).await;
+    let (_, to) = ada.get(&back).await;
+    assert_eq!(
+        to.as_deref(),
+        Some(s.url("/oops?error=account_already_linked").as_str())
+    );
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp'")
+            .await,
+        1
+    );
+
+    // Unlinking: another user's or a missing account is NOT_FOUND; the last one is refused.
+    let unlink = "mutation($i: UnlinkAccountInput!) { unlinkAccount(input: $i) }";
+    let body = ada
+        .gql(&s.base, unlink, json!({ "i": { "providerId": "corp" } }))
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+    let body = ada
+        .gql(
+            &s.base,
+            unlink,
+            json!({ "i": { "providerId": "credential" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
+    let body = browser
+        .gql(
+            &s.base,
+            unlink,
+            json!({ "i": { "providerId": "corp", "accountId": "bob-sub" } }),
+        )
+        .await;
+    assert_eq!(data(&body, "unlinkAccount"), true, "{body}");
+    let body = browser
+        .gql(
+            &s.base,
+            unlink,
+            json!({ "i": { "providerId": "credential" } }),
+        )
+        .await;
+    assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type IN ('account_link', 'account_unlink') AND outcome = 'success'")
+            .await,
+        2
+    );
+}
+
+async fn provider_access_token_is_refreshed_when_expired(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |config, _| config["ttl"] = json!({ "AccessToken": 2 }),
+        |_| {},
+    )
+    .await;
+    let (_, browser) = s.sign_in("alice", flow(json!({}))).await;
+    let query = "mutation { accountAccessToken(input: {providerId: \"corp\"}) { accessToken accessTokenExpiresAt scopes idToken } }";
+    let first = browser.gql(&s.base, query, json!({})).await;
+    let first = data(&first, "accountAccessToken").clone();
+    assert_eq!(first["scopes"], json!(["openid", "email", "profile"]));
+    assert!(
+        first["idToken"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    let userinfo = |token: String| {
+        let url = format!("{}/me", s.provider.issuer);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("userinfo")
+                .status()
+                .as_u16()
+        }
+    };
+    let token = first["accessToken"].as_str().expect("token").to_owned();
+    assert_eq!(
+        userinfo(token.clone()).await,
+        200,
+        "the provider's own token"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        userinfo(token.clone()).await,
+        401,
+        "expired at the provider"
+    );
+    let second = browser.gql(&s.base, query, json!({})).await;
+    let second = data(&second, "accountAccessToken").clone();
+    let fresh = second["accessToken"].as_str().expect("token").to_owned();
+    assert_ne!(fresh, token, "refreshed");
+    assert_eq!(userinfo(fresh).await, 200);
+    assert_ne!(
+        second["accessTokenExpiresAt"],
+        first["accessTokenExpiresAt"]
+    );
+
+    // Nobody else's: an unknown provider account is NOT_FOUND.
+    let body = browser
+        .gql(
+            &s.base,
+            "mutation { accountAccessToken(input: {providerId: \"corp\", accountId: \"bob-sub\"}) { accessToken } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "NOT_FOUND", "{body}");
+}
+
+async fn userinfo_plain_oauth2_and_form_post(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |config, base| {
+            // Strict OIDC Core 5.4: the id_token has no email; it comes from userinfo.
+            config["conformIdTokenClaims"] = json!(true);
+            config["clients"][0]["redirect_uris"]
+                .as_array_mut()
+                .expect("uris")
+                .push(json!(format!("{base}/callback/plain")));
+        },
+        |c| {
+            // The same server as a plain OAuth 2.0 provider: endpoints only, no id_token check.
+            let issuer = c.social.providers[0].issuer.clone().expect("issuer");
+            c.social.providers.push(ProviderConfig {
+                id: "plain".into(),
+                client_id: Some(CLIENT_ID.into()),
+                client_secret: Some(Secret::new(CLIENT_SECRET)),
+                scopes: Some("openid,email,profile".into()),
+                authorization_url: Some(format!("{issuer}/auth")),
+                token_url: Some(format!("{issuer}/token")),
+                userinfo_url: Some(format!("{issuer}/me")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/welcome"));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(
+        user,
+        json!({ "email": "alice@example.test", "emailVerified": true,
+                "name": "Alice Example", "image": "https://example.test/alice.png" })
+    );
+
+    let (to, browser) = s.sign_in("bob", flow(json!({ "provider": "plain" }))).await;
+    assert_eq!(to, s.url("/welcome"));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(user["email"], "bob@example.test");
+    assert_eq!(
+        user["emailVerified"], false,
+        "the provider did not vouch for it"
+    );
+
+    // response_mode=form_post: the same answer as a POSTed form.
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let back = browser.authorize(&url, Some("alice")).await;
+    let form: Vec<(String, String)> = reqwest::Url::parse(&back)
+        .expect("url")
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let resp = browser
+        .http
+        .post(s.url("/callback/corp"))
+        .form(&form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 302);
+    assert_eq!(
+        crate::support::oidc::location(&resp).as_deref(),
+        Some(s.url("/home").as_str())
+    );
+    assert_eq!(me(&browser, &s.base).await["email"], "alice@example.test");
+}
+
+async fn verification_and_bans_still_apply(backend: Backend) {
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        |c| c.mail.require_email_verification = true,
+    )
+    .await;
+    // Bob's provider does not vouch for his address: a user, unverified, and no session.
+    let (to, browser) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=email_not_verified"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM \"user\" WHERE email = 'bob@example.test' AND email_verified = false")
+            .await,
+        1
+    );
+    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM session").await, 0);
+
+    // A provider-verified address counts as verified.
+    let (to, _) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/welcome"));
+
+    s.app
+        .db
+        .execute("UPDATE \"user\" SET banned = true WHERE email = 'alice@example.test'")
+        .await;
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/oops?error=user_banned"));
+    assert!(me(&browser, &s.base).await.is_null());
+    assert_eq!(
+        s.app
+            .db
+            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'social_sign_in' AND outcome = 'failure'")
+            .await,
+        2
+    );
+}
+
+async fn keys_are_fetched_again_for_an_unknown_kid(backend: Backend) {
+    let port = free_port();
+    let s = Setup::with(
+        backend,
+        move |config, _| config["port"] = json!(port),
+        |_| {},
+    )
+    .await;
+    let Setup { app, provider, .. } = s;
+    let issuer = provider.issuer.clone();
+    let token = native_id_token(&issuer, "alice", "n1").await;
+    let input = json!({ "provider": "corp", "idToken": { "token": token, "nonce": "n1" } });
+    let body = app.gql(ID_TOKEN_SIGN_IN, json!({ "i": input })).await;
+    assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
+
+    // The provider restarts with new signing keys (same issuer): the app's cached JWKS no
+    // longer has the token's kid, so it fetches the set again (at most every 10 s).
+    drop(provider);
+    let restarted = OidcProvider::start_on(&provider_config(&[]), port);
+    assert_eq!(restarted.issuer, issuer);
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+    let token = native_id_token(&issuer, "alice", "n2").await;
+    let input = json!({ "provider": "corp", "idToken": { "token": token, "nonce": "n2" } });
+    let body = app.gql(ID_TOKEN_SIGN_IN, json!({ "i": input })).await;
+    assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
+}
+
+async fn github_preset(backend: Backend) {
+    use crate::support::oidc::github;
+    let standin = github::serve().await;
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        move |c| {
+            c.social.providers.push(ProviderConfig {
+                id: "github".into(),
+                client_id: Some(github::CLIENT_ID.into()),
+                client_secret: Some(Secret::new(github::CLIENT_SECRET)),
+                authorization_url: Some(format!("{standin}/login/oauth/authorize")),
+                token_url: Some(format!("{standin}/login/oauth/access_token")),
+                userinfo_url: Some(format!("{standin}/user")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let body = s
+        .app
+        .gql("{ socialProviders { id name } }", json!({}))
+        .await;
+    assert_eq!(
+        data(&body, "socialProviders")[1],
+        json!({ "id": "github", "name": "GitHub" })
+    );
+    let browser = Browser::new();
+    let url = browser
+        .start(&s.base, flow(json!({ "provider": "github" })))
+        .await;
+    assert_eq!(
+        param(&url, "scope").as_deref(),
+        Some("read:user user:email")
+    );
+    assert_eq!(param(&url, "nonce"), None, "no OpenID Connect");
+    let (_, back) = browser.get(&url).await;
+    let back = back.expect("back to the app");
+    let (_, to) = browser.get(&back).await;
+    assert_eq!(to.as_deref(), Some(s.url("/welcome").as_str()));
+    let user = me(&browser, &s.base).await;
+    assert_eq!(
+        user,
+        json!({ "email": "octocat@example.test", "emailVerified": true,
+                "name": "The Octocat", "image": "https://avatars.example.test/u/583231" })
+    );
+    let accounts = browser
+        .gql(
+            &s.base,
+            "{ accounts { providerId accountId scopes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&accounts, "accounts"),
+        &json!([{ "providerId": "github", "accountId": "583231",
+                  "scopes": ["read:user", "user:email"] }])
+    );
+}
+
+async fn discord_preset(backend: Backend) {
+    use crate::support::oidc::discord;
+    let standin = discord::serve().await;
+    let s = Setup::with(
+        backend,
+        |_, _| {},
+        move |c| {
+            c.social.providers.push(ProviderConfig {
+                id: "discord".into(),
+                client_id: Some(discord::CLIENT_ID.into()),
+                client_secret: Some(Secret::new(discord::CLIENT_SECRET)),
+                authorization_url: Some(format!("{standin}/oauth2/authorize")),
+                token_url: Some(format!("{standin}/api/oauth2/token")),
+                userinfo_url: Some(format!("{standin}/api/users/@me")),
+                ..Default::default()
+            });
+        },
+    )
+    .await;
+    let browser = Browser::new();
+    let url = browser
+        .start(&s.base, flow(json!({ "provider": "discord" })))
+        .await;
+    assert_eq!(param(&url, "scope").as_deref(), Some("identify email"));
+    let (_, back) = browser.get(&url).await;
+    let (_, to) = browser.get(&back.expect("back to the app")).await;
+    assert_eq!(to.as_deref(), Some(s.url("/welcome").as_str()));
+    assert_eq!(
+        me(&browser, &s.base).await,
+        json!({ "email": "nelly@example.test", "emailVerified": true, "name": "Nelly",
+                "image": "https://cdn.discordapp.com/avatars/80351110224678912/8342729096ea3675442027381ff50dfe.png" })
+    );
+    let token = browser
+        .gql(
+            &s.base,
+            "mutation { accountAccessToken(input: {providerId: \"discord\"}) { accessToken scopes } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&token, "accountAccessToken"),
+        &json!({ "accessToken": "discord-token", "scopes": ["identify", "email"] })
+    );
+}
+
+on_both!(
+    discord_preset,
+    github_preset,
+    userinfo_plain_oauth2_and_form_post,
+    verification_and_bans_still_apply,
+    keys_are_fetched_again_for_an_unknown_kid,
+    link_and_unlink,
+    provider_access_token_is_refreshed_when_expired,
+    new_and_returning_user,
+    links_only_verified_emails,
+    state_is_single_use_and_bound_to_the_browser,
+    provider_denial_and_outage,
+    id_token_sign_in,
+    refuses_hmac_signed_id_tokens,
+    any_replica_finishes_the_flow,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_an_unreachable_or_misconfigured_provider() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let err = TestApp::on(&db)
+        .production()
+        .config(move |c| {
+            c.social.provider_ids = vec!["corp".into()];
+            c.social.providers = vec![corp(&closed, "corp", CLIENT_ID)];
+        })
+        .boot()
+        .await
+        .err()
+        .expect("refused");
+    assert!(format!("{err:#}").contains("\"corp\""), "{err:#}");
+
+    // In development an unreachable provider is a warning: the app starts, and the provider
+    // is tried again when used.
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let app = TestApp::on(&db)
+        .config(move |c| {
+            c.social.provider_ids = vec!["corp".into()];
+            c.social.providers = vec![corp(&unreachable, "corp", CLIENT_ID)];
+        })
+        .spawn()
+        .await;
+    let body = app
+        .gql(
+            "mutation { signInSocial(input: {provider: \"corp\"}) { url } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "INTERNAL_SERVER_ERROR", "{body}");
+    drop(app);
+
+    let err = TestApp::on(&db)
+        .config(|c| {
+            c.social.provider_ids = vec!["github2".into()];
+            c.social.providers = vec![ProviderConfig {
+                id: "github2".into(),
+                client_id: Some("id".into()),
+                ..Default::default()
+            }];
+        })
+        .boot()
+        .await
+        .err()
+        .expect("refused");
+    let err = format!("{err:#}");
+    assert!(err.contains("APEXKIT_OAUTH_GITHUB2_CLIENT_SECRET"), "{err}");
+    assert!(err.contains("APEXKIT_OAUTH_GITHUB2_ISSUER"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_page_and_callbacks_without_providers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let browser = Browser::new();
+    let (status, to) = browser
+        .get(&app.url("/callback/github?code=c&state=s"))
+        .await;
+    assert_eq!(status, 302);
+    assert_eq!(
+        to.as_deref(),
+        Some(app.url("/error?error=provider_not_found").as_str())
+    );
+
+    let resp = browser
+        .http
+        .get(app.url("/error?error=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+        .send()
+        .await
+        .expect("error page");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("text/html"))
+    );
+    let html = resp.text().await.expect("html");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<script>"), "{html}");
+}
