@@ -177,3 +177,60 @@ impl DatabaseConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::config::Cli;
+
+    fn database(args: &[&str]) -> Result<Database, String> {
+        let mut all = vec!["apexkit"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)
+            .map_err(|e| e.to_string())?
+            .config
+            .database
+            .settings(true)
+    }
+
+    #[test]
+    fn pooler_settings_default_and_validate() {
+        let direct = database(&["--database-url", "postgres://db/app"]).expect("valid");
+        assert_eq!(direct.pool.pg_mode, PgMode::Prepared);
+        assert!(direct.migration_url == direct.url);
+
+        let pooled = database(&[
+            "--database-url",
+            "postgres://pgbouncer:6432/app",
+            "--migration-database-url",
+            "postgres://db:5432/app",
+            "--db-prepared-statements",
+            "false",
+        ])
+        .expect("valid");
+        assert_eq!(pooled.pool.pg_mode, PgMode::Unprepared);
+        assert!(pooled.migration_url == DatabaseUrl::Postgres("postgres://db:5432/app".into()));
+
+        let sqlite_beside = database(&[
+            "--database-url",
+            "sqlite://app.db",
+            "--migration-database-url",
+            "postgres://db/app",
+        ]);
+        assert!(sqlite_beside.is_err());
+        let sqlite_migrations = database(&[
+            "--database-url",
+            "postgres://db/app",
+            "--migration-database-url",
+            "sqlite://app.db",
+        ]);
+        assert!(
+            sqlite_migrations
+                .err()
+                .is_some_and(|e| e.contains("APEXKIT_MIGRATION_DATABASE_URL"))
+        );
+        assert!(database(&["--db-prepared-statements", "maybe"]).is_err());
+    }
+}
