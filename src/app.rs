@@ -17,7 +17,7 @@ use crate::auth::social::SocialProviders;
 use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth};
 use crate::config::{Config, Mail, RateLimitStorage, RateLimits, Settings, Site};
-use crate::db::{self, Pool, migrations};
+use crate::db::{self, DatabaseUrl, PgMode, Pool, PoolOptions, migrations};
 use crate::graphql::{CookiePolicy, Limits, build_schema};
 use crate::http::conn::{self, ConnLimits, GuardedAcceptor};
 use crate::http::{HttpState, metrics_routes, routes};
@@ -71,16 +71,79 @@ pub async fn migrate(config: &Config) -> anyhow::Result<Vec<String>> {
 /// never races the migration lock); returns what ran and that pool.
 async fn migrate_settled(settings: &Settings) -> anyhow::Result<(Vec<String>, Pool)> {
     let db = &settings.database;
+    check_pooling(settings).await?;
     let applied = run_migrations(settings).await?;
+    // The history check reads and writes on the migration connection (direct when set).
+    let direct = Pool::new(
+        &db.migration_url,
+        PoolOptions {
+            max_size: 1,
+            pg_mode: PgMode::Prepared,
+            ..db.pool
+        },
+    );
+    verify_history(settings, &direct).await?;
+    drop(direct);
     let pool = Pool::new(&db.url, db.pool);
-    verify_history(settings, &pool).await?;
     Ok((applied, pool))
+}
+
+/// Refuses to boot on a DATABASE_URL that goes through a transaction-pooling proxy unless
+/// prepared statements are off and migrations have a direct URL of their own (see
+/// `db::pooling` for how it is detected); warns when no statement timeout reaches it then.
+async fn check_pooling(settings: &Settings) -> anyhow::Result<()> {
+    let db = &settings.database;
+    let DatabaseUrl::Postgres(url) = &db.url else {
+        return Ok(());
+    };
+    db::wait_until_reachable(&db.url, db.connect_timeout).await?;
+    let pooled = db::pooling::transaction_pooled(url)
+        .await
+        .context("cannot probe DATABASE_URL for a transaction-pooling proxy")?;
+    if !pooled {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if db.pool.pg_mode == PgMode::Prepared {
+        missing.push("APEXKIT_DB_PREPARED_STATEMENTS=false");
+    }
+    if db.migration_url == db.url {
+        missing.push(
+            "APEXKIT_MIGRATION_DATABASE_URL=<a direct postgres:// URL, not through the pooler>",
+        );
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "DATABASE_URL goes through a transaction-pooling proxy (e.g. PgBouncer with \
+             pool_mode = transaction): its server connections change between transactions, so \
+             prepared statements and the session-level migration lock do not hold. Set {}; or \
+             use pool_mode = session",
+            missing.join(" and ")
+        );
+    }
+    let timeout = db::pooling::statement_timeout(url)
+        .await
+        .unwrap_or_default();
+    if timeout == "0" {
+        tracing::warn!(
+            "DATABASE_URL is transaction-pooled and no statement_timeout reaches it: \
+             APEXKIT_DB_STATEMENT_TIMEOUT_MS is not applied behind transaction pooling; set \
+             statement_timeout on the server side (PgBouncer connect_query, or ALTER ROLE … \
+             SET statement_timeout)"
+        );
+    }
+    tracing::info!(
+        statement_timeout = %timeout,
+        "DATABASE_URL is transaction-pooled: prepared statements off, migrations on \
+         APEXKIT_MIGRATION_DATABASE_URL"
+    );
+    Ok(())
 }
 
 async fn run_migrations(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let db = &settings.database;
-    db::wait_until_reachable(&db.url, db.connect_timeout).await?;
-    let applied = migrations::run_pending_checked(&db.url, db.allow_out_of_order).await?;
+    db::wait_until_reachable(&db.migration_url, db.connect_timeout).await?;
+    let applied = migrations::run_pending_checked(&db.migration_url, db.allow_out_of_order).await?;
     for version in &applied {
         tracing::info!(%version, backend = db.url.backend(), "migration applied");
     }
@@ -512,7 +575,7 @@ async fn domain(
     let auth = Auth::new(pool.clone(), hasher, settings.sessions.policy, tokens)
         .with_admin_emails(settings.admin_emails.clone())
         .with_migrator(Migrator::new(
-            settings.database.url.clone(),
+            settings.database.migration_url.clone(),
             settings.database.migrations_dir.clone(),
             !settings.is_production(),
         ))

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use crate::auth::migrations::Migrator;
 use crate::config::Config;
-use crate::db::{Pool, migrations};
+use crate::db::{PgMode, Pool, PoolOptions, migrations};
 
 /// Prints every migration with its state; returns whether all is well (no drift, nothing only
 /// the database knows, nothing pending). Does not migrate.
@@ -16,12 +16,19 @@ pub async fn status(config: &Config, out: &mut impl std::io::Write) -> anyhow::R
     let settings = config.resolve().map_err(anyhow::Error::msg)?;
     let db = &settings.database;
     let migrator = Migrator::new(
-        db.url.clone(),
+        db.migration_url.clone(),
         db.migrations_dir.clone(),
         !settings.is_production(),
     );
     let known = migrator.known()?;
-    let pool = Pool::new(&db.url, db.pool);
+    // The migration connection is direct: prepared statements are fine on it.
+    let pool = Pool::new(
+        &db.migration_url,
+        PoolOptions {
+            pg_mode: PgMode::Prepared,
+            ..db.pool
+        },
+    );
     let mut conn = pool.get().await.context("cannot connect to the database")?;
     let states = migrations::status(&mut conn, &known).await?;
     let mut healthy = true;

@@ -390,14 +390,20 @@ struct Count {
 
 async fn table_exists(conn: &mut Conn, table: &str) -> Result<bool, DbError> {
     let rows: Vec<Count> = match conn {
-        Conn::Postgres(c) => {
-            diesel::sql_query(
-                "SELECT COUNT(*) AS n FROM information_schema.tables \
-                 WHERE table_schema = current_schema() AND table_name = $1",
-            )
-            .bind::<Text, _>(table)
-            .load(&mut **c)
-            .await?
+        Conn::Postgres(c, _) => {
+            // In a transaction of its own: safe whatever the pool mode (see `PgMode`).
+            super::wrapped!(
+                &mut **c,
+                async |c: &mut diesel_async::AsyncPgConnection| -> Result<_, DbError> {
+                    Ok(diesel::sql_query(
+                        "SELECT COUNT(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = $1",
+                    )
+                    .bind::<Text, _>(table)
+                    .load(c)
+                    .await?)
+                }
+            )?
         }
         Conn::Sqlite(c) => {
             diesel::sql_query(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod migrations;
 pub mod models;
 pub mod outbox;
+pub mod pooling;
 pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
@@ -33,16 +34,22 @@ type SqliteManager = AsyncDieselConnectionManager<SqliteConn>;
 /// [`DbError`] here, the one place queries run (no `.map_err(DbError::from)` at each query).
 macro_rules! run {
     ($conn:expr, |$c:ident| $body:expr) => {
-        $crate::db::lift(match $conn {
-            $crate::db::Conn::Postgres(pooled) => {
-                let $c: &mut diesel_async::AsyncPgConnection = &mut **pooled;
-                $body
+        match $conn {
+            $crate::db::Conn::Postgres(pooled, mode) => {
+                let conn: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                let query = async |$c: &mut diesel_async::AsyncPgConnection| -> Result<_, $crate::db::DbError> {
+                    $crate::db::lift($body)
+                };
+                match mode {
+                    $crate::db::PgMode::Prepared => query(conn).await,
+                    $crate::db::PgMode::Unprepared => $crate::db::wrapped!(conn, query),
+                }
             }
             $crate::db::Conn::Sqlite(pooled) => {
                 let $c: &mut $crate::db::SqliteConn = &mut **pooled;
-                $body
+                $crate::db::lift($body)
             }
-        })
+        }
     };
 }
 
@@ -59,10 +66,19 @@ macro_rules! query {
             conn: &mut $crate::db::Conn,
             $($arg: $ty),*
         ) -> Result<$out, $crate::db::DbError> {
-            $crate::db::lift(match conn {
-                $crate::db::Conn::Postgres(pooled) => $name::pg(&mut &**pooled, $($arg),*).await,
-                $crate::db::Conn::Sqlite(pooled) => $name::sqlite(&mut **pooled, $($arg),*).await,
-            })
+            match conn {
+                $crate::db::Conn::Postgres(pooled, $crate::db::PgMode::Prepared) => {
+                    $crate::db::lift($name::pg(&mut &**pooled, $($arg),*).await)
+                }
+                $crate::db::Conn::Postgres(pooled, $crate::db::PgMode::Unprepared) => {
+                    $crate::db::wrapped!(&mut **pooled, async |c: &mut diesel_async::AsyncPgConnection| {
+                        $crate::db::lift($name::pg(&mut &*c, $($arg),*).await)
+                    })
+                }
+                $crate::db::Conn::Sqlite(pooled) => {
+                    $crate::db::lift($name::sqlite(&mut **pooled, $($arg),*).await)
+                }
+            }
         }
 
         $vis mod $name {
@@ -87,10 +103,22 @@ macro_rules! query {
 /// executed in order, each its own implicit transaction), one after the other on SQLite (in
 /// process: no round trip to save). `pipeline!(conn, users::find(id), keys::active())`.
 /// Used only where a benchmark shows it matters (see the callers' comments for the figures).
+/// Without prepared statements ([`PgMode::Unprepared`]) the two run one after the other, each
+/// in its own transaction, like any query in that mode.
 macro_rules! pipeline {
     ($conn:expr, $($a:ident)::+ ($($aa:expr),* $(,)?), $($b:ident)::+ ($($ba:expr),* $(,)?) $(,)?) => {
         match $conn {
-            $crate::db::Conn::Postgres(pooled) => {
+            $crate::db::Conn::Postgres(pooled, $crate::db::PgMode::Unprepared) => {
+                let conn: &mut diesel_async::AsyncPgConnection = &mut **pooled;
+                let first = $crate::db::wrapped!(&mut *conn, async |c: &mut diesel_async::AsyncPgConnection| {
+                    $crate::db::lift($($a)::+::pg(&mut &*c, $($aa),*).await)
+                });
+                let second = $crate::db::wrapped!(conn, async |c: &mut diesel_async::AsyncPgConnection| {
+                    $crate::db::lift($($b)::+::pg(&mut &*c, $($ba),*).await)
+                });
+                (first, second)
+            }
+            $crate::db::Conn::Postgres(pooled, $crate::db::PgMode::Prepared) => {
                 let shared: &diesel_async::AsyncPgConnection = &**pooled;
                 let (first, second) = tokio::join!(
                     async { $($a)::+::pg(&mut &*shared, $($aa),*).await },
@@ -108,6 +136,32 @@ macro_rules! pipeline {
 }
 pub(crate) use {pipeline, query};
 
+/// How queries run on a PostgreSQL connection (`APEXKIT_DB_PREPARED_STATEMENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgMode {
+    /// The driver prepares each distinct query once per connection and reuses it: one round
+    /// trip per query. Needs a connection that stays on one server session (direct, or a
+    /// session-pooling proxy).
+    Prepared,
+    /// Behind a transaction-pooling proxy (PgBouncer `pool_mode = transaction`, which before
+    /// 1.21 keeps no prepared statements): the statement cache is off and every query runs in
+    /// its own explicit transaction, so that the statement the driver prepares for it, its
+    /// execution and its close reach the same server connection (outside a transaction the
+    /// proxy may hand each protocol message to another server). Costs a `BEGIN`, a prepare and
+    /// a `COMMIT` per query.
+    Unprepared,
+}
+
+/// Runs the async closure `$query` (`async |c: &mut AsyncPgConnection| -> Result<_, DbError>`)
+/// in a transaction of its own ([`PgMode::Unprepared`]). A macro, not a function: the
+/// transaction needs the closure's future to be `Send`, which only its concrete type shows.
+macro_rules! wrapped {
+    ($conn:expr, $query:expr) => {
+        diesel_async::AsyncConnection::transaction($conn, $query).await
+    };
+}
+pub(crate) use wrapped;
+
 /// The error of a query as the data layer reports it (see [`run!`]).
 #[inline]
 pub(crate) fn lift<T, E: Into<DbError>>(result: Result<T, E>) -> Result<T, DbError> {
@@ -119,7 +173,7 @@ pub(crate) fn lift<T, E: Into<DbError>>(result: Result<T, E>) -> Result<T, DbErr
 macro_rules! transaction {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
-            $crate::db::Conn::Postgres(pooled) => {
+            $crate::db::Conn::Postgres(pooled, _) => {
                 let conn: &mut diesel_async::AsyncPgConnection = &mut **pooled;
                 diesel_async::AsyncConnection::transaction(
                     conn,
@@ -264,11 +318,13 @@ pub struct PoolOptions {
     pub statement_timeout: Duration,
     /// SQLite only: `PRAGMA max_page_count` so the file stops growing at this many MiB.
     pub sqlite_max_size_mb: Option<u64>,
+    /// PostgreSQL only: prepared statements on (the default) or off (transaction pooling).
+    pub pg_mode: PgMode,
 }
 
 #[derive(Clone)]
 pub enum Pool {
-    Postgres(bb8::Pool<PgManager>),
+    Postgres(bb8::Pool<PgManager>, PgMode),
     Sqlite(bb8::Pool<SqliteManager>),
 }
 
@@ -277,7 +333,7 @@ pub enum Pool {
     reason = "lives briefly on the stack once per request; boxing would allocate per checkout"
 )]
 pub enum Conn {
-    Postgres(bb8::PooledConnection<'static, PgManager>),
+    Postgres(bb8::PooledConnection<'static, PgManager>, PgMode),
     Sqlite(bb8::PooledConnection<'static, SqliteManager>),
 }
 
@@ -302,12 +358,13 @@ impl Pool {
         match url {
             DatabaseUrl::Postgres(url) => {
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                let mode = opts.pg_mode;
                 config.custom_setup = Box::new(move |url| {
                     let url = url.to_owned();
-                    async move { connect_postgres(&url, statement_ms).await }.boxed()
+                    async move { connect_postgres_with(&url, statement_ms, mode).await }.boxed()
                 });
                 let manager = PgManager::new_with_config(url.clone(), config);
-                Self::Postgres(builder(opts).build_unchecked(manager))
+                Self::Postgres(builder(opts).build_unchecked(manager), mode)
             }
             DatabaseUrl::Sqlite(path) => {
                 let mut config = ManagerConfig::<SqliteConn>::default();
@@ -337,7 +394,10 @@ impl Pool {
 
     pub async fn get(&self) -> Result<Conn, DbError> {
         match self {
-            Self::Postgres(pool) => pool.get_owned().await.map(Conn::Postgres),
+            Self::Postgres(pool, mode) => pool
+                .get_owned()
+                .await
+                .map(|pooled| Conn::Postgres(pooled, *mode)),
             Self::Sqlite(pool) => pool.get_owned().await.map(Conn::Sqlite),
         }
         .map_err(pool_error)
@@ -345,7 +405,7 @@ impl Pool {
 
     pub fn backend(&self) -> &'static str {
         match self {
-            Self::Postgres(_) => "postgres",
+            Self::Postgres(..) => "postgres",
             Self::Sqlite(_) => "sqlite",
         }
     }
@@ -353,7 +413,7 @@ impl Pool {
     /// Connections open and idle, and the pool's cumulative checkout statistics.
     pub fn stats(&self) -> PoolStats {
         let state = match self {
-            Self::Postgres(pool) => pool.state(),
+            Self::Postgres(pool, _) => pool.state(),
             Self::Sqlite(pool) => pool.state(),
         };
         let s = &state.statistics;
@@ -421,7 +481,8 @@ pub async fn wait_until_reachable(
         // A black-holed host would hang a connect forever: bound each attempt too.
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let attempt = tokio::time::timeout(remaining.max(Duration::from_millis(100)), async {
-            connect_postgres(url, 0).await
+            // Safe through any pooler (see `connect_postgres_with`).
+            connect_postgres_with(url, 0, PgMode::Unprepared).await
         })
         .await;
         let message = match attempt {
@@ -498,18 +559,72 @@ fn is_retryable_connect_error(message: &str) -> bool {
     .any(|needle| m.contains(needle))
 }
 
-/// Opens one PostgreSQL connection with the session settings every connection needs.
+/// Opens one direct PostgreSQL connection with the session settings every connection needs.
 pub async fn connect_postgres(
     url: &str,
     statement_timeout_ms: u128,
 ) -> diesel::ConnectionResult<AsyncPgConnection> {
-    let mut conn = AsyncPgConnection::establish(url).await?;
-    // Timestamps are stored as `timestamp` in UTC; pin the session zone so `now()` agrees.
-    conn.batch_execute(&format!(
-        "SET TIME ZONE 'UTC'; SET statement_timeout = {statement_timeout_ms}"
-    ))
-    .await
-    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    connect_postgres_with(url, statement_timeout_ms, PgMode::Prepared).await
+}
+
+/// Opens one PostgreSQL connection for `mode`. Timestamps are stored as `timestamp` in UTC, so
+/// the session zone is pinned to UTC (so `now()` agrees): a setting PgBouncer tracks per client
+/// and restores on whichever server it hands the client, so it holds in every pool mode.
+/// `statement_timeout` is not tracked: behind transaction pooling a `SET` would stay on the
+/// server connection and apply to other clients while this one's next transaction lands
+/// elsewhere, so in [`PgMode::Unprepared`] it is left to the server side (PgBouncer's
+/// `connect_query` or `ALTER ROLE … SET statement_timeout`; see the deploying chapter).
+///
+/// diesel-async's own connection setup runs two statements that its driver prepares by name
+/// (`s0`, `s1`, … numbered per process). Outside a transaction, behind transaction pooling,
+/// their prepare and execution may reach different server connections, and a name left on a
+/// server collides with the same name from another process ("prepared statement "s0" already
+/// exists"). So the setup runs inside a transaction opened over the simple query protocol, and
+/// in [`PgMode::Unprepared`] the statements it cached are closed before that transaction ends.
+pub async fn connect_postgres_with(
+    url: &str,
+    statement_timeout_ms: u128,
+    mode: PgMode,
+) -> diesel::ConnectionResult<AsyncPgConnection> {
+    // The driver's error names its kind ("db error"); its sources say what happened.
+    let bad = |e: &dyn std::error::Error| {
+        let mut text = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        diesel::ConnectionError::BadConnection(text)
+    };
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| bad(&e))?;
+    // The connection is driven by diesel-async once handed over; until then, here.
+    tokio::select! {
+        begun = client.batch_execute("BEGIN") => begun.map_err(|e| bad(&e))?,
+        ended = &mut connection => {
+            return Err(match ended {
+                Err(e) => bad(&e),
+                Ok(()) => diesel::ConnectionError::BadConnection(
+                    "connection closed during setup".to_owned(),
+                ),
+            });
+        }
+    }
+    let mut conn = AsyncPgConnection::try_from_client_and_connection(client, connection).await?;
+    let settings = match mode {
+        PgMode::Prepared => {
+            format!("SET TIME ZONE 'UTC'; COMMIT; SET statement_timeout = {statement_timeout_ms}")
+        }
+        PgMode::Unprepared => {
+            // Drops the cached setup statements: their Close goes out before the COMMIT.
+            conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+            "SET TIME ZONE 'UTC'; COMMIT".to_owned()
+        }
+    };
+    // The simple query protocol: no statement is prepared for it.
+    conn.batch_execute(&settings).await.map_err(|e| bad(&e))?;
     Ok(conn)
 }
 

@@ -56,7 +56,7 @@ async fn deleting_a_user_cascades_to_sessions_and_accounts(backend: Backend) {
     let mut conn = pool.get().await.unwrap();
     let sql = "DELETE FROM \"user\"";
     match &mut conn {
-        Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
+        Conn::Postgres(c, _) => diesel::sql_query(sql).execute(&mut **c).await,
         Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
     }
     .unwrap();

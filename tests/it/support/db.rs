@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use apexkit::db::{Conn, DatabaseUrl, Pool, PoolOptions};
+use apexkit::db::{Conn, DatabaseUrl, PgMode, Pool, PoolOptions};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
@@ -78,6 +78,7 @@ impl TestDb {
                 checkout_timeout: Duration::from_secs(10),
                 statement_timeout: Duration::from_secs(10),
                 sqlite_max_size_mb: None,
+                pg_mode: PgMode::Prepared,
             },
         )
     }
@@ -92,7 +93,7 @@ impl TestDb {
         let pool = self.pool();
         let mut conn = pool.get().await.expect("test connection");
         let rows: Vec<N> = match &mut conn {
-            Conn::Postgres(c) => diesel::sql_query(sql).load(&mut **c).await,
+            Conn::Postgres(c, _) => diesel::sql_query(sql).load(&mut **c).await,
             Conn::Sqlite(c) => diesel::sql_query(sql).load(&mut **c).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -109,7 +110,7 @@ impl TestDb {
         let pool = self.pool();
         let mut conn = pool.get().await.expect("test connection");
         let rows: Vec<S> = match &mut conn {
-            Conn::Postgres(c) => diesel::sql_query(sql).load(&mut **c).await,
+            Conn::Postgres(c, _) => diesel::sql_query(sql).load(&mut **c).await,
             Conn::Sqlite(c) => diesel::sql_query(sql).load(&mut **c).await,
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -126,7 +127,7 @@ impl TestDb {
         let pool = self.pool();
         let mut conn = pool.get().await.expect("test connection");
         match &mut conn {
-            Conn::Postgres(c) => diesel::sql_query(sql).execute(&mut **c).await,
+            Conn::Postgres(c, _) => diesel::sql_query(sql).execute(&mut **c).await,
             Conn::Sqlite(c) => diesel::sql_query(sql).execute(&mut **c).await,
         }
         .map_err(|e| e.to_string())

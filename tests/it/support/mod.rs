@@ -11,18 +11,21 @@
 //! - [`mail`]: a real SMTP server on loopback that keeps what arrives ([`SmtpSink`]);
 //! - [`process`]: the real binary as operators run it ([`Proc`]);
 //! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages.
+//! - [`pgbouncer`]: a PgBouncer of the test's own in front of the test PostgreSQL ([`PgBouncer`]).
 
 mod app;
 mod client;
 mod db;
 mod mail;
 pub mod oidc;
+mod pgbouncer;
 mod process;
 
 pub use app::TestApp;
 pub use client::{Api, code, codes, data, get_status, metric_value, signed_in_token};
 pub use db::TestDb;
 pub use mail::SmtpSink;
+pub use pgbouncer::{PgBouncer, PoolMode};
 pub use process::{Proc, apexkit_cmd};
 
 /// Generates a `sqlite` and a `postgres` test for each named `async fn(Backend)`.
