@@ -160,7 +160,7 @@ pub struct Settings {
     pub mail: Mail,
     pub metrics_listen: Option<SocketAddr>,
     /// The social sign-in providers, checked (their discovery happens at boot).
-    pub social: Vec<crate::auth::social::ProviderSpec>,
+    pub social: crate::auth::social::SocialSettings,
 }
 
 impl Settings {

@@ -3,15 +3,18 @@
 //! name them), read by [`SocialConfig::read_env`] when the process starts and documented in the
 //! reference by [`ENV_TABLE`]. Tests set [`SocialConfig::providers`] directly.
 
-use crate::auth::social::{Endpoints, Profile, ProviderSpec};
+use crate::auth::social::{
+    AppleKey, ClientAuth, Endpoints, IssuerRule, Profile, ProviderSpec, SocialSettings,
+};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SocialConfig {
     /// Comma-separated ids of the social sign-in providers (e.g. corp,github); each is set up
-    /// by the APEXKIT_OAUTH_<ID>_* variables below. Presets: github, discord, google, gitlab (their
-    /// endpoints built in, each overridable); any other id needs an issuer or endpoints. The
-    /// redirect URI to register with a provider is `<APEXKIT_BASE_URL>/callback/<id>`.
+    /// by the APEXKIT_OAUTH_<ID>_* variables below. Presets: github, google, microsoft, apple,
+    /// gitlab, discord (their endpoints built in, each overridable); any other id needs an issuer
+    /// or endpoints. The redirect URI to register with a provider is
+    /// `<APEXKIT_BASE_URL>/callback/<id>`.
     #[arg(
         long = "oauth-providers",
         env = "APEXKIT_OAUTH_PROVIDERS",
@@ -19,6 +22,17 @@ pub struct SocialConfig {
         help_heading = "Social sign-in"
     )]
     pub provider_ids: Vec<String>,
+
+    /// linkSocial links a provider identity whose email is not the signed-in user's own (or
+    /// that the provider does not assert verified). Off by default: an identity is linked only
+    /// when the provider vouches for the user's own address, so a browser left signed in at the
+    /// provider as someone else cannot slip a stranger's identity into the account.
+    #[arg(
+        long = "oauth-allow-different-emails",
+        env = "APEXKIT_OAUTH_ALLOW_DIFFERENT_EMAILS",
+        help_heading = "Social sign-in"
+    )]
+    pub allow_different_emails: bool,
 
     /// The providers' settings, from `APEXKIT_OAUTH_<ID>_*` ([`SocialConfig::read_env`]).
     #[arg(skip)]
@@ -37,6 +51,12 @@ pub struct ProviderConfig {
     pub authorization_url: Option<String>,
     pub token_url: Option<String>,
     pub userinfo_url: Option<String>,
+    /// `apple`: the team id, key id and `.p8` key file the client secret is signed with.
+    pub team_id: Option<String>,
+    pub key_id: Option<String>,
+    pub private_key_file: Option<String>,
+    /// `microsoft`: `common` (default), `organizations`, `consumers` or a tenant id.
+    pub tenant: Option<String>,
 }
 
 /// The per-provider variables, for the configuration reference (`<ID>`: the id, upper-cased).
@@ -73,6 +93,24 @@ pub const ENV_TABLE: &[(&str, &str)] = &[
          provider that is neither a preset nor OpenID Connect, where it is the only source of \
          the user's email.",
     ),
+    (
+        "APEXKIT_OAUTH_<ID>_TEAM_ID",
+        "`apple`: your Apple Developer team id (the client secret is a JWT Apexkit signs, so \
+         no `_CLIENT_SECRET`).",
+    ),
+    (
+        "APEXKIT_OAUTH_<ID>_KEY_ID",
+        "`apple`: the id of the Sign in with Apple private key.",
+    ),
+    (
+        "APEXKIT_OAUTH_<ID>_PRIVATE_KEY_FILE",
+        "`apple`: path of that key's `.p8` file (PKCS#8 PEM, ES256), read at start.",
+    ),
+    (
+        "APEXKIT_OAUTH_<ID>_TENANT",
+        "`microsoft`: `common` (default: work, school and personal accounts), `organizations`, \
+         `consumers`, or your tenant id for a single-tenant app.",
+    ),
 ];
 
 impl SocialConfig {
@@ -100,12 +138,16 @@ impl SocialConfig {
                 authorization_url: get(id, "AUTHORIZATION_URL"),
                 token_url: get(id, "TOKEN_URL"),
                 userinfo_url: get(id, "USERINFO_URL"),
+                team_id: get(id, "TEAM_ID"),
+                key_id: get(id, "KEY_ID"),
+                private_key_file: get(id, "PRIVATE_KEY_FILE"),
+                tenant: get(id, "TENANT"),
             });
         }
     }
 
     /// Every provider checked; the error names each misconfigured one.
-    pub fn settings(&self) -> Result<Vec<ProviderSpec>, String> {
+    pub fn settings(&self) -> Result<SocialSettings, String> {
         let mut problems = Vec::new();
         let mut specs = Vec::new();
         for id in self.provider_ids.iter().map(|s| s.trim()) {
@@ -125,7 +167,13 @@ impl SocialConfig {
                 Err(e) => problems.push(e),
             }
         }
-        super::checked(Ok(specs), problems)
+        super::checked(
+            Ok(SocialSettings {
+                providers: specs,
+                allow_different_emails: self.allow_different_emails,
+            }),
+            problems,
+        )
     }
 }
 
@@ -150,16 +198,26 @@ impl ProviderConfig {
                 var("CLIENT_ID")
             ));
         }
-        let client_secret = self
-            .client_secret
-            .clone()
-            .filter(|s| !s.expose().is_empty());
-        if client_secret.is_none() {
-            problems.push(format!(
-                "social provider {id:?}: {} is not set",
-                var("CLIENT_SECRET")
-            ));
-        }
+        let preset = preset(id);
+        let client_auth = match preset.map(|p| p.secret) {
+            Some(SecretKind::AppleKey) => self.apple_key(id, &var, &mut problems),
+            _ => {
+                let secret = self
+                    .client_secret
+                    .clone()
+                    .filter(|s| !s.expose().is_empty());
+                if secret.is_none() {
+                    problems.push(format!(
+                        "social provider {id:?}: {} is not set",
+                        var("CLIENT_SECRET")
+                    ));
+                }
+                secret.map(|s| match preset.map(|p| p.secret) {
+                    Some(SecretKind::Post) => ClientAuth::Post(s),
+                    _ => ClientAuth::Basic(s),
+                })
+            }
+        };
         let url = |value: &Option<String>, name: &str, problems: &mut Vec<String>| {
             let value = value.as_deref()?.trim_end_matches('/');
             match url::Url::parse(value) {
@@ -173,14 +231,24 @@ impl ProviderConfig {
                 }
             }
         };
-        let preset = preset(id);
         let or_preset = |configured: Option<String>, preset: Option<&str>| {
             configured.or_else(|| preset.map(str::to_owned))
         };
-        let issuer = or_preset(
-            url(&self.issuer, "ISSUER", &mut problems),
-            preset.and_then(|p| p.issuer),
-        );
+        let tenant = self.tenant.as_deref().unwrap_or("common");
+        if !tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        {
+            problems.push(format!(
+                "social provider {id:?}: {} is not a tenant id or name",
+                var("TENANT")
+            ));
+        }
+        let issuer = url(&self.issuer, "ISSUER", &mut problems).or_else(|| {
+            preset
+                .and_then(|p| p.issuer)
+                .map(|i| i.replace("{tenant}", tenant))
+        });
         let endpoints = Endpoints {
             authorization: or_preset(
                 url(&self.authorization_url, "AUTHORIZATION_URL", &mut problems),
@@ -221,13 +289,15 @@ impl ProviderConfig {
                 None => Vec::new(),
             },
         };
-        match (client_id, client_secret) {
-            (Some(client_id), Some(client_secret)) if problems.is_empty() => Ok(ProviderSpec {
+        match (client_id, client_auth) {
+            (Some(client_id), Some(client_auth)) if problems.is_empty() => Ok(ProviderSpec {
                 id: id.to_owned(),
                 name: preset.map_or_else(|| display_name(id), |p| p.name.to_owned()),
                 profile: preset.map_or(Profile::Standard, |p| p.profile),
+                issuer_rule: preset.map_or(IssuerRule::Exact, |p| p.issuer_rule),
+                form_post: preset.is_some_and(|p| p.form_post),
                 client_id,
-                client_secret,
+                client_auth,
                 scopes,
                 issuer,
                 endpoints,
@@ -235,6 +305,56 @@ impl ProviderConfig {
             _ => Err(problems.join("; ")),
         }
     }
+
+    /// `apple`: the key the client secret is signed with, read and checked now.
+    fn apple_key(
+        &self,
+        id: &str,
+        var: &dyn Fn(&str) -> String,
+        problems: &mut Vec<String>,
+    ) -> Option<ClientAuth> {
+        let mut need = |value: &Option<String>, name: &str| {
+            let v = value.clone().filter(|v| !v.is_empty());
+            if v.is_none() {
+                problems.push(format!("social provider {id:?}: {} is not set", var(name)));
+            }
+            v
+        };
+        let team_id = need(&self.team_id, "TEAM_ID");
+        let key_id = need(&self.key_id, "KEY_ID");
+        let file = need(&self.private_key_file, "PRIVATE_KEY_FILE");
+        let pem = match std::fs::read_to_string(file.as_deref()?) {
+            Ok(pem) => Secret::new(pem),
+            Err(e) => {
+                problems.push(format!(
+                    "social provider {id:?}: {} cannot be read: {e}",
+                    var("PRIVATE_KEY_FILE")
+                ));
+                return None;
+            }
+        };
+        match AppleKey::new(team_id?, key_id?, pem) {
+            Ok(key) => Some(ClientAuth::AppleKey(key)),
+            Err(e) => {
+                problems.push(format!(
+                    "social provider {id:?}: {}: {e}",
+                    var("PRIVATE_KEY_FILE")
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// How a preset's client authenticates at the token endpoint.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SecretKind {
+    /// `client_secret_basic`.
+    Basic,
+    /// `client_secret_post`.
+    Post,
+    /// Apple: a JWT signed with the developer's key, sent as `client_secret` in the body.
+    AppleKey,
 }
 
 /// What a preset knows about a well-known provider; every endpoint can be overridden.
@@ -247,6 +367,10 @@ struct Preset {
     userinfo: Option<&'static str>,
     scopes: &'static [&'static str],
     profile: Profile,
+    secret: SecretKind,
+    issuer_rule: IssuerRule,
+    /// The authorization response comes back as a POSTed form.
+    form_post: bool,
 }
 
 const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
@@ -261,6 +385,9 @@ fn preset(id: &str) -> Option<Preset> {
         userinfo: None,
         scopes: OIDC_SCOPES,
         profile: Profile::Standard,
+        secret: SecretKind::Basic,
+        issuer_rule: IssuerRule::Exact,
+        form_post: false,
     };
     match id {
         // No OpenID Connect: the user from its REST API, the verified primary email from
@@ -273,6 +400,9 @@ fn preset(id: &str) -> Option<Preset> {
             userinfo: Some("https://api.github.com/user"),
             scopes: &["read:user", "user:email"],
             profile: Profile::GitHub,
+            secret: SecretKind::Basic,
+            issuer_rule: IssuerRule::Exact,
+            form_post: false,
         }),
         // No OpenID Connect: the user (and whether Discord verified the address) from
         // `GET /users/@me`.
@@ -284,8 +414,39 @@ fn preset(id: &str) -> Option<Preset> {
             userinfo: Some("https://discord.com/api/users/@me"),
             scopes: &["identify", "email"],
             profile: Profile::Discord,
+            secret: SecretKind::Basic,
+            issuer_rule: IssuerRule::Exact,
+            form_post: false,
         }),
         "google" => Some(oidc("Google", "https://accounts.google.com")),
+        // Microsoft identity platform v2.0. `{tenant}` is APEXKIT_OAUTH_MICROSOFT_TENANT; the
+        // multi-tenant endpoints' discovery names the issuer `…/{tenantid}/v2.0`, which each
+        // id_token's `tid` fills in. Its email is not verified by Microsoft.
+        "microsoft" => Some(Preset {
+            name: "Microsoft",
+            secret: SecretKind::Post,
+            issuer_rule: IssuerRule::MicrosoftTenant,
+            profile: Profile::Microsoft,
+            ..oidc(
+                "Microsoft",
+                "https://login.microsoftonline.com/{tenant}/v2.0",
+            )
+        }),
+        // Sign in with Apple: the client secret is a JWT signed with the developer's key; the
+        // answer comes as a form_post (required with the name and email scopes), the name only
+        // in the first one's `user` field.
+        "apple" => Some(Preset {
+            name: "Apple",
+            issuer: Some("https://appleid.apple.com"),
+            authorization: None,
+            token: None,
+            userinfo: None,
+            scopes: &["name", "email"],
+            profile: Profile::Apple,
+            secret: SecretKind::AppleKey,
+            issuer_rule: IssuerRule::Exact,
+            form_post: true,
+        }),
         "gitlab" => Some(oidc("GitLab", "https://gitlab.com")),
         _ => None,
     }
@@ -320,6 +481,7 @@ mod tests {
     fn providers_come_from_their_variables_and_name_what_is_missing() {
         let mut config = SocialConfig {
             provider_ids: vec!["corp".into(), "my-idp".into()],
+            allow_different_emails: false,
             providers: Vec::new(),
         };
         config.read_env(vars(&[
@@ -335,7 +497,7 @@ mod tests {
         assert!(!err.contains("CORP"), "{err}");
         config.providers.retain(|p| p.id == "corp");
         config.provider_ids.truncate(1);
-        let specs = config.settings().unwrap();
+        let specs = config.settings().unwrap().providers;
         assert_eq!(
             specs[0].issuer.as_deref(),
             Some("https://login.example.com")
@@ -368,10 +530,35 @@ mod tests {
         assert_eq!(spec.profile, Profile::GitHub);
         let google = ProviderConfig {
             id: "google".into(),
-            ..github
+            ..github.clone()
         };
         let spec = google.spec().unwrap();
         assert_eq!(spec.issuer.as_deref(), Some("https://accounts.google.com"));
         assert_eq!(spec.scopes, ["openid", "email", "profile"]);
+        let microsoft = ProviderConfig {
+            id: "microsoft".into(),
+            tenant: Some("organizations".into()),
+            ..github.clone()
+        };
+        let spec = microsoft.spec().unwrap();
+        assert_eq!(
+            spec.issuer.as_deref(),
+            Some("https://login.microsoftonline.com/organizations/v2.0")
+        );
+        assert!(matches!(spec.client_auth, ClientAuth::Post(_)));
+        let apple = ProviderConfig {
+            id: "apple".into(),
+            client_secret: None,
+            team_id: Some("TEAM123456".into()),
+            key_id: Some("KEY1234567".into()),
+            private_key_file: Some("/nonexistent/AuthKey.p8".into()),
+            ..github
+        };
+        let err = apple.spec().unwrap_err();
+        assert!(
+            err.contains("APEXKIT_OAUTH_APPLE_PRIVATE_KEY_FILE cannot be read"),
+            "{err}"
+        );
+        assert!(!err.contains("CLIENT_SECRET"), "{err}");
     }
 }

@@ -45,7 +45,7 @@ async fn finish(
         .await;
     let outcome = match &finished.outcome {
         Ok(_) => "success",
-        Err(failure) => failure.as_str(),
+        Err(failure) => failure.reason(),
     };
     // An unknown provider is not a label worth keeping (anyone can make up ids).
     let label = if matches!(finished.outcome, Err(Failure::ProviderNotFound)) {

@@ -31,9 +31,109 @@ fn corp(issuer: &str, id: &str, client_id: &str) -> ProviderConfig {
     }
 }
 
+/// The `?error=` values the contract allows on a callback's redirect.
+const CONTRACT_ERRORS: [&str; 7] = [
+    "state_mismatch",
+    "access_denied",
+    "invalid_code",
+    "email_not_found",
+    "account_not_linked",
+    "account_already_linked",
+    "provider_not_found",
+];
+
+/// A callback's redirect, after checking that any `?error=` on it is a contract value.
+fn checked(to: Option<String>) -> String {
+    let to = to.expect("location");
+    if let Some(error) = param(&to, "error") {
+        assert!(
+            CONTRACT_ERRORS.contains(&error.as_str()),
+            "not a contract error: {to}"
+        );
+    }
+    to
+}
+
 impl Setup {
     async fn new(backend: Backend) -> Self {
         Self::with(backend, |_, _| {}, |_| {}).await
+    }
+
+    /// The provider `corp` with its configuration adjusted by `provider`.
+    async fn provider(backend: Backend, provider: impl FnOnce(&mut Value, &str)) -> Self {
+        Self::with(backend, provider, |_| {}).await
+    }
+
+    /// The app's configuration adjusted by `app`.
+    async fn app(backend: Backend, app: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        Self::with(backend, |_, _| {}, app).await
+    }
+
+    /// `corp` and a preset (or any other provider) `extra`, e.g. pointed at a stand-in.
+    async fn preset(backend: Backend, extra: ProviderConfig) -> Self {
+        Self::app(backend, move |c| c.social.providers.push(extra)).await
+    }
+
+    /// Rows of `from` (`table [WHERE …]`).
+    async fn count(&self, from: &str) -> i64 {
+        self.app
+            .db
+            .count(&format!("SELECT COUNT(*) AS n FROM {from}"))
+            .await
+    }
+
+    /// The audit trail's failure reasons of `kind`, oldest first.
+    async fn failure_reasons(&self, kind: &str) -> Vec<String> {
+        let details = self
+            .app
+            .db
+            .strings(&format!(
+                "SELECT detail AS s FROM audit_event WHERE type = '{kind}' AND outcome = 'failure' ORDER BY created_at"
+            ))
+            .await;
+        details
+            .iter()
+            .map(|d| {
+                let v: Value = serde_json::from_str(d).expect("detail");
+                v["reason"].as_str().expect("reason").to_owned()
+            })
+            .collect()
+    }
+
+    /// A browser signed in with a password as a new user `email`.
+    async fn password_user(&self, email: &str) -> Browser {
+        self.app.sign_up(email).await;
+        let browser = Browser::new();
+        let signed = browser
+            .gql(
+                &self.base,
+                "mutation($e: String!) { signInEmail(input: {email: $e, password: \"correct horse battery staple\"}) { token } }",
+                json!({ "e": email }),
+            )
+            .await;
+        assert!(
+            signed["data"]["signInEmail"]["token"].is_string(),
+            "{signed}"
+        );
+        browser
+    }
+
+    /// `linkSocial` from `browser` with `input`, the provider's login as `login`: where the
+    /// callback sends the browser.
+    async fn link(&self, browser: &Browser, input: Value, login: &str) -> String {
+        let body = browser
+            .gql(
+                &self.base,
+                "mutation($i: LinkSocialInput!) { linkSocial(input: $i) { url redirect } }",
+                json!({ "i": input }),
+            )
+            .await;
+        let url = data(&body, "linkSocial")["url"]
+            .as_str()
+            .expect("url")
+            .to_owned();
+        let back = browser.authorize(&url, Some(login)).await;
+        checked(browser.get(&back).await.1)
     }
 
     /// `provider` adjusts the provider's config (given the app's base URL); `app` the app's
@@ -84,7 +184,7 @@ impl Setup {
         let back = browser.authorize(&url, Some(login)).await;
         let (status, to) = browser.get(&back).await;
         assert_eq!(status, 302, "callback redirects");
-        (to.expect("location"), browser)
+        (checked(to), browser)
     }
 }
 
@@ -189,9 +289,7 @@ async fn new_and_returning_user(backend: Backend) {
     assert_eq!(me(&again, &s.base).await["email"], "alice@example.test");
     assert_eq!(s.app.db.users().await, 1);
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'social_sign_in' AND outcome = 'success'")
+        s.count("audit_event WHERE type = 'social_sign_in' AND outcome = 'success'")
             .await,
         2
     );
@@ -206,10 +304,10 @@ async fn links_only_verified_emails(backend: Backend) {
     assert_eq!(to, s.url("/home"), "an existing user, linked");
     assert_eq!(me(&browser, &s.base).await["email"], "alice@example.test");
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM account a JOIN \"user\" u ON u.id = a.user_id WHERE u.email = 'alice@example.test'")
-            .await,
+        s.count(
+            "account a JOIN \"user\" u ON u.id = a.user_id WHERE u.email = 'alice@example.test'"
+        )
+        .await,
         2
     );
 
@@ -220,9 +318,7 @@ async fn links_only_verified_emails(backend: Backend) {
     assert_eq!(to, s.url("/oops?error=account_not_linked"));
     assert!(me(&browser, &s.base).await.is_null(), "no session");
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp' AND account_id = 'bob-sub'")
+        s.count("account WHERE provider_id = 'corp' AND account_id = 'bob-sub'")
             .await,
         0,
         "no row written"
@@ -232,13 +328,7 @@ async fn links_only_verified_emails(backend: Backend) {
     s.app.verify_address("bob@example.test").await;
     let (to, _) = s.sign_in("bob", flow(json!({}))).await;
     assert_eq!(to, s.url("/oops?error=account_not_linked"));
-    assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM account WHERE account_id = 'bob-sub'")
-            .await,
-        0
-    );
+    assert_eq!(s.count("account WHERE account_id = 'bob-sub'").await, 0);
 
     // No email from the provider at all.
     let (to, _) = s.sign_in("nomail", flow(json!({}))).await;
@@ -325,7 +415,7 @@ async fn state_is_single_use_and_bound_to_the_browser(backend: Backend) {
 
     assert_eq!(s.app.db.users().await, 1);
     assert_eq!(
-        s.app.db.count("SELECT COUNT(*) AS n FROM session").await,
+        s.count("session").await,
         1,
         "only the one good callback opened a session"
     );
@@ -374,25 +464,16 @@ async fn provider_denial_and_outage(backend: Backend) {
 
     // The token endpoint down (a closed port): a clean error redirect, nothing written.
     let closed = format!("http://127.0.0.1:{}/token", free_port());
-    let s = Setup::with(
-        backend,
-        |_, _| {},
-        move |c| c.social.providers[0].token_url = Some(closed),
-    )
+    let s = Setup::app(backend, move |c| {
+        c.social.providers[0].token_url = Some(closed)
+    })
     .await;
     let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
     assert_eq!(to, s.url("/oops?error=invalid_code"));
     assert!(me(&browser, &s.base).await.is_null());
     assert_eq!(s.app.db.users().await, 0);
-    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM account").await, 0);
-    assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM verification")
-            .await,
-        0,
-        "flow spent"
-    );
+    assert_eq!(s.count("account").await, 0);
+    assert_eq!(s.count("verification").await, 0, "flow spent");
 }
 
 const ID_TOKEN_SIGN_IN: &str = "mutation($i: SignInSocialInput!) { signInSocial(input: $i) { redirect url token user { email emailVerified } session { id } accessToken } }";
@@ -435,9 +516,7 @@ async fn id_token_sign_in(backend: Backend) {
         json!({ "email": "alice@example.test", "emailVerified": true })
     );
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp' AND account_id = 'alice-sub'")
+        s.count("account WHERE provider_id = 'corp' AND account_id = 'alice-sub'")
             .await,
         1
     );
@@ -466,7 +545,7 @@ async fn refuses_hmac_signed_id_tokens(backend: Backend) {
     assert_eq!(to, s.url("/oops?error=invalid_code"));
     assert!(me(&browser, &s.base).await.is_null());
     assert_eq!(s.app.db.users().await, 0);
-    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM account").await, 0);
+    assert_eq!(s.count("account").await, 0);
 }
 
 async fn any_replica_finishes_the_flow(backend: Backend) {
@@ -504,81 +583,58 @@ async fn any_replica_finishes_the_flow(backend: Backend) {
 
 async fn link_and_unlink(backend: Backend) {
     let s = Setup::new(backend).await;
-    // Grace has a password account (unverified address, so no automatic linking) and links
-    // her provider identity (bob@'s, another address) from her signed-in session.
-    s.app.sign_up("grace@example.test").await;
-    let browser = Browser::new();
-    let signed = browser
-        .gql(
-            &s.base,
-            "mutation { signInEmail(input: {email: \"grace@example.test\", password: \"correct horse battery staple\"}) { token } }",
-            json!({}),
+    // Alice has a password account (her address unverified here, so no automatic linking)
+    // and links her provider identity, which vouches for that same address, from her
+    // signed-in session.
+    let alice = s.password_user("alice@example.test").await;
+    let to = s
+        .link(
+            &alice,
+            json!({ "provider": "corp", "callbackURL": "/linked" }),
+            "alice",
         )
         .await;
-    assert!(
-        signed["data"]["signInEmail"]["token"].is_string(),
-        "{signed}"
-    );
-    let link = "mutation($i: LinkSocialInput!) { linkSocial(input: $i) { url redirect } }";
-    let body = browser
-        .gql(
-            &s.base,
-            link,
-            json!({ "i": { "provider": "corp", "callbackURL": "/linked" } }),
-        )
-        .await;
-    let url = data(&body, "linkSocial")["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
-    let back = browser.authorize(&url, Some("bob")).await;
-    let (_, to) = browser.get(&back).await;
-    assert_eq!(to.as_deref(), Some(s.url("/linked").as_str()));
-    let accounts = browser
+    assert_eq!(to, s.url("/linked"));
+    let accounts = alice
         .gql(&s.base, "{ accounts { providerId accountId } }", json!({}))
         .await;
     assert_eq!(
         data(&accounts, "accounts"),
         &json!([{ "providerId": "credential", "accountId": data(&accounts, "accounts")[0]["accountId"] },
-                { "providerId": "corp", "accountId": "bob-sub" }])
+                { "providerId": "corp", "accountId": "alice-sub" }])
     );
-    // The identity now signs Grace in.
-    let (to, other) = s.sign_in("bob", flow(json!({}))).await;
+    // The identity now signs Alice in.
+    let (to, other) = s.sign_in("alice", flow(json!({}))).await;
     assert_eq!(to, s.url("/home"));
-    assert_eq!(me(&other, &s.base).await["email"], "grace@example.test");
+    assert_eq!(me(&other, &s.base).await["email"], "alice@example.test");
 
-    // Ada cannot link the identity Grace owns.
-    s.app.sign_up("ada@example.test").await;
-    let ada = Browser::new();
-    ada.gql(
-        &s.base,
-        "mutation { signInEmail(input: {email: \"ada@example.test\", password: \"correct horse battery staple\"}) { token } }",
-        json!({}),
-    )
-    .await;
-    let body = ada
-        .gql(
-            &s.base,
-            link,
-            json!({ "i": { "provider": "corp", "errorCallbackURL": "/oops" } }),
+    // Grace cannot link an identity whose provider does not vouch for her own address (a
+    // browser left signed in at the provider as Bob): `account_not_linked`, nothing written.
+    let grace = s.password_user("grace@example.test").await;
+    let to = s
+        .link(
+            &grace,
+            json!({ "provider": "corp", "errorCallbackURL": "/oops" }),
+            "bob",
         )
         .await;
-    let url = data(&body, "linkSocial")["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
-    let back = ada.authorize(&url, Some("bob")).await;
-    let (_, to) = ada.get(&back).await;
+    assert_eq!(to, s.url("/oops?error=account_not_linked"));
+    assert_eq!(s.count("account WHERE account_id = 'bob-sub'").await, 0);
+
+    // Ada cannot link the identity Alice owns.
+    let ada = s.password_user("ada@example.test").await;
+    let to = s
+        .link(
+            &ada,
+            json!({ "provider": "corp", "errorCallbackURL": "/oops" }),
+            "alice",
+        )
+        .await;
+    assert_eq!(to, s.url("/oops?error=account_already_linked"));
+    assert_eq!(s.count("account WHERE provider_id = 'corp'").await, 1);
     assert_eq!(
-        to.as_deref(),
-        Some(s.url("/oops?error=account_already_linked").as_str())
-    );
-    assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM account WHERE provider_id = 'corp'")
-            .await,
-        1
+        s.failure_reasons("account_link").await,
+        ["email_mismatch", "account_already_linked"]
     );
 
     // Unlinking: another user's or a missing account is NOT_FOUND; the last one is refused.
@@ -587,45 +643,62 @@ async fn link_and_unlink(backend: Backend) {
         .gql(&s.base, unlink, json!({ "i": { "providerId": "corp" } }))
         .await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
-    let body = ada
-        .gql(
-            &s.base,
-            unlink,
-            json!({ "i": { "providerId": "credential" } }),
-        )
-        .await;
+    let credential = json!({ "i": { "providerId": "credential" } });
+    let body = ada.gql(&s.base, unlink, credential.clone()).await;
     assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
-    let body = browser
+    let body = alice
         .gql(
             &s.base,
             unlink,
-            json!({ "i": { "providerId": "corp", "accountId": "bob-sub" } }),
+            json!({ "i": { "providerId": "corp", "accountId": "alice-sub" } }),
         )
         .await;
     assert_eq!(data(&body, "unlinkAccount"), true, "{body}");
-    let body = browser
-        .gql(
-            &s.base,
-            unlink,
-            json!({ "i": { "providerId": "credential" } }),
-        )
-        .await;
+    let body = alice.gql(&s.base, unlink, credential).await;
     assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
+    assert_eq!(s.count("account WHERE provider_id = 'corp'").await, 0);
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type IN ('account_link', 'account_unlink') AND outcome = 'success'")
-            .await,
+        s.count(
+            "audit_event WHERE type IN ('account_link', 'account_unlink') AND outcome = 'success'"
+        )
+        .await,
         2
     );
 }
 
+/// APEXKIT_OAUTH_ALLOW_DIFFERENT_EMAILS=true: the operator lets users link any identity.
+async fn linking_different_emails_when_allowed(backend: Backend) {
+    let s = Setup::app(backend, |c| c.social.allow_different_emails = true).await;
+    let grace = s.password_user("grace@example.test").await;
+    let to = s
+        .link(
+            &grace,
+            json!({ "provider": "corp", "callbackURL": "/linked" }),
+            "bob",
+        )
+        .await;
+    assert_eq!(to, s.url("/linked"));
+    let (to, bob) = s.sign_in("bob", flow(json!({}))).await;
+    assert_eq!(to, s.url("/home"));
+    assert_eq!(me(&bob, &s.base).await["email"], "grace@example.test");
+
+    // A user created by the provider has only that account: unlinking it is refused.
+    let (_, alice) = s.sign_in("alice", flow(json!({}))).await;
+    let body = alice
+        .gql(
+            &s.base,
+            "mutation { unlinkAccount(input: {providerId: \"corp\"}) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
+    assert_eq!(s.count("account WHERE account_id = 'alice-sub'").await, 1);
+}
+
 async fn provider_access_token_is_refreshed_when_expired(backend: Backend) {
-    let s = Setup::with(
-        backend,
-        |config, _| config["ttl"] = json!({ "AccessToken": 2 }),
-        |_| {},
-    )
+    let s = Setup::provider(backend, |config, _| {
+        config["ttl"] = json!({ "AccessToken": 2 })
+    })
     .await;
     let (_, browser) = s.sign_in("alice", flow(json!({}))).await;
     let query = "mutation { accountAccessToken(input: {providerId: \"corp\"}) { accessToken accessTokenExpiresAt scopes idToken } }";
@@ -754,24 +827,18 @@ async fn userinfo_plain_oauth2_and_form_post(backend: Backend) {
 }
 
 async fn verification_and_bans_still_apply(backend: Backend) {
-    let s = Setup::with(
-        backend,
-        |_, _| {},
-        |c| c.mail.require_email_verification = true,
-    )
-    .await;
-    // Bob's provider does not vouch for his address: a user, unverified, and no session.
+    let s = Setup::app(backend, |c| c.mail.require_email_verification = true).await;
+    // Bob's provider does not vouch for his address: a user, unverified, and no session —
+    // `access_denied`, the service's refusal (the audit trail says why).
     let (to, browser) = s.sign_in("bob", flow(json!({}))).await;
-    assert_eq!(to, s.url("/oops?error=email_not_verified"));
+    assert_eq!(to, s.url("/oops?error=access_denied"));
     assert!(me(&browser, &s.base).await.is_null());
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM \"user\" WHERE email = 'bob@example.test' AND email_verified = false")
+        s.count("\"user\" WHERE email = 'bob@example.test' AND email_verified = false")
             .await,
         1
     );
-    assert_eq!(s.app.db.count("SELECT COUNT(*) AS n FROM session").await, 0);
+    assert_eq!(s.count("session").await, 0);
 
     // A provider-verified address counts as verified.
     let (to, _) = s.sign_in("alice", flow(json!({}))).await;
@@ -782,15 +849,22 @@ async fn verification_and_bans_still_apply(backend: Backend) {
         .execute("UPDATE \"user\" SET banned = true WHERE email = 'alice@example.test'")
         .await;
     let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
-    assert_eq!(to, s.url("/oops?error=user_banned"));
+    assert_eq!(to, s.url("/oops?error=access_denied"));
     assert!(me(&browser, &s.base).await.is_null());
     assert_eq!(
-        s.app
-            .db
-            .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'social_sign_in' AND outcome = 'failure'")
-            .await,
-        2
+        s.failure_reasons("social_sign_in").await,
+        ["email_not_verified", "banned"]
     );
+    let metrics = s.app.metrics_text().await;
+    // The recorder is process-wide (the other backend's run counts too).
+    for outcome in ["email_not_verified", "banned"] {
+        let counted = metric_value(
+            &metrics,
+            "apexkit_social_sign_in_total",
+            &[("provider", "corp"), ("outcome", outcome)],
+        );
+        assert!(counted >= 1.0, "{outcome}: {metrics}");
+    }
 }
 
 async fn keys_are_fetched_again_for_an_unknown_kid(backend: Backend) {
@@ -820,25 +894,30 @@ async fn keys_are_fetched_again_for_an_unknown_kid(backend: Backend) {
     assert_eq!(data(&body, "signInSocial")["redirect"], false, "{body}");
 }
 
+/// A preset `id` pointed at a stand-in with its endpoints (`authorize`, `token`, `user`
+/// paths under `standin`).
+fn oauth_preset(id: &str, client: (&str, &str), standin: &str, paths: [&str; 3]) -> ProviderConfig {
+    ProviderConfig {
+        id: id.into(),
+        client_id: Some(client.0.into()),
+        client_secret: Some(Secret::new(client.1)),
+        authorization_url: Some(format!("{standin}{}", paths[0])),
+        token_url: Some(format!("{standin}{}", paths[1])),
+        userinfo_url: Some(format!("{standin}{}", paths[2])),
+        ..Default::default()
+    }
+}
+
 async fn github_preset(backend: Backend) {
     use crate::support::oidc::github;
     let standin = github::serve().await;
-    let s = Setup::with(
-        backend,
-        |_, _| {},
-        move |c| {
-            c.social.providers.push(ProviderConfig {
-                id: "github".into(),
-                client_id: Some(github::CLIENT_ID.into()),
-                client_secret: Some(Secret::new(github::CLIENT_SECRET)),
-                authorization_url: Some(format!("{standin}/login/oauth/authorize")),
-                token_url: Some(format!("{standin}/login/oauth/access_token")),
-                userinfo_url: Some(format!("{standin}/user")),
-                ..Default::default()
-            });
-        },
-    )
-    .await;
+    let paths = [
+        "/login/oauth/authorize",
+        "/login/oauth/access_token",
+        "/user",
+    ];
+    let client = (github::CLIENT_ID, github::CLIENT_SECRET);
+    let s = Setup::preset(backend, oauth_preset("github", client, &standin, paths)).await;
     let body = s
         .app
         .gql("{ socialProviders { id name } }", json!({}))
@@ -883,22 +962,9 @@ async fn github_preset(backend: Backend) {
 async fn discord_preset(backend: Backend) {
     use crate::support::oidc::discord;
     let standin = discord::serve().await;
-    let s = Setup::with(
-        backend,
-        |_, _| {},
-        move |c| {
-            c.social.providers.push(ProviderConfig {
-                id: "discord".into(),
-                client_id: Some(discord::CLIENT_ID.into()),
-                client_secret: Some(Secret::new(discord::CLIENT_SECRET)),
-                authorization_url: Some(format!("{standin}/oauth2/authorize")),
-                token_url: Some(format!("{standin}/api/oauth2/token")),
-                userinfo_url: Some(format!("{standin}/api/users/@me")),
-                ..Default::default()
-            });
-        },
-    )
-    .await;
+    let paths = ["/oauth2/authorize", "/api/oauth2/token", "/api/users/@me"];
+    let client = (discord::CLIENT_ID, discord::CLIENT_SECRET);
+    let s = Setup::preset(backend, oauth_preset("discord", client, &standin, paths)).await;
     let browser = Browser::new();
     let url = browser
         .start(&s.base, flow(json!({ "provider": "discord" })))
@@ -925,6 +991,180 @@ async fn discord_preset(backend: Backend) {
     );
 }
 
+/// The `id_token` of the redirect flow: one whose `exp` has passed (beyond the 60 s leeway),
+/// one altered after signing (another `sub` and address), and one carrying another `nonce`
+/// than the flow's — each refused with `invalid_code`, nothing written.
+async fn id_token_checks_in_the_redirect_flow(backend: Backend) {
+    async fn refused(s: &Setup, browser: &Browser, url: &str) {
+        let back = browser.authorize(url, Some("alice")).await;
+        let to = checked(browser.get(&back).await.1);
+        assert_eq!(to, s.url("/oops?error=invalid_code"));
+        assert!(me(browser, &s.base).await.is_null());
+        assert_eq!(s.app.db.users().await, 0);
+        assert_eq!(s.count("account").await, 0);
+        assert_eq!(s.count("session").await, 0);
+        assert_eq!(s.count("verification").await, 0, "flow spent");
+    }
+    let expired = Setup::provider(backend, |c, _| c["idTokenExpiredSecondsAgo"] = json!(120)).await;
+    let browser = Browser::new();
+    let url = browser.start(&expired.base, flow(json!({}))).await;
+    refused(&expired, &browser, &url).await;
+    drop(expired);
+
+    let tampered = Setup::provider(backend, |c, _| c["tamperIdTokens"] = json!(true)).await;
+    let browser = Browser::new();
+    let url = browser.start(&tampered.base, flow(json!({}))).await;
+    refused(&tampered, &browser, &url).await;
+    drop(tampered);
+
+    // The authorization request's nonce swapped on the way (the provider signs what it got).
+    let s = Setup::new(backend).await;
+    let browser = Browser::new();
+    let url = browser.start(&s.base, flow(json!({}))).await;
+    let nonce = param(&url, "nonce").expect("nonce");
+    let swapped = url.replace(&format!("nonce={nonce}"), "nonce=another-nonce");
+    assert_ne!(swapped, url);
+    refused(&s, &browser, &swapped).await;
+    assert_eq!(s.failure_reasons("social_sign_in").await, ["invalid_code"]);
+}
+
+/// Microsoft's multi-tenant `common` endpoint (a stand-in): users of any tenant sign in; the
+/// `iss` of a token must name its own `tid`; Microsoft does not verify addresses, so nobody is
+/// linked by email.
+async fn microsoft_preset(backend: Backend) {
+    use crate::support::presets::{self, MS_CLIENT_ID, MS_CLIENT_SECRET};
+    let standin = presets::microsoft().await;
+    let s = Setup::preset(
+        backend,
+        ProviderConfig {
+            id: "microsoft".into(),
+            client_id: Some(MS_CLIENT_ID.into()),
+            client_secret: Some(Secret::new(MS_CLIENT_SECRET)),
+            issuer: Some(format!("{}/common/v2.0", standin.base)),
+            ..Default::default()
+        },
+    )
+    .await;
+    let sign_in = |login: &'static str| {
+        s.sign_in(
+            login,
+            flow(json!({ "provider": "microsoft", "loginHint": login })),
+        )
+    };
+    let (to, adele) = sign_in("adele").await;
+    assert_eq!(to, s.url("/welcome"));
+    assert_eq!(
+        me(&adele, &s.base).await,
+        json!({ "email": "adele@contoso.example", "emailVerified": false,
+                "name": "Adele Vance", "image": null })
+    );
+    assert_eq!(
+        standin.accepted_secrets(),
+        [MS_CLIENT_SECRET],
+        "client_secret_post"
+    );
+
+    // Megan's address is owned by a verified user here: her token even says
+    // `email_verified`, but Microsoft does not verify addresses — not linked (nOAuth).
+    s.app.sign_up("megan@fabrikam.example").await;
+    s.app.verify_address("megan@fabrikam.example").await;
+    let (to, _) = sign_in("megan").await;
+    assert_eq!(to, s.url("/oops?error=account_not_linked"));
+    assert_eq!(s.count("account WHERE provider_id = 'microsoft'").await, 1);
+
+    // A token whose `iss` names another tenant than its `tid`.
+    let (to, _) = sign_in("forger").await;
+    assert_eq!(to, s.url("/oops?error=invalid_code"));
+    assert_eq!(s.app.db.users().await, 2);
+
+    // Returning.
+    let (to, _) = sign_in("adele").await;
+    assert_eq!(to, s.url("/home"));
+}
+
+/// Sign in with Apple (a stand-in): the authorization answer is a `form_post` (a POST to the
+/// callback), the client secret a JWT signed with the team's key, `email_verified` the string
+/// `"true"`, the name only in the first answer.
+async fn apple_preset(backend: Backend) {
+    use crate::support::presets::{self, APPLE_CLIENT_ID, APPLE_KEY_ID, APPLE_P8, APPLE_TEAM_ID};
+    let standin = presets::apple().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let key_file = dir.path().join("AuthKey.p8");
+    std::fs::write(&key_file, APPLE_P8).expect("key file");
+    let setup = Setup::preset(
+        backend,
+        ProviderConfig {
+            id: "apple".into(),
+            client_id: Some(APPLE_CLIENT_ID.into()),
+            team_id: Some(APPLE_TEAM_ID.into()),
+            key_id: Some(APPLE_KEY_ID.into()),
+            private_key_file: Some(key_file.display().to_string()),
+            issuer: Some(standin.base.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let s = &setup;
+    let sign_in = |input: Value| async move {
+        let browser = Browser::new();
+        let url = browser.start(&s.base, input).await;
+        assert_eq!(param(&url, "response_mode").as_deref(), Some("form_post"));
+        assert_eq!(param(&url, "scope").as_deref(), Some("name email"));
+        let page = browser.http.get(&url).send().await.expect("authorize");
+        assert_eq!(page.status().as_u16(), 200, "a form_post page");
+        let (action, fields) = presets::form_post_fields(&page.text().await.expect("html"));
+        assert_eq!(action, s.url("/callback/apple"));
+        let resp = browser
+            .http
+            .post(&action)
+            .form(&fields)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(resp.status().as_u16(), 302);
+        (
+            checked(crate::support::oidc::location(&resp)),
+            browser,
+            fields,
+        )
+    };
+    let input = flow(json!({ "provider": "apple", "loginHint": "jane" }));
+    let (to, jane, fields) = sign_in(input.clone()).await;
+    assert!(
+        fields.iter().any(|(k, _)| k == "user"),
+        "the first answer names the user"
+    );
+    assert_eq!(to, s.url("/welcome"));
+    assert_eq!(
+        me(&jane, &s.base).await,
+        json!({ "email": "x7k2p9q4rt@privaterelay.appleid.com", "emailVerified": true,
+                "name": "Jane Appleseed", "image": null })
+    );
+    // The next answer has no name; the same user, the same secret (still valid).
+    let (to, again, fields) = sign_in(input).await;
+    assert!(!fields.iter().any(|(k, _)| k == "user"));
+    assert_eq!(to, s.url("/home"));
+    assert_eq!(me(&again, &s.base).await["name"], "Jane Appleseed");
+    let secrets = standin.accepted_secrets();
+    assert_eq!(secrets.len(), 2);
+    assert_eq!(secrets[0], secrets[1], "kept until it nears its expiry");
+    assert_eq!(s.app.db.users().await, 1);
+
+    // Without the binding cookie a form_post is refused like any other callback.
+    let stranger = Browser::new();
+    let resp = stranger
+        .http
+        .post(s.url("/callback/apple"))
+        .form(&[("code", "c"), ("state", "s")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        crate::support::oidc::location(&resp).as_deref(),
+        Some(s.url("/error?error=state_mismatch").as_str())
+    );
+}
+
 on_both!(
     discord_preset,
     github_preset,
@@ -932,6 +1172,10 @@ on_both!(
     verification_and_bans_still_apply,
     keys_are_fetched_again_for_an_unknown_kid,
     link_and_unlink,
+    linking_different_emails_when_allowed,
+    id_token_checks_in_the_redirect_flow,
+    microsoft_preset,
+    apple_preset,
     provider_access_token_is_refreshed_when_expired,
     new_and_returning_user,
     links_only_verified_emails,

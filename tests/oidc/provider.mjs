@@ -199,6 +199,33 @@ const provider = new Provider(issuer, {
   },
 });
 
+// Attack tests (off unless configured): the id_tokens the token endpoint returns are
+// - `idTokenExpiredSecondsAgo: N`: signed as usual but with `exp` N seconds in the past
+//   (oidc-provider's own `expiresAt` option of IdToken#issue);
+// - `tamperIdTokens: true`: their payload altered after signing (`sub` and `email` are
+//   another user's), the signature left as it was.
+if (config.idTokenExpiredSecondsAgo !== undefined
+  && (!Number.isInteger(config.idTokenExpiredSecondsAgo) || config.idTokenExpiredSecondsAgo <= 0)) {
+  fail('idTokenExpiredSecondsAgo must be a positive integer (seconds)');
+}
+{
+  const issue = provider.IdToken.prototype.issue;
+  provider.IdToken.prototype.issue = async function issueForTests(options = {}) {
+    if (options.use !== 'idtoken') return issue.call(this, options);
+    const expiresAt = config.idTokenExpiredSecondsAgo === undefined
+      ? options.expiresAt
+      : Math.floor(Date.now() / 1000) - config.idTokenExpiredSecondsAgo;
+    const token = await issue.call(this, { ...options, expiresAt });
+    if (!config.tamperIdTokens) return token;
+    const [header, payload, signature] = token.split('.');
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
+    claims.sub = 'victim-sub';
+    claims.email = 'victim@example.test';
+    claims.email_verified = true;
+    return [header, Buffer.from(JSON.stringify(claims)).toString('base64url'), signature].join('.');
+  };
+}
+
 // Errors to stderr, one line each (expected ones too: negative tests provoke them).
 for (const event of ['server_error', 'authorization.error', 'grant.error', 'userinfo.error',
   'revocation.error', 'end_session.error', 'discovery.error', 'jwks.error',

@@ -13,6 +13,7 @@
 //! Linking without takeover: an identity whose email matches an existing user is linked only
 //! when the provider asserts the email verified **and** the user's own address is verified.
 
+mod apple;
 mod provider;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use crate::db::verifications::{self, Consumed, NewVerification, purpose};
 use crate::db::{DbError, accounts, users};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+pub use apple::AppleKey;
 pub use provider::ProviderError;
 use provider::{Claims, Provider, TokenResponse};
 
@@ -54,14 +56,56 @@ pub struct ProviderSpec {
     /// For buttons.
     pub name: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// How the client authenticates at the token endpoint.
+    pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     /// OpenID Connect: the issuer (discovery, JWKS, `id_token`s). `None`: plain OAuth 2.0.
     pub issuer: Option<String>,
+    /// How an `id_token`'s `iss` is compared with the issuer discovery names.
+    pub issuer_rule: IssuerRule,
     /// Configured endpoints (override discovery).
     pub endpoints: Endpoints,
     /// What the userinfo endpoint answers.
     pub profile: Profile,
+    /// Ask for `response_mode=form_post` (the callback arrives as a POST).
+    pub form_post: bool,
+}
+
+/// The social sign-in settings: the providers and the linking policy.
+#[derive(Debug, Clone, Default)]
+pub struct SocialSettings {
+    pub providers: Vec<ProviderSpec>,
+    /// `linkSocial` may link an identity whose email is not the user's own verified one.
+    pub allow_different_emails: bool,
+}
+
+impl SocialSettings {
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+}
+
+/// The client's credentials at the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1).
+    Basic(Secret),
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post(Secret),
+    /// Apple: a `client_secret_post` whose secret is a JWT signed with the developer's key.
+    AppleKey(AppleKey),
+}
+
+/// How an `id_token`'s `iss` must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuerRule {
+    /// Exactly the configured issuer (OpenID Connect Core §3.1.3.7).
+    Exact,
+    /// Microsoft's multi-tenant endpoints (`common`, `organizations`): discovery names the
+    /// issuer `https://login.microsoftonline.com/{tenantid}/v2.0`; a token's `iss` must be that
+    /// with `{tenantid}` replaced by its own `tid` claim, a GUID (Microsoft identity platform,
+    /// "Validate the issuer").
+    MicrosoftTenant,
 }
 
 /// The shape of a provider's user API.
@@ -74,6 +118,10 @@ pub enum Profile {
     /// Discord's `GET /users/@me` (`id`, `username`, `global_name`, `email`, `verified`,
     /// `avatar`).
     Discord,
+    /// Microsoft: the `email` claim (else `preferred_username`) is never verified by Microsoft.
+    Microsoft,
+    /// Apple: the name from the first `form_post`'s `user` field.
+    Apple,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -93,17 +141,20 @@ pub struct SocialProviders {
     /// `APEXKIT_BASE_URL` without a trailing slash.
     base_url: String,
     trusted: TrustedOrigins,
+    allow_different_emails: bool,
 }
 
 impl SocialProviders {
     pub fn new(
-        specs: Vec<ProviderSpec>,
+        settings: SocialSettings,
         secret: &Secret,
         base_url: &str,
         trusted: TrustedOrigins,
     ) -> Result<Self, ProviderError> {
         Ok(Self {
-            providers: specs
+            allow_different_emails: settings.allow_different_emails,
+            providers: settings
+                .providers
                 .into_iter()
                 .map(|s| Provider::new(s).map(Arc::new))
                 .collect::<Result<_, _>>()?,
@@ -167,7 +218,9 @@ fn with_error(target: &str, failure: Failure) -> String {
     out
 }
 
-/// Why a callback did not sign anyone in: the `?error=` value.
+/// Why a callback did not sign anyone in. [`Failure::as_str`] is the `?error=` value, always
+/// one of the contract's seven; [`Failure::reason`] the finer reason kept in the audit trail,
+/// the logs and the metrics' `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     StateMismatch,
@@ -177,24 +230,40 @@ pub enum Failure {
     AccountNotLinked,
     AccountAlreadyLinked,
     ProviderNotFound,
+    /// The user is banned → `access_denied` (the service, not the provider, refuses).
     UserBanned,
+    /// `APEXKIT_REQUIRE_EMAIL_VERIFICATION` and an address nobody verified → `access_denied`.
     EmailNotVerified,
+    /// `linkSocial` with an identity whose email is not the user's (verified by the provider)
+    /// → `account_not_linked`.
+    EmailMismatch,
+    /// The flow could not be finished on our side (the database) → `invalid_code` after a
+    /// valid `state` (the flow failed, start again), `state_mismatch` before one.
     ServerError,
 }
 
 impl Failure {
+    /// The `?error=` value: one of the contract's seven.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::StateMismatch => "state_mismatch",
-            Self::AccessDenied => "access_denied",
-            Self::InvalidCode => "invalid_code",
+            Self::AccessDenied | Self::UserBanned | Self::EmailNotVerified => "access_denied",
+            Self::InvalidCode | Self::ServerError => "invalid_code",
             Self::EmailNotFound => "email_not_found",
-            Self::AccountNotLinked => "account_not_linked",
+            Self::AccountNotLinked | Self::EmailMismatch => "account_not_linked",
             Self::AccountAlreadyLinked => "account_already_linked",
             Self::ProviderNotFound => "provider_not_found",
-            Self::UserBanned => "user_banned",
+        }
+    }
+
+    /// The reason, for the audit trail and metrics (a closed set too).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::UserBanned => "banned",
             Self::EmailNotVerified => "email_not_verified",
+            Self::EmailMismatch => "email_mismatch",
             Self::ServerError => "server_error",
+            other => other.as_str(),
         }
     }
 }
@@ -236,6 +305,8 @@ pub struct CallbackParams {
     pub state: Option<String>,
     pub error: Option<String>,
     pub iss: Option<String>,
+    /// Apple's first `form_post`: the user's name (JSON).
+    pub user: Option<String>,
 }
 
 /// How a callback ended: where to send the browser and, on success, the new session.
@@ -396,6 +467,9 @@ impl Social<'_> {
             if let Some(hint) = input.login_hint {
                 q.append_pair("login_hint", hint);
             }
+            if provider.spec.form_post {
+                q.append_pair("response_mode", "form_post");
+            }
         }
         Ok(Started {
             url: url.into(),
@@ -435,7 +509,8 @@ impl Social<'_> {
             Ok(None) => return fail_early(Failure::StateMismatch),
             Err(e) => {
                 tracing::error!(error = ?e, "social sign-in: cannot read the flow");
-                return fail_early(Failure::ServerError);
+                // Before a valid `state` the flow is unknown: start again.
+                return fail_early(Failure::StateMismatch);
             }
         };
         let Ok(flow) = serde_json::from_str::<FlowRow>(&taken) else {
@@ -443,10 +518,9 @@ impl Social<'_> {
         };
         // The callback must be the provider the state was issued for, and (RFC 9207) the
         // response must come from its issuer: a mix-up is a forged state for us.
-        let foreign_iss = match (params.iss.as_deref(), provider.spec.issuer.as_deref()) {
-            (Some(iss), Some(issuer)) => iss.trim_end_matches('/') != issuer,
-            // A plain OAuth 2.0 provider has no issuer we could compare with.
-            _ => false,
+        let foreign_iss = match params.iss.as_deref() {
+            Some(iss) => !provider.is_own_issuer(iss).await,
+            None => false,
         };
         if flow.provider != provider.spec.id || foreign_iss {
             return fail_early(Failure::StateMismatch);
@@ -484,7 +558,7 @@ impl Social<'_> {
             self.record(
                 AuditEvent::failure(kind).detail(serde_json::json!({
                     "provider": provider.spec.id,
-                    "reason": failure.as_str(),
+                    "reason": failure.reason(),
                 })),
                 client,
             )
@@ -552,16 +626,19 @@ impl Social<'_> {
                 tracing::warn!(provider = %provider.spec.id, error = %e, "social sign-in: code exchange failed");
                 Failure::InvalidCode
             })?;
-        let identity = self
+        let mut identity = self
             .identify(registry, provider, tokens, Some(&secrets.nonce))
             .await
             .map_err(|e| {
                 tracing::warn!(provider = %provider.spec.id, error = %e, "social sign-in: identity refused");
                 Failure::InvalidCode
             })?;
+        if provider.spec.profile == Profile::Apple && identity.name.is_none() {
+            identity.name = params.user.as_deref().and_then(apple::name_from_user_field);
+        }
         match link_user {
             Some(user_id) => {
-                self.link_identity(provider, user_id, identity, client)
+                self.link_identity(registry, provider, user_id, identity, client)
                     .await?;
                 Ok((None, false))
             }
@@ -575,9 +652,13 @@ impl Social<'_> {
     }
 
     /// `linkSocial`'s end: the identity joins the signed-in user's accounts (its tokens
-    /// refreshed when it already did); another user's identity → `account_already_linked`.
+    /// refreshed when it already did); another user's identity → `account_already_linked`;
+    /// unless `APEXKIT_OAUTH_ALLOW_DIFFERENT_EMAILS`, an identity whose provider does not vouch
+    /// for the user's own address → `account_not_linked` (as Better Auth's
+    /// `accountLinking.allowDifferentEmails: false`).
     async fn link_identity(
         &self,
+        registry: &SocialProviders,
         provider: &Provider,
         user_id: &str,
         identity: Identity,
@@ -605,6 +686,20 @@ impl Social<'_> {
             }
             Some(_) => return Err(Failure::AccountAlreadyLinked),
             None => {}
+        }
+        if !registry.allow_different_emails {
+            let user = users::find_by_id(&mut conn, user_id)
+                .await
+                .map_err(server)?
+                .ok_or(Failure::ServerError)?;
+            let same = identity
+                .email
+                .as_deref()
+                .and_then(|e| email::normalize(e).ok())
+                .is_some_and(|e| e == user.email);
+            if !(same && identity.email_verified) {
+                return Err(Failure::EmailMismatch);
+            }
         }
         let id = token::new_id().map_err(|_| Failure::ServerError)?;
         let row = NewProviderAccount {
@@ -650,7 +745,9 @@ impl Social<'_> {
             Some(c) if c.email.is_some() => c,
             other => {
                 let info = match provider.spec.profile {
-                    Profile::Standard => provider.userinfo(&tokens.access_token).await?,
+                    Profile::Standard | Profile::Microsoft | Profile::Apple => {
+                        provider.userinfo(&tokens.access_token).await?
+                    }
                     Profile::GitHub => Some(provider.github_user(&tokens.access_token).await?),
                     Profile::Discord => Some(provider.discord_user(&tokens.access_token).await?),
                 };
@@ -944,7 +1041,7 @@ impl Social<'_> {
                     self.record(
                         AuditEvent::failure(AuditKind::SocialSignIn).detail(serde_json::json!({
                             "provider": provider_id,
-                            "reason": failure.as_str(),
+                            "reason": failure.reason(),
                         })),
                         client,
                     )
@@ -1083,5 +1180,37 @@ impl Social<'_> {
                 .collect(),
             id_token: open(&tokens.id_token, "id_token"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Failure::{self, *};
+
+    /// Every failure lands on one of the contract's seven `?error=` values (the finer reason
+    /// stays in the audit trail and the metric).
+    #[test]
+    fn callback_errors_are_the_contracts() {
+        let all: [(Failure, &str, &str); 11] = [
+            (StateMismatch, "state_mismatch", "state_mismatch"),
+            (AccessDenied, "access_denied", "access_denied"),
+            (InvalidCode, "invalid_code", "invalid_code"),
+            (EmailNotFound, "email_not_found", "email_not_found"),
+            (AccountNotLinked, "account_not_linked", "account_not_linked"),
+            (
+                AccountAlreadyLinked,
+                "account_already_linked",
+                "account_already_linked",
+            ),
+            (ProviderNotFound, "provider_not_found", "provider_not_found"),
+            (UserBanned, "access_denied", "banned"),
+            (EmailNotVerified, "access_denied", "email_not_verified"),
+            (EmailMismatch, "account_not_linked", "email_mismatch"),
+            (ServerError, "invalid_code", "server_error"),
+        ];
+        for (failure, error, reason) in all {
+            assert_eq!(failure.as_str(), error, "{failure:?}");
+            assert_eq!(failure.reason(), reason, "{failure:?}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::{Mutex, RwLock};
 
-use super::ProviderSpec;
+use super::{ClientAuth, IssuerRule, Profile, ProviderSpec};
 
 /// Clock skew allowed on `exp` (contract: 60 s).
 const LEEWAY_SECS: u64 = 60;
@@ -45,6 +45,8 @@ pub enum ProviderError {
 /// The endpoints in use.
 #[derive(Debug)]
 pub struct Metadata {
+    /// The issuer discovery names (Microsoft's multi-tenant one holds `{tenantid}`).
+    pub issuer: Option<String>,
     pub authorization: String,
     pub token: String,
     pub userinfo: Option<String>,
@@ -81,6 +83,47 @@ pub struct Claims {
     pub picture: Option<String>,
     pub nonce: Option<String>,
     pub azp: Option<String>,
+    /// Microsoft: the tenant that issued the token (its `iss` names it too).
+    #[serde(default)]
+    pub tid: Option<String>,
+    #[serde(default)]
+    pub iss: Option<String>,
+    /// Microsoft: the sign-in name, an address nobody verified.
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    // Apple's `is_private_email` (`true` or `"true"`) is not read: a Hide My Email relay
+    // address is one Apple verified, and `email_verified` says so like for any other.
+}
+
+impl Profile {
+    /// What the provider's claims mean here: Microsoft's addresses are never verified by it
+    /// (a tenant admin sets any `email`), so none counts as verified — no linking by email.
+    fn adjust(self, mut claims: Claims) -> Claims {
+        if self == Profile::Microsoft {
+            claims.email_verified = false;
+            if claims.email.is_none() {
+                claims.email = claims.preferred_username.take().filter(|u| u.contains('@'));
+            }
+        }
+        claims
+    }
+}
+
+/// Microsoft: a tenant id is a GUID.
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
 }
 
 /// `true` or `"true"` (some providers send a string).
@@ -142,13 +185,24 @@ impl Provider {
             Some(issuer) => {
                 let url = format!("{issuer}/.well-known/openid-configuration");
                 let doc: Discovery = self.get_json(&url, None).await?;
-                if doc.issuer.trim_end_matches('/') != issuer {
+                let named = doc.issuer.trim_end_matches('/');
+                let fits = match self.spec.issuer_rule {
+                    IssuerRule::Exact => named == issuer,
+                    // `common` names `…/{tenantid}/v2.0`, `consumers` the personal accounts'
+                    // tenant: on the same host, always.
+                    IssuerRule::MicrosoftTenant => {
+                        named == issuer
+                            || (origin(named).is_some() && origin(named) == origin(issuer))
+                    }
+                };
+                if !fits {
                     return Err(ProviderError::Rejected(format!(
                         "discovery names issuer {:?}, expected {issuer:?}",
                         doc.issuer
                     )));
                 }
                 Metadata {
+                    issuer: Some(named.to_owned()),
                     authorization: configured
                         .authorization
                         .clone()
@@ -159,6 +213,7 @@ impl Provider {
                 }
             }
             None => Metadata {
+                issuer: None,
                 authorization: configured.authorization.clone().unwrap_or_default(),
                 token: configured.token.clone().unwrap_or_default(),
                 userinfo: configured.userinfo.clone(),
@@ -191,20 +246,37 @@ impl Provider {
             .map_err(|e| ProviderError::Rejected(e.without_url().to_string()))
     }
 
-    /// POST to the token endpoint with client_secret_basic (RFC 6749 §2.3.1: each half
-    /// form-urlencoded first).
+    /// POST to the token endpoint, the client authenticated with client_secret_basic (RFC 6749
+    /// §2.3.1: each half form-urlencoded first) or in the form (client_secret_post, Apple's
+    /// signed secret).
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, ProviderError> {
         let metadata = self.metadata().await?;
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let resp = self
+        let mut req = self
             .http
             .post(&metadata.token)
-            .basic_auth(
-                enc(&self.spec.client_id),
-                Some(enc(self.spec.client_secret.expose())),
-            )
-            .header("accept", "application/json")
-            .form(form)
+            .header("accept", "application/json");
+        let signed;
+        let posted = match &self.spec.client_auth {
+            ClientAuth::Basic(secret) => {
+                req = req.basic_auth(enc(&self.spec.client_id), Some(enc(secret.expose())));
+                None
+            }
+            ClientAuth::Post(secret) => Some(secret.expose()),
+            ClientAuth::AppleKey(key) => {
+                signed = key
+                    .client_secret(&self.spec.client_id)
+                    .map_err(ProviderError::Rejected)?;
+                Some(signed.as_str())
+            }
+        };
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        if let Some(secret) = posted {
+            fields.push(("client_id", &self.spec.client_id));
+            fields.push(("client_secret", secret));
+        }
+        let resp = req
+            .form(&fields)
             .send()
             .await
             .map_err(|e| ProviderError::Unreachable(e.without_url().to_string()))?;
@@ -248,7 +320,8 @@ impl Provider {
         let Some(url) = &metadata.userinfo else {
             return Ok(None);
         };
-        self.get_json(url, Some(access_token)).await.map(Some)
+        let claims: Claims = self.get_json(url, Some(access_token)).await?;
+        Ok(Some(self.spec.profile.adjust(claims)))
     }
 
     /// GitHub (no OpenID Connect): the user from its REST API (`GET /user`: numeric `id`,
@@ -299,8 +372,7 @@ impl Provider {
             email_verified,
             name: user.name.or(user.login),
             picture: user.avatar_url,
-            nonce: None,
-            azp: None,
+            ..Claims::default()
         })
     }
 
@@ -335,8 +407,7 @@ impl Provider {
             name: user.global_name.or(user.username),
             picture,
             sub: user.id,
-            nonce: None,
-            azp: None,
+            ..Claims::default()
         })
     }
 
@@ -387,7 +458,10 @@ impl Provider {
         }
         let key = found.ok_or_else(|| bad("no matching key in the provider's JWKS"))?;
         let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[issuer]);
+        let rule = self.spec.issuer_rule;
+        if rule == IssuerRule::Exact {
+            validation.set_issuer(&[issuer]);
+        }
         validation.set_audience(&[&self.spec.client_id]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
@@ -402,12 +476,60 @@ impl Provider {
         {
             return Err(bad("azp is another client"));
         }
+        if rule == IssuerRule::MicrosoftTenant && !self.tenant_issuer(&claims).await? {
+            return Err(bad("iss is not the token's tenant's"));
+        }
         if let Some(expected) = nonce
             && claims.nonce.as_deref() != Some(expected)
         {
             return Err(bad("nonce mismatch"));
         }
-        Ok(claims)
+        Ok(self.spec.profile.adjust(claims))
+    }
+
+    /// Microsoft: the token's `iss` is the issuer discovery names with `{tenantid}` replaced by
+    /// the token's `tid`, a GUID (a single-tenant issuer has no placeholder: equal).
+    async fn tenant_issuer(&self, claims: &Claims) -> Result<bool, ProviderError> {
+        let metadata = self.metadata().await?;
+        let (Some(named), Some(iss)) = (&metadata.issuer, &claims.iss) else {
+            return Ok(false);
+        };
+        if !named.contains("{tenantid}") {
+            return Ok(iss == named);
+        }
+        Ok(claims
+            .tid
+            .as_deref()
+            .is_some_and(|tid| is_guid(tid) && *iss == named.replace("{tenantid}", tid)))
+    }
+
+    /// Whether an RFC 9207 `iss` parameter of an authorization response is this provider's
+    /// issuer (for Microsoft's multi-tenant issuer: that with some tenant's GUID).
+    pub async fn is_own_issuer(&self, iss: &str) -> bool {
+        let iss = iss.trim_end_matches('/');
+        let Some(issuer) = &self.spec.issuer else {
+            // A plain OAuth 2.0 provider has no issuer we could compare with.
+            return true;
+        };
+        if iss == issuer {
+            return true;
+        }
+        if self.spec.issuer_rule != IssuerRule::MicrosoftTenant {
+            return false;
+        }
+        let Ok(metadata) = self.metadata().await else {
+            return false;
+        };
+        let Some((before, after)) = metadata
+            .issuer
+            .as_deref()
+            .and_then(|n| n.split_once("{tenantid}"))
+        else {
+            return metadata.issuer.as_deref() == Some(iss);
+        };
+        iss.strip_prefix(before)
+            .and_then(|rest| rest.strip_suffix(after))
+            .is_some_and(is_guid)
     }
 }
 

@@ -10,7 +10,8 @@
 //!   [`TestApp`] derefs to) and helpers for reading answers (`code`, `data`, metrics);
 //! - [`mail`]: a real SMTP server on loopback that keeps what arrives ([`SmtpSink`]);
 //! - [`process`]: the real binary as operators run it ([`Proc`]);
-//! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages.
+//! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages;
+//!   [`presets`]: stand-ins for Microsoft's and Apple's endpoints, from their documentation.
 //! - [`pgbouncer`]: a PgBouncer of the test's own in front of the test PostgreSQL ([`PgBouncer`]).
 
 mod app;
@@ -19,6 +20,7 @@ mod db;
 mod mail;
 pub mod oidc;
 mod pgbouncer;
+pub mod presets;
 mod process;
 
 pub use app::TestApp;

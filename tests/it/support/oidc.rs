@@ -126,6 +126,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Serves a stand-in on 127.0.0.1:`port` until the test ends; returns once it accepts.
+pub async fn serve_on_loopback(port: u16, app: poem::endpoint::BoxEndpoint<'static>) {
+    let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
+    tokio::spawn(poem::Server::new(listener).run(app));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A browser: its own cookie jar, redirects followed by hand.
 pub struct Browser {
     pub http: reqwest::Client,
@@ -370,19 +385,8 @@ pub mod github {
             .at("/user", get(user))
             .at("/user/emails", get(emails))
             .boxed();
-        let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
-        tokio::spawn(poem::Server::new(listener).run(app));
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        base
+        super::serve_on_loopback(port, app).await;
+        format!("http://127.0.0.1:{port}")
     }
 }
 
@@ -461,17 +465,7 @@ pub mod discord {
             .at("/api/oauth2/token", post(token))
             .at("/api/users/@me", get(me))
             .boxed();
-        let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
-        tokio::spawn(poem::Server::new(listener).run(app));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        super::serve_on_loopback(port, app).await;
         format!("http://127.0.0.1:{port}")
     }
 }
