@@ -74,6 +74,11 @@ impl Setup {
         Self::app(backend, move |c| c.social.providers.push(extra)).await
     }
 
+    /// `query` (no variables) from a page of the app in `browser`: the whole answer.
+    async fn ask(&self, browser: &Browser, query: &str) -> Value {
+        browser.gql(&self.base, query, json!({})).await
+    }
+
     /// Rows of `from` (`table [WHERE …]`).
     async fn count(&self, from: &str) -> i64 {
         self.app
@@ -118,9 +123,11 @@ impl Setup {
         browser
     }
 
-    /// `linkSocial` from `browser` with `input`, the provider's login as `login`: where the
-    /// callback sends the browser.
-    async fn link(&self, browser: &Browser, input: Value, login: &str) -> String {
+    /// `linkSocial` of `corp` from `browser` (to `/linked`, failures to `/oops`), the
+    /// provider's login as `login`: where the callback sends the browser.
+    async fn link(&self, browser: &Browser, login: &str) -> String {
+        let input =
+            json!({ "provider": "corp", "callbackURL": "/linked", "errorCallbackURL": "/oops" });
         let body = browser
             .gql(
                 &self.base,
@@ -260,12 +267,8 @@ async fn new_and_returning_user(backend: Backend) {
         .await;
     assert_eq!(sealed.len(), 1);
     assert!(sealed[0].starts_with("xc20p1."), "tokens sealed at rest");
-    let scopes = browser
-        .gql(
-            &s.base,
-            "{ accounts { providerId accountId scopes } }",
-            json!({}),
-        )
+    let scopes = s
+        .ask(&browser, "{ accounts { providerId accountId scopes } }")
         .await;
     assert_eq!(
         data(&scopes, "accounts"),
@@ -445,19 +448,12 @@ async fn provider_denial_and_outage(backend: Backend) {
     );
 
     // Redirect targets follow the mailed-link rule: no open redirect.
-    let body = browser
-        .gql(
-            &s.base,
-            "mutation { signInSocial(input: {provider: \"corp\", callbackURL: \"https://evil.example/\"}) { url } }",
-            json!({}),
-        )
-        .await;
+    let body = s.ask(&browser, "mutation { signInSocial(input: {provider: \"corp\", callbackURL: \"https://evil.example/\"}) { url } }").await;
     assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
-    let body = browser
-        .gql(
-            &s.base,
+    let body = s
+        .ask(
+            &browser,
             "mutation { signInSocial(input: {provider: \"nope\"}) { url } }",
-            json!({}),
         )
         .await;
     assert_eq!(code(&body), "PROVIDER_NOT_FOUND", "{body}");
@@ -587,17 +583,9 @@ async fn link_and_unlink(backend: Backend) {
     // and links her provider identity, which vouches for that same address, from her
     // signed-in session.
     let alice = s.password_user("alice@example.test").await;
-    let to = s
-        .link(
-            &alice,
-            json!({ "provider": "corp", "callbackURL": "/linked" }),
-            "alice",
-        )
-        .await;
+    let to = s.link(&alice, "alice").await;
     assert_eq!(to, s.url("/linked"));
-    let accounts = alice
-        .gql(&s.base, "{ accounts { providerId accountId } }", json!({}))
-        .await;
+    let accounts = s.ask(&alice, "{ accounts { providerId accountId } }").await;
     assert_eq!(
         data(&accounts, "accounts"),
         &json!([{ "providerId": "credential", "accountId": data(&accounts, "accounts")[0]["accountId"] },
@@ -611,25 +599,13 @@ async fn link_and_unlink(backend: Backend) {
     // Grace cannot link an identity whose provider does not vouch for her own address (a
     // browser left signed in at the provider as Bob): `account_not_linked`, nothing written.
     let grace = s.password_user("grace@example.test").await;
-    let to = s
-        .link(
-            &grace,
-            json!({ "provider": "corp", "errorCallbackURL": "/oops" }),
-            "bob",
-        )
-        .await;
+    let to = s.link(&grace, "bob").await;
     assert_eq!(to, s.url("/oops?error=account_not_linked"));
     assert_eq!(s.count("account WHERE account_id = 'bob-sub'").await, 0);
 
     // Ada cannot link the identity Alice owns.
     let ada = s.password_user("ada@example.test").await;
-    let to = s
-        .link(
-            &ada,
-            json!({ "provider": "corp", "errorCallbackURL": "/oops" }),
-            "alice",
-        )
-        .await;
+    let to = s.link(&ada, "alice").await;
     assert_eq!(to, s.url("/oops?error=account_already_linked"));
     assert_eq!(s.count("account WHERE provider_id = 'corp'").await, 1);
     assert_eq!(
@@ -670,13 +646,7 @@ async fn link_and_unlink(backend: Backend) {
 async fn linking_different_emails_when_allowed(backend: Backend) {
     let s = Setup::app(backend, |c| c.social.allow_different_emails = true).await;
     let grace = s.password_user("grace@example.test").await;
-    let to = s
-        .link(
-            &grace,
-            json!({ "provider": "corp", "callbackURL": "/linked" }),
-            "bob",
-        )
-        .await;
+    let to = s.link(&grace, "bob").await;
     assert_eq!(to, s.url("/linked"));
     let (to, bob) = s.sign_in("bob", flow(json!({}))).await;
     assert_eq!(to, s.url("/home"));
@@ -684,11 +654,10 @@ async fn linking_different_emails_when_allowed(backend: Backend) {
 
     // A user created by the provider has only that account: unlinking it is refused.
     let (_, alice) = s.sign_in("alice", flow(json!({}))).await;
-    let body = alice
-        .gql(
-            &s.base,
+    let body = s
+        .ask(
+            &alice,
             "mutation { unlinkAccount(input: {providerId: \"corp\"}) }",
-            json!({}),
         )
         .await;
     assert_eq!(code(&body), "FAILED_TO_UNLINK_LAST_ACCOUNT", "{body}");
@@ -747,13 +716,7 @@ async fn provider_access_token_is_refreshed_when_expired(backend: Backend) {
     );
 
     // Nobody else's: an unknown provider account is NOT_FOUND.
-    let body = browser
-        .gql(
-            &s.base,
-            "mutation { accountAccessToken(input: {providerId: \"corp\", accountId: \"bob-sub\"}) { accessToken } }",
-            json!({}),
-        )
-        .await;
+    let body = s.ask(&browser, "mutation { accountAccessToken(input: {providerId: \"corp\", accountId: \"bob-sub\"}) { accessToken } }").await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
 }
 
@@ -945,12 +908,8 @@ async fn github_preset(backend: Backend) {
         json!({ "email": "octocat@example.test", "emailVerified": true,
                 "name": "The Octocat", "image": "https://avatars.example.test/u/583231" })
     );
-    let accounts = browser
-        .gql(
-            &s.base,
-            "{ accounts { providerId accountId scopes } }",
-            json!({}),
-        )
+    let accounts = s
+        .ask(&browser, "{ accounts { providerId accountId scopes } }")
         .await;
     assert_eq!(
         data(&accounts, "accounts"),
@@ -978,13 +937,7 @@ async fn discord_preset(backend: Backend) {
         json!({ "email": "nelly@example.test", "emailVerified": true, "name": "Nelly",
                 "image": "https://cdn.discordapp.com/avatars/80351110224678912/8342729096ea3675442027381ff50dfe.png" })
     );
-    let token = browser
-        .gql(
-            &s.base,
-            "mutation { accountAccessToken(input: {providerId: \"discord\"}) { accessToken scopes } }",
-            json!({}),
-        )
-        .await;
+    let token = s.ask(&browser, "mutation { accountAccessToken(input: {providerId: \"discord\"}) { accessToken scopes } }").await;
     assert_eq!(
         data(&token, "accountAccessToken"),
         &json!({ "accessToken": "discord-token", "scopes": ["identify", "email"] })

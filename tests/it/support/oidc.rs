@@ -126,6 +126,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A stand-in's authorization answer: a 302 to `redirect` with `code` and `state`.
+pub fn back_with_code(redirect: &str, code: &str, state: &str) -> poem::Response {
+    let mut url = reqwest::Url::parse(redirect).expect("redirect_uri");
+    url.query_pairs_mut()
+        .append_pair("code", code)
+        .append_pair("state", state);
+    poem::Response::builder()
+        .status(poem::http::StatusCode::FOUND)
+        .header("location", url.as_str())
+        .finish()
+}
+
+/// A token request's form, when the client authenticated with HTTP Basic as `id`/`secret`.
+pub async fn basic_client_form(
+    req: &poem::Request,
+    body: poem::Body,
+    id: &str,
+    secret: &str,
+) -> Option<Vec<(String, String)>> {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    if req.header("authorization") != Some(&format!("Basic {basic}")) {
+        return None;
+    }
+    serde_urlencoded::from_bytes(&body.into_vec().await.unwrap_or_default()).ok()
+}
+
 /// Serves a stand-in on 127.0.0.1:`port` until the test ends; returns once it accepts.
 pub async fn serve_on_loopback(port: u16, app: poem::endpoint::BoxEndpoint<'static>) {
     let listener = poem::listener::TcpListener::bind(format!("127.0.0.1:{port}"));
@@ -318,29 +345,14 @@ pub mod github {
         if query(req, "client_id").as_deref() != Some(CLIENT_ID) {
             return StatusCode::BAD_REQUEST.into();
         }
-        let mut url = reqwest::Url::parse(&redirect).expect("redirect_uri");
-        url.query_pairs_mut()
-            .append_pair("code", CODE)
-            .append_pair("state", &state);
-        Response::builder()
-            .status(StatusCode::FOUND)
-            .header("location", url.as_str())
-            .finish()
+        super::back_with_code(&redirect, CODE, &state)
     }
 
     #[handler]
     async fn token(req: &Request, body: Body) -> Response {
-        use base64::Engine as _;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
-        let form: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(&body.into_vec().await.unwrap_or_default())
-                .unwrap_or_default();
-        let has = |k: &str, v: &str| form.iter().any(|(fk, fv)| fk == k && fv == v);
-        if req.header("authorization") != Some(&format!("Basic {basic}"))
-            || !has("code", CODE)
-            || !has("grant_type", "authorization_code")
-        {
+        let form = super::basic_client_form(req, body, CLIENT_ID, CLIENT_SECRET).await;
+        let has = |k: &str, v: &str| form.iter().flatten().any(|(fk, fv)| fk == k && fv == v);
+        if form.is_none() || !has("code", CODE) || !has("grant_type", "authorization_code") {
             return json_response(json!({ "error": "bad_verification_code" }));
         }
         json_response(json!({
@@ -411,27 +423,13 @@ pub mod discord {
         let (Some(redirect), Some(state)) = (get("redirect_uri"), get("state")) else {
             return StatusCode::BAD_REQUEST.into();
         };
-        let mut url = reqwest::Url::parse(&redirect).expect("redirect_uri");
-        url.query_pairs_mut()
-            .append_pair("code", CODE)
-            .append_pair("state", &state);
-        Response::builder()
-            .status(StatusCode::FOUND)
-            .header("location", url.as_str())
-            .finish()
+        super::back_with_code(&redirect, CODE, &state)
     }
 
     #[handler]
     async fn token(req: &Request, body: Body) -> Response {
-        use base64::Engine as _;
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
-        let form: Vec<(String, String)> =
-            serde_urlencoded::from_bytes(&body.into_vec().await.unwrap_or_default())
-                .unwrap_or_default();
-        if req.header("authorization") != Some(&format!("Basic {basic}"))
-            || !form.iter().any(|(k, v)| k == "code" && v == CODE)
-        {
+        let form = super::basic_client_form(req, body, CLIENT_ID, CLIENT_SECRET).await;
+        if !form.iter().flatten().any(|(k, v)| k == "code" && v == CODE) {
             return Response::builder()
                 .status(StatusCode::BAD_REQUEST)
                 .content_type("application/json")
