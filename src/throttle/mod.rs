@@ -176,6 +176,7 @@ mod tests {
             "changeEmail",
             "deleteUser",
             "resetPassword",
+            "signInSocial",
         ] {
             assert_eq!(class_of(f), Class::Credential, "{f}");
         }
