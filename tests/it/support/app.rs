@@ -174,6 +174,7 @@ impl<'a> TestAppBuilder<'a> {
             Cli::try_parse_from(["apexkit", "--database-url", url, "--listen", "127.0.0.1:0"])
                 .expect("test config")
                 .config;
+        through_pgbouncer(&mut config, url);
         for tweak in self.overrides {
             tweak(&mut config);
         }
@@ -223,4 +224,21 @@ impl<'a> TestAppBuilder<'a> {
         app.verify_address(ADMIN_EMAIL).await;
         (app, token)
     }
+}
+
+/// With `APEXKIT_TEST_PGBOUNCER_URL` set (`postgres://user@host:port`, a PgBouncer in transaction
+/// mode in front of the test PostgreSQL; `tests/pgbouncer/run-suite.sh` starts one), every
+/// PostgreSQL app of the suite runs through it, configured as a deployment behind it is: the
+/// pooled URL, prepared statements off, migrations on the direct URL.
+fn through_pgbouncer(config: &mut Config, direct: &str) {
+    let Ok(bouncer) = std::env::var("APEXKIT_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    if !direct.starts_with("postgres") {
+        return;
+    }
+    let database = direct.rsplit_once('/').map_or("", |(_, db)| db);
+    config.database.url = format!("{}/{database}", bouncer.trim_end_matches('/'));
+    config.database.migration_url = Some(direct.to_owned());
+    config.database.prepared_statements = false;
 }
