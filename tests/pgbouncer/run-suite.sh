@@ -30,6 +30,11 @@ skips=(
   # Set with SET on the app's own connections, which behind transaction pooling would stay on a
   # server connection other clients get next: not applied there by design (docs: Deploying).
   --skip statement_timeout
+  # Timing: 50 concurrent wrong passwords against a failed-sign-in delay capped at 2 s; through
+  # the pooler's 4 server connections (each query a BEGIN, prepare, execute and COMMIT) the burst
+  # outlasts the delay, so the right password afterwards is no longer delayed (seen once here,
+  # on a loaded machine). It runs on the direct connection in the main pass.
+  --skip failed_sign_ins_delay_the_account_atomically_and_boundedly
 )
 APEXKIT_TEST_PGBOUNCER_URL="postgres://postgres@127.0.0.1:$port" \
   cargo test --locked --test it -- ::postgres "${skips[@]}" "$@"

@@ -234,7 +234,13 @@ fn through_pgbouncer(config: &mut Config, direct: &str) {
     let Ok(bouncer) = std::env::var("APEXKIT_TEST_PGBOUNCER_URL") else {
         return;
     };
-    if !direct.starts_with("postgres") {
+    // Only the test PostgreSQL is behind it (a test may run a PostgreSQL of its own).
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_owned()
+    };
+    if !direct.starts_with("postgres") || authority(direct) != authority(&super::pg_admin_url()) {
         return;
     }
     let database = direct.rsplit_once('/').map_or("", |(_, db)| db);
