@@ -40,6 +40,8 @@ REDIS=$((BASE_PORT + 3))
 REPLICA_PORTS=($((BASE_PORT + 4)) $((BASE_PORT + 5)) $((BASE_PORT + 6)))
 PASSWORD="quiet harbor lantern 42"
 PREFIX="bench:"
+# One secret for all replicas: the signing keys are sealed with it.
+SECRET=$(head -c 32 /dev/urandom | base64)
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
 export APEXKIT_BENCH_DIR="$BENCH_DIR" APEXKIT_BENCH_TOKENS="$WORK/tokens.lua"
@@ -55,7 +57,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "replicas: FAILED: $*" >&2; exit 1; }
+fail() { echo "replicas: FAILED: $*" >&2; for f in "$WORK"/replica*.log; do [[ -f $f ]] && tail -n 5 "$f" >&2; done; exit 1; }
 for tool in wrk curl jq psql haproxy pgbouncer redis-server; do
   command -v "$tool" >/dev/null || fail "$tool is required (apt-get install wrk jq postgresql-client haproxy pgbouncer redis-server)"
 done
@@ -98,7 +100,7 @@ DATABASE_URL="$DIRECT" RUST_LOG=warn "$BIN" --migrate-only
 
 REPLICA_PIDS=()
 for i in 0 1 2; do
-  RUST_LOG=warn APEXKIT_ENV=development APEXKIT_LISTEN="127.0.0.1:${REPLICA_PORTS[$i]}" \
+  RUST_LOG=warn APEXKIT_ENV=development APEXKIT_SECRET="$SECRET" APEXKIT_LISTEN="127.0.0.1:${REPLICA_PORTS[$i]}" \
     DATABASE_URL="$POOLED" APEXKIT_MIGRATION_DATABASE_URL="$DIRECT" APEXKIT_DB_PREPARED_STATEMENTS=false \
     APEXKIT_RATE_LIMIT=on APEXKIT_RATE_LIMIT_STORAGE=redis APEXKIT_REDIS_URL="redis://127.0.0.1:$REDIS" \
     APEXKIT_REDIS_KEY_PREFIX="$PREFIX" APEXKIT_RATE_LIMIT_CREDENTIAL=3/10 \
@@ -149,7 +151,8 @@ gql() { # gql PORT QUERY [TOKEN] [CLIENT-IP] -> JSON body
   local auth=() xff=()
   [[ -n "${3:-}" ]] && auth=(-H "Authorization: Bearer $3")
   [[ -n "${4:-}" ]] && xff=(-H "X-Forwarded-For: $4")
-  curl -sf "http://127.0.0.1:$1/graphql" -H 'Content-Type: application/json' "${auth[@]}" "${xff[@]}" \
+  # No -f: a refusal (429 RATE_LIMITED) has a JSON body too.
+  curl -s "http://127.0.0.1:$1/graphql" -H 'Content-Type: application/json' "${auth[@]}" "${xff[@]}" \
     -d "$(jq -nc --arg q "$2" '{query: $q}')"
 }
 r1=${REPLICA_PORTS[0]} r2=${REPLICA_PORTS[1]} r3=${REPLICA_PORTS[2]}
@@ -199,7 +202,7 @@ echo "ok   $(wc -l <<<"$keys") counter key(s) in Redis, all under \"$PREFIX\" wi
   for i in 1 2 3 4; do
     port=${REPLICA_PORTS[$(( i % 3 ))]}
     t=$(gql "$port" "$sign_in_q" "" "10.9.2.$i" | jq -r .data.signInEmail.token)
-    [[ -n "$t" && "$t" != null ]] || fail "seeding tokens"
+    [[ -n "$t" && "$t" != null ]] || fail "seeding tokens: $(gql "$port" "$sign_in_q" "" "10.9.2.$i")"
     echo "  \"$t\","
   done
   echo "}"; } >"$WORK/tokens.lua"
