@@ -232,7 +232,8 @@ impl App {
 
         let (keys, secret) = signing_keys(&settings, &pool).await?;
         let social = social_providers(&settings, &site, &secret).await?;
-        let (rate_limiter, sign_in_throttle) = throttles(settings.rate_limits.as_ref(), &pool);
+        let (rate_limiter, sign_in_throttle) =
+            throttles(settings.rate_limits.as_ref(), &pool).await?;
         let wake = Arc::new(tokio::sync::Notify::new());
         let auth = domain(
             &settings,
@@ -521,24 +522,39 @@ async fn social_providers(
 }
 
 /// The per-client rate limiter and the failed sign-in delay (both off without rate limits);
-/// counters in memory or shared in the database.
-fn throttles(
+/// counters in memory, shared in the database, or shared in Redis (the failed sign-in delay then
+/// in the database). An unreachable Redis does not stop the boot (see `RateLimiter::redis`).
+async fn throttles(
     rate_limits: Option<&RateLimits>,
     pool: &Pool,
-) -> (Option<RateLimiter>, AccountThrottle) {
+) -> anyhow::Result<(Option<RateLimiter>, AccountThrottle)> {
     let Some(limits) = rate_limits else {
-        return (None, AccountThrottle::disabled());
+        return Ok((None, AccountThrottle::disabled()));
     };
-    let shared = (limits.storage == RateLimitStorage::Database).then(|| pool.clone());
-    (
-        Some(RateLimiter::new(limits.rules, shared.clone())),
+    // The recorder first, so the Redis state recorded at boot reaches /metrics.
+    let _ = observability::prometheus();
+    let shared = (limits.storage != RateLimitStorage::Memory).then(|| pool.clone());
+    let limiter = match &limits.redis {
+        Some(redis) => RateLimiter::redis(limits.rules, redis, REDIS_BOOT_WAIT)
+            .await
+            .map_err(anyhow::Error::msg)?,
+        None => RateLimiter::new(
+            limits.rules,
+            (limits.storage == RateLimitStorage::Database).then(|| pool.clone()),
+        ),
+    };
+    Ok((
+        Some(limiter),
         AccountThrottle::new(
             limits.sign_in_free_failures,
             limits.sign_in_max_delay,
             shared,
         ),
-    )
+    ))
 }
+
+/// How long the boot waits for Redis before serving with memory counters.
+const REDIS_BOOT_WAIT: Duration = Duration::from_secs(2);
 
 /// The domain: `Auth` with everything it is configured with (access tokens signed by `keys`),
 /// and APEXKIT_ADMIN_EMAILS applied to the users already verified. All of `Auth`'s assembly is

@@ -29,6 +29,12 @@ pub const HASH_WAIT: &str = "apexkit_hash_wait_seconds";
 pub const HASH_DURATION: &str = "apexkit_hash_duration_seconds";
 /// Requests refused by the rate limiter, labelled `field`. Record with [`record_rate_limited`].
 pub const RATE_LIMITED: &str = "apexkit_rate_limited_total";
+/// 1 while the rate limiter counts in this replica's memory because Redis is unreachable
+/// (`APEXKIT_RATE_LIMIT_STORAGE=redis`), 0 while Redis counts. Record with
+/// [`record_redis_fallback`].
+pub const RATE_LIMIT_REDIS_FALLBACK: &str = "apexkit_rate_limit_redis_fallback";
+/// Times the rate limiter fell back from Redis to memory.
+pub const RATE_LIMIT_REDIS_FALLBACKS: &str = "apexkit_rate_limit_redis_fallbacks_total";
 /// Pool gauges and counters, refreshed at every scrape from bb8's own statistics.
 pub const POOL_CONNECTIONS: &str = "apexkit_db_pool_connections";
 pub const POOL_IDLE: &str = "apexkit_db_pool_idle_connections";
@@ -92,6 +98,14 @@ fn describe() {
         "One argon2 hash or verification"
     );
     describe_counter!(RATE_LIMITED, "Requests refused by the rate limiter");
+    describe_gauge!(
+        RATE_LIMIT_REDIS_FALLBACK,
+        "1 while rate-limit counters fall back to this replica's memory because Redis is unreachable"
+    );
+    describe_counter!(
+        RATE_LIMIT_REDIS_FALLBACKS,
+        "Times rate-limit counters fell back from Redis to memory"
+    );
     describe_gauge!(POOL_CONNECTIONS, "Open database connections");
     describe_gauge!(POOL_IDLE, "Idle database connections");
     describe_gauge!(POOL_MAX, "Configured maximum of database connections");
@@ -109,6 +123,15 @@ fn describe() {
 
 /// Counts one refusal by the rate limiter for a root field (e.g. `signInEmail`). The limiter
 /// calls this wherever it answers `RATE_LIMITED`.
+/// Records a transition of the Redis rate-limit counters: `true` when they fall back to memory
+/// (Redis unreachable), `false` when Redis counts again.
+pub fn record_redis_fallback(active: bool) {
+    metrics::gauge!(RATE_LIMIT_REDIS_FALLBACK).set(if active { 1.0 } else { 0.0 });
+    if active {
+        metrics::counter!(RATE_LIMIT_REDIS_FALLBACKS).increment(1);
+    }
+}
+
 /// Counts one social sign-in outcome.
 pub fn record_social_sign_in(provider: &str, outcome: &str) {
     metrics::counter!(

@@ -141,6 +141,7 @@ pub enum Toggle {
 pub enum RateLimitStorage {
     Memory,
     Database,
+    Redis,
 }
 
 /// Every setting validated, as the runtime values each area uses: built once, by

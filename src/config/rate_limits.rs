@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::throttle::{Rule, Rules};
+use crate::throttle::{RedisSettings, Rule, Rules};
 
 use super::{RateLimitStorage, Toggle};
 
@@ -20,8 +20,10 @@ pub struct RateLimitsConfig {
     )]
     pub enabled: Option<Toggle>,
 
-    /// Where rate-limit counters live: memory (one instance) or database (shared by replicas,
-    /// survives restarts).
+    /// Where rate-limit counters live: memory (one instance), database (shared by replicas,
+    /// survives restarts) or redis (shared by replicas through APEXKIT_REDIS_URL; while Redis is
+    /// unreachable each replica counts in its own memory). With database or redis, the failed
+    /// sign-in delay is kept in the database.
     #[arg(
         id = "rate_limit_storage",
         long = "rate-limit-storage",
@@ -32,6 +34,37 @@ pub struct RateLimitsConfig {
         help_heading = "Rate limits"
     )]
     pub storage: RateLimitStorage,
+
+    /// Redis for the rate-limit counters (required with APEXKIT_RATE_LIMIT_STORAGE=redis):
+    /// redis://[user:password@]host[:port][/db], or rediss://… for TLS (rustls, system roots).
+    #[arg(
+        long = "redis-url",
+        value_name = "REDIS_URL",
+        env = "APEXKIT_REDIS_URL",
+        help_heading = "Rate limits"
+    )]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key this service writes (several deployments can share a Redis).
+    #[arg(
+        long = "redis-key-prefix",
+        value_name = "REDIS_KEY_PREFIX",
+        env = "APEXKIT_REDIS_KEY_PREFIX",
+        default_value = "apexkit:",
+        help_heading = "Rate limits"
+    )]
+    pub redis_key_prefix: String,
+
+    /// Longest wait in milliseconds for a Redis counter before the request is counted in this
+    /// replica's memory instead (Redis never holds a request up for longer).
+    #[arg(
+        long = "redis-timeout-ms",
+        value_name = "REDIS_TIMEOUT_MS",
+        env = "APEXKIT_REDIS_TIMEOUT_MS",
+        default_value_t = 250,
+        help_heading = "Rate limits"
+    )]
+    pub redis_timeout_ms: u64,
 
     /// Budget of the credential-checking fields (signInEmail, signUpEmail, changePassword,
     /// changeEmail, deleteUser) per client address, as COUNT/SECONDS.
@@ -92,6 +125,8 @@ pub struct RateLimitsConfig {
 pub struct RateLimits {
     pub rules: Rules,
     pub storage: RateLimitStorage,
+    /// Where Redis is (`storage` is redis).
+    pub redis: Option<RedisSettings>,
     /// Failed sign-ins of an account before each further attempt waits…
     pub sign_in_free_failures: u32,
     /// …at most this long.
@@ -104,8 +139,23 @@ impl RateLimitsConfig {
         if self.sign_in_max_delay == 0 {
             return Err("APEXKIT_SIGN_IN_MAX_DELAY must be positive".to_owned());
         }
+        let redis = match (self.storage, &self.redis_url) {
+            (RateLimitStorage::Redis, None) => {
+                return Err(
+                    "APEXKIT_RATE_LIMIT_STORAGE=redis needs APEXKIT_REDIS_URL (redis://host:6379)"
+                        .to_owned(),
+                );
+            }
+            (RateLimitStorage::Redis, Some(url)) => Some(RedisSettings::new(
+                url,
+                self.redis_key_prefix.clone(),
+                Duration::from_millis(self.redis_timeout_ms),
+            )?),
+            _ => None,
+        };
         let enabled = self.enabled.map_or(production, |t| t == Toggle::On);
         Ok(enabled.then(|| RateLimits {
+            redis,
             rules: Rules {
                 credential: self.credential,
                 mail: self.mail,

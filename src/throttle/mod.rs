@@ -1,20 +1,25 @@
 //! Abuse throttling, in the domain: per-client budgets keyed by GraphQL field name (counted per
 //! executed field, before it runs) and the per-account delay after failed sign-ins. Counters live
-//! in memory (one instance) or in the database (shared by replicas, kept across restarts).
+//! in memory (one instance), in the database (shared by replicas, kept across restarts) or in
+//! Redis (shared by replicas, falling back to memory while Redis is unreachable: `redis.rs`).
 
 pub mod account;
 mod memory;
 pub mod net;
+mod redis;
 
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use account::AccountThrottle;
+pub use redis::RedisSettings;
 
 use crate::db::{Pool, throttle as queries};
 use crate::error::{Error, Result};
+use crate::observability;
 
 /// A budget: at most `max` executions per fixed window of `window` (`COUNT/SECONDS` in config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,8 +97,8 @@ impl Rules {
 }
 
 /// Per-client budgets. Cheap on the hot path: the general budget is always counted in a sharded
-/// in-memory map (per instance); with database storage, only the credential and mail budgets go
-/// to the database, so a session query costs one uncontended mutex, never a round trip.
+/// in-memory map (per instance); with database or Redis storage, only the credential and mail
+/// budgets go there, so a session query costs one uncontended mutex, never a round trip.
 #[derive(Clone)]
 pub struct RateLimiter(Arc<Inner>);
 
@@ -101,6 +106,74 @@ struct Inner {
     rules: Rules,
     memory: memory::Windows,
     database: Option<Pool>,
+    redis: Option<Shared>,
+}
+
+/// While Redis fails, at most one request per this interval tries it (the others count in
+/// memory at once), so a Redis that hangs costs one short timeout per interval, not one per
+/// request.
+const REDIS_RETRY_MS: u64 = 1_000;
+
+/// The Redis counters and whether the limiter is currently falling back to memory.
+struct Shared {
+    counters: redis::RedisCounters,
+    /// Counting in memory because Redis is unreachable.
+    fallback: AtomicBool,
+    /// Unix milliseconds before which a falling-back limiter does not try Redis again.
+    retry_at: AtomicU64,
+}
+
+impl Shared {
+    /// The count from Redis, or `None` (after recording the fallback) to count in memory.
+    async fn hit(&self, key: String, ttl: Duration) -> Option<u32> {
+        if self.fallback.load(Ordering::Relaxed) {
+            let now = unix_millis();
+            let due = self.retry_at.load(Ordering::Relaxed);
+            if !self.counters.connected()
+                || now < due
+                || self
+                    .retry_at
+                    .compare_exchange(
+                        due,
+                        now + REDIS_RETRY_MS,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+            {
+                return None;
+            }
+        }
+        match self.counters.hit(key, ttl).await {
+            Some(n) => {
+                if self.fallback.swap(false, Ordering::Relaxed) {
+                    observability::record_redis_fallback(false);
+                    tracing::info!(
+                        "Redis is back: rate-limit counters are shared by the replicas again"
+                    );
+                }
+                Some(n)
+            }
+            None => {
+                self.retry_at
+                    .store(unix_millis() + REDIS_RETRY_MS, Ordering::Relaxed);
+                if !self.fallback.swap(true, Ordering::Relaxed) {
+                    observability::record_redis_fallback(true);
+                    tracing::warn!(
+                        "Redis unreachable: rate-limit counters fall back to this replica's memory \
+                         (limits apply per replica until it is back)"
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unix_secs() -> u64 {
@@ -116,7 +189,40 @@ impl RateLimiter {
             rules,
             memory: memory::Windows::new(),
             database,
+            redis: None,
         }))
+    }
+
+    /// Credential and mail counters in Redis. Waits at most `boot_wait` for the first
+    /// connection; when Redis does not answer, the limiter starts anyway, counting in memory
+    /// (logged, and `apexkit_rate_limit_redis_fallback` is 1) until it does. Errs only on
+    /// settings the client refuses.
+    pub async fn redis(
+        rules: Rules,
+        settings: &RedisSettings,
+        boot_wait: Duration,
+    ) -> std::result::Result<Self, String> {
+        let counters = redis::RedisCounters::start(settings)?;
+        let connected = counters.wait_connected(boot_wait).await;
+        if connected {
+            tracing::info!(prefix = %settings.prefix, "rate-limit counters in Redis");
+        } else {
+            tracing::warn!(
+                "Redis unreachable at boot: rate-limit counters fall back to this replica's \
+                 memory until it answers (retried in the background)"
+            );
+        }
+        observability::record_redis_fallback(!connected);
+        Ok(Self(Arc::new(Inner {
+            rules,
+            memory: memory::Windows::new(),
+            database: None,
+            redis: Some(Shared {
+                counters,
+                fallback: AtomicBool::new(!connected),
+                retry_at: AtomicU64::new(0),
+            }),
+        })))
     }
 
     /// Counts one execution of `field` by `client` and refuses it beyond the budget. Called
@@ -130,8 +236,17 @@ impl RateLimiter {
         let now = unix_secs();
         let window = now / secs;
         let window_end = (window + 1) * secs;
-        let count = match (&self.0.database, class) {
-            (Some(pool), Class::Credential | Class::Mail) => {
+        let shared = matches!(class, Class::Credential | Class::Mail);
+        let count = match (&self.0.database, &self.0.redis) {
+            (_, Some(redis)) if shared => {
+                let key = redis.counters.key(class.name(), bucket, window);
+                // One window of life from the first hit covers the rest of the window.
+                match redis.hit(key, rule.window).await {
+                    Some(n) => n,
+                    None => self.0.memory.hit(class as u8, bucket, now, window_end),
+                }
+            }
+            (Some(pool), _) if shared => {
                 let key = format!("{}:{bucket:032x}:{window}", class.name());
                 let expires = chrono::DateTime::from_timestamp(
                     i64::try_from(window_end).unwrap_or(i64::MAX),

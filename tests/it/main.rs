@@ -16,6 +16,7 @@ mod http;
 mod migrations;
 mod operations;
 mod process;
+mod redis;
 mod scale;
 mod schema;
 mod schema_workflow;

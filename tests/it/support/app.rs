@@ -174,6 +174,7 @@ impl<'a> TestAppBuilder<'a> {
             Cli::try_parse_from(["apexkit", "--database-url", url, "--listen", "127.0.0.1:0"])
                 .expect("test config")
                 .config;
+        through_pgbouncer(&mut config, url);
         for tweak in self.overrides {
             tweak(&mut config);
         }
@@ -223,4 +224,27 @@ impl<'a> TestAppBuilder<'a> {
         app.verify_address(ADMIN_EMAIL).await;
         (app, token)
     }
+}
+
+/// With `APEXKIT_TEST_PGBOUNCER_URL` set (`postgres://user@host:port`, a PgBouncer in transaction
+/// mode in front of the test PostgreSQL; `tests/pgbouncer/run-suite.sh` starts one), every
+/// PostgreSQL app of the suite runs through it, configured as a deployment behind it is: the
+/// pooled URL, prepared statements off, migrations on the direct URL.
+fn through_pgbouncer(config: &mut Config, direct: &str) {
+    let Ok(bouncer) = std::env::var("APEXKIT_TEST_PGBOUNCER_URL") else {
+        return;
+    };
+    // Only the test PostgreSQL is behind it (a test may run a PostgreSQL of its own).
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+        rest.split('/').next().unwrap_or(rest).to_owned()
+    };
+    if !direct.starts_with("postgres") || authority(direct) != authority(&super::pg_admin_url()) {
+        return;
+    }
+    let database = direct.rsplit_once('/').map_or("", |(_, db)| db);
+    config.database.url = format!("{}/{database}", bouncer.trim_end_matches('/'));
+    config.database.migration_url = Some(direct.to_owned());
+    config.database.prepared_statements = false;
 }

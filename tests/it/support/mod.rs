@@ -13,6 +13,7 @@
 //! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages;
 //!   [`presets`]: stand-ins for Microsoft's and Apple's endpoints, from their documentation.
 //! - [`pgbouncer`]: a PgBouncer of the test's own in front of the test PostgreSQL ([`PgBouncer`]).
+//! - [`redis`]: a Redis of the test's own, killable by pid, and raw RESP commands ([`RedisServer`]).
 
 mod app;
 mod client;
@@ -22,6 +23,7 @@ pub mod oidc;
 mod pgbouncer;
 pub mod presets;
 mod process;
+mod redis;
 
 pub use app::TestApp;
 pub use client::{Api, code, codes, data, get_status, metric_value, signed_in_token};
@@ -29,6 +31,7 @@ pub use db::TestDb;
 pub use mail::SmtpSink;
 pub use pgbouncer::{PgBouncer, PoolMode};
 pub use process::{Proc, apexkit_cmd};
+pub use redis::{RedisServer, Reply as RedisReply};
 
 /// Generates a `sqlite` and a `postgres` test for each named `async fn(Backend)`.
 macro_rules! on_both {
