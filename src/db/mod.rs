@@ -13,6 +13,10 @@ pub mod signing_keys;
 pub mod throttle;
 pub mod users;
 pub mod verifications;
+pub mod two_factor;
+pub mod two_factor_challenges;
+pub mod trusted_devices;
+pub mod email_codes;
 
 use std::fmt;
 use std::time::Duration;

@@ -23,3 +23,5 @@ mod sessions;
 mod shutdown;
 mod social;
 mod tokens;
+mod two_factor;
+mod passwordless;
