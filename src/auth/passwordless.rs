@@ -17,9 +17,9 @@ use super::sign_in::check_name;
 use super::two_factor::{SignInOutcome, constant_time_eq, six_digits};
 use super::{ClientInfo, SessionToken, User, email, links, now, token};
 use crate::clock::after as add;
+use crate::db::models::NewUser;
 use crate::db::verifications::{self, NewVerification, purpose};
 use crate::db::{DbError, email_codes, users};
-use crate::db::models::NewUser;
 use crate::error::{Error, Result};
 use crate::mail::compose;
 
@@ -223,7 +223,10 @@ impl Passwordless<'_> {
         let mail = compose::sign_in_code(&email, greeting, &code, LINK_LIFETIME.as_secs());
         // Only a queued code replaces the old one (at the send limit, the old one stays).
         if flows.queue_row(mail, None, None).await? {
-            let hash = self.two_factor().settings()?.code_hash("sign-in-otp", &email, &code);
+            let hash = self
+                .two_factor()
+                .settings()?
+                .code_hash("sign-in-otp", &email, &code);
             let now = now();
             email_codes::replace(
                 &mut self.conn().await?,
@@ -253,7 +256,11 @@ impl Passwordless<'_> {
                 .await;
             return Err(Error::InvalidCode);
         };
-        let given: String = otp.chars().filter(|c| !c.is_whitespace()).take(16).collect();
+        let given: String = otp
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .take(16)
+            .collect();
         let hash = self
             .two_factor()
             .settings()?

@@ -17,9 +17,9 @@ use super::context::service;
 use super::seal::{Sealer, random};
 use super::{Admin, ClientInfo, Session, SessionToken, SignedIn, User, Viewer, now, token};
 use crate::clock::after as add;
-use crate::db::{two_factor, two_factor_challenges, trusted_devices, users};
 use crate::db::two_factor::NewBackupCode;
 use crate::db::two_factor_challenges::{Challenge, NewChallenge};
+use crate::db::{trusted_devices, two_factor, two_factor_challenges, users};
 use crate::error::{Error, Result};
 use crate::mail::compose;
 use crate::secret::Secret;
@@ -122,7 +122,10 @@ pub struct Completed {
 /// What `verifyTotp` did.
 pub enum TotpVerified {
     /// Enrolment (or a check) by a signed-in user: the session stays.
-    Enrolled { user: User, session: Session },
+    Enrolled {
+        user: User,
+        session: Session,
+    },
     SignedIn(Completed),
 }
 
@@ -432,9 +435,14 @@ impl TwoFactor<'_> {
         drop(conn);
         // The account's delay first: a refused attempt spends no turn of the token.
         self.take_attempt(&found.user_id, field).await?;
-        two_factor_challenges::take_turn(&mut self.conn().await?, &hash, MAX_CHALLENGE_FAILURES, now)
-            .await?
-            .ok_or(Error::InvalidToken)
+        two_factor_challenges::take_turn(
+            &mut self.conn().await?,
+            &hash,
+            MAX_CHALLENGE_FAILURES,
+            now,
+        )
+        .await?
+        .ok_or(Error::InvalidToken)
     }
 
     /// The end of an attempt on a challenge: a wrong code is audited (and kills the token at
@@ -454,7 +462,11 @@ impl TwoFactor<'_> {
                 two_factor_challenges::consume(&mut self.conn().await?, &challenge.token_hash)
                     .await?;
             }
-            let reason = if dead { "too_many_attempts" } else { "invalid_code" };
+            let reason = if dead {
+                "too_many_attempts"
+            } else {
+                "invalid_code"
+            };
             self.record(
                 AuditEvent::failure(AuditKind::TwoFactorVerify)
                     .subject(user_id)
@@ -467,7 +479,9 @@ impl TwoFactor<'_> {
         if !two_factor_challenges::consume(&mut self.conn().await?, &challenge.token_hash).await? {
             return Err(Error::InvalidToken);
         }
-        self.sign_in_throttle.succeeded(&throttle_key(user_id)).await?;
+        self.sign_in_throttle
+            .succeeded(&throttle_key(user_id))
+            .await?;
         let user = users::find_by_id(&mut self.conn().await?, user_id)
             .await?
             .ok_or(Error::InvalidToken)?;
@@ -551,7 +565,9 @@ impl TwoFactor<'_> {
             .await;
             return Err(Error::InvalidCode);
         }
-        self.sign_in_throttle.succeeded(&throttle_key(user_id)).await?;
+        self.sign_in_throttle
+            .succeeded(&throttle_key(user_id))
+            .await?;
         let kind = if row.enabled {
             AuditKind::TwoFactorVerify
         } else {
@@ -646,7 +662,9 @@ impl TwoFactor<'_> {
         if !settings.email_second_factor {
             return Err(Error::TwoFactorNotEnabled);
         }
-        let challenge = self.take_turn(two_factor_token, "verifyTwoFactorOtp").await?;
+        let challenge = self
+            .take_turn(two_factor_token, "verifyTwoFactorOtp")
+            .await?;
         let right = match (&challenge.otp_hash, challenge.otp_expires_at) {
             (Some(stored), Some(until)) if until > now() => {
                 let given = normalize_code(code).unwrap_or_default();
@@ -690,7 +708,9 @@ impl TwoFactor<'_> {
             .await;
             return Err(Error::InvalidCode);
         }
-        self.sign_in_throttle.succeeded(&throttle_key(user_id)).await?;
+        self.sign_in_throttle
+            .succeeded(&throttle_key(user_id))
+            .await?;
         Ok(())
     }
 
@@ -822,8 +842,17 @@ mod tests {
     fn code_hashes_are_keyed_and_bound() {
         let s = TwoFactorSettings::new(&Secret::new("s".repeat(32)), "x".into(), false, true);
         let t = TwoFactorSettings::new(&Secret::new("t".repeat(32)), "x".into(), false, true);
-        assert_ne!(s.code_hash("backup", "u1", "abc"), t.code_hash("backup", "u1", "abc"));
-        assert_ne!(s.code_hash("backup", "u1", "abc"), s.code_hash("backup", "u2", "abc"));
-        assert_eq!(s.code_hash("backup", "u1", "abc"), s.code_hash("backup", "u1", "abc"));
+        assert_ne!(
+            s.code_hash("backup", "u1", "abc"),
+            t.code_hash("backup", "u1", "abc")
+        );
+        assert_ne!(
+            s.code_hash("backup", "u1", "abc"),
+            s.code_hash("backup", "u2", "abc")
+        );
+        assert_eq!(
+            s.code_hash("backup", "u1", "abc"),
+            s.code_hash("backup", "u1", "abc")
+        );
     }
 }

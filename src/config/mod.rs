@@ -18,8 +18,8 @@ pub mod reference;
 mod server;
 mod sessions;
 pub mod social;
-pub mod two_factor;
 mod tokens;
+pub mod two_factor;
 
 pub use admin::AdminConfig;
 pub use database::{Database, DatabaseConfig};

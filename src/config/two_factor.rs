@@ -54,8 +54,7 @@ impl TwoFactorConfig {
             .map(str::trim)
             .filter(|s| !s.is_empty());
         if let Some(issuer) = issuer
-            && (issuer.chars().count() > 128
-                || issuer.chars().any(|c| c.is_control() || c == ':'))
+            && (issuer.chars().count() > 128 || issuer.chars().any(|c| c.is_control() || c == ':'))
         {
             return Err(
                 "APEXKIT_TOTP_ISSUER must be at most 128 characters, without ':' or control characters"

@@ -98,7 +98,9 @@ pub async fn consume(conn: &mut Conn, email: &str, code_hash: &str) -> Result<bo
 /// Deletes a used-up code.
 pub async fn delete(conn: &mut Conn, email: &str) -> Result<(), DbError> {
     run!(conn, |c| {
-        diesel::delete(email_code::table.find(email)).execute(c).await
+        diesel::delete(email_code::table.find(email))
+            .execute(c)
+            .await
     })
     .map(drop)
 }

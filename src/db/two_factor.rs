@@ -92,9 +92,11 @@ pub async fn enrol(
                     .await?;
             }
         }
-        diesel::delete(two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)))
-            .execute(c)
-            .await?;
+        diesel::delete(
+            two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)),
+        )
+        .execute(c)
+        .await?;
         // One row at a time: SQLite has no multi-row insert with defaults in diesel.
         for code in codes {
             diesel::insert_into(two_factor_backup_code::table)
@@ -181,9 +183,11 @@ pub async fn replace_backup_codes(
     codes: &[NewBackupCode<'_>],
 ) -> Result<(), DbError> {
     transaction!(conn, |c| {
-        diesel::delete(two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)))
-            .execute(c)
-            .await?;
+        diesel::delete(
+            two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)),
+        )
+        .execute(c)
+        .await?;
         // One row at a time: SQLite has no multi-row insert with defaults in diesel.
         for code in codes {
             diesel::insert_into(two_factor_backup_code::table)
@@ -202,12 +206,16 @@ pub async fn remove(conn: &mut Conn, user_id: &str) -> Result<bool, DbError> {
         let removed = diesel::delete(two_factor::table.find(user_id))
             .execute(c)
             .await?;
-        diesel::delete(two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)))
-            .execute(c)
-            .await?;
-        diesel::delete(two_factor_challenge::table.filter(two_factor_challenge::user_id.eq(user_id)))
-            .execute(c)
-            .await?;
+        diesel::delete(
+            two_factor_backup_code::table.filter(two_factor_backup_code::user_id.eq(user_id)),
+        )
+        .execute(c)
+        .await?;
+        diesel::delete(
+            two_factor_challenge::table.filter(two_factor_challenge::user_id.eq(user_id)),
+        )
+        .execute(c)
+        .await?;
         diesel::delete(trusted_device::table.filter(trusted_device::user_id.eq(user_id)))
             .execute(c)
             .await?;

@@ -2,13 +2,13 @@
 
 use async_graphql::{Context, InputObject, Object};
 
+use super::TWO_FACTOR_COOKIE;
 use super::types::{Account, AuthPayload, SessionWithUser, User};
 use super::{domain, require_viewer, state, viewer};
-use super::TWO_FACTOR_COOKIE;
-use crate::auth::two_factor::CHALLENGE_LIFETIME;
-use crate::auth::{SignInOutcome, SignedIn};
 use crate::auth::sign_in::Registered;
 use crate::auth::sign_in::{SignIn, SignUp};
+use crate::auth::two_factor::CHALLENGE_LIFETIME;
+use crate::auth::{SignInOutcome, SignedIn};
 
 #[derive(InputObject)]
 pub struct SignUpEmailInput {

@@ -10,8 +10,8 @@ pub mod inputs;
 mod limits;
 mod observe;
 mod sessions;
-mod two_factor;
 pub mod social;
+mod two_factor;
 pub mod types;
 
 use async_graphql::{

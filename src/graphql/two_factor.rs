@@ -6,8 +6,7 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use super::auth::{outcome, signed_in};
 use super::types::{AuthPayload, Session, User};
 use super::{
-    TRUSTED_DEVICE_COOKIE, TWO_FACTOR_COOKIE, domain, require_admin, require_viewer, state,
-    viewer,
+    TRUSTED_DEVICE_COOKIE, TWO_FACTOR_COOKIE, domain, require_admin, require_viewer, state, viewer,
 };
 use crate::auth::passwordless::MagicLinkRequest;
 use crate::auth::two_factor::{Completed, TRUSTED_DEVICE_LIFETIME, TotpVerified};

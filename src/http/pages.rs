@@ -268,9 +268,7 @@ pub async fn magic_link(req: &Request, Data(state): Data<&Arc<HttpState>>) -> Re
                     "server_error"
                 }
             };
-            let target = dead
-                .error_callback
-                .unwrap_or_else(|| "/error".to_owned());
+            let target = dead.error_callback.unwrap_or_else(|| "/error".to_owned());
             super::social::redirect(&crate::auth::social::with_query(
                 &target,
                 &format!("error={code}"),

@@ -173,30 +173,6 @@ pub fn email_change_requested(to: &str, name: &str, new_email: &str) -> Outgoing
     .finish()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn user_data_is_escaped_in_html() {
-        let m = verify_email(
-            "a@example.com",
-            "<script>alert(1)</script>",
-            "https://auth.example.com/verify-email?token=x&y=\"z\"",
-            86400,
-        );
-        assert!(!m.html.contains("<script>"));
-        assert!(m.html.contains("&lt;script&gt;"));
-        assert!(m.html.contains("token=x&amp;y=&quot;z&quot;"));
-        assert!(
-            m.text
-                .contains("https://auth.example.com/verify-email?token=x&y=\"z\"")
-        );
-        assert!(m.text.contains("24 hour(s)"));
-        assert_eq!(m.subject, "Verify your email address");
-    }
-}
-
 /// A magic sign-in link (`signInMagicLink`); to a new address it also creates the account.
 pub fn magic_link(to: &str, name: &str, link: &str, lifetime_secs: u64) -> Outgoing {
     Draft {
@@ -265,4 +241,28 @@ pub fn two_factor_code(to: &str, name: &str, code: &str, lifetime_secs: u64) -> 
         footer: "If you did not just sign in, change your password now.".to_owned(),
     }
     .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_data_is_escaped_in_html() {
+        let m = verify_email(
+            "a@example.com",
+            "<script>alert(1)</script>",
+            "https://auth.example.com/verify-email?token=x&y=\"z\"",
+            86400,
+        );
+        assert!(!m.html.contains("<script>"));
+        assert!(m.html.contains("&lt;script&gt;"));
+        assert!(m.html.contains("token=x&amp;y=&quot;z&quot;"));
+        assert!(
+            m.text
+                .contains("https://auth.example.com/verify-email?token=x&y=\"z\"")
+        );
+        assert!(m.text.contains("24 hour(s)"));
+        assert_eq!(m.subject, "Verify your email address");
+    }
 }

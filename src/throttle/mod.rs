@@ -70,8 +70,14 @@ pub fn class_of(field: &str) -> Class {
         | "resetPassword" | "signInSocial" => Class::Credential,
         // issue 16: the second factor and passwordless sign-in (CONTRACT.md's buckets), plus
         // the operations that re-check a password or a code.
-        "verifyTotp" | "verifyBackupCode" | "verifyTwoFactorOtp" | "verifyMagicLink"
-        | "signInEmailOtp" | "signInPasskey" | "enableTwoFactor" | "disableTwoFactor"
+        "verifyTotp"
+        | "verifyBackupCode"
+        | "verifyTwoFactorOtp"
+        | "verifyMagicLink"
+        | "signInEmailOtp"
+        | "signInPasskey"
+        | "enableTwoFactor"
+        | "disableTwoFactor"
         | "generateBackupCodes" => Class::Credential,
         "requestPasswordReset" | "sendVerificationEmail" => Class::Mail,
         "sendTwoFactorOtp" | "signInMagicLink" | "sendSignInOtp" => Class::Mail,

@@ -24,7 +24,8 @@ const MAGIC: &str = "mutation($i: SignInMagicLinkInput!) { signInMagicLink(input
 const VERIFY_MAGIC: &str = "mutation($t: String!) { verifyMagicLink(token: $t) {
     token twoFactorRequired twoFactorToken user { email emailVerified name } session { id } } }";
 const SEND_OTP: &str = "mutation($e: String!) { sendSignInOtp(input: {email: $e}) }";
-const SIGN_IN_OTP: &str = "mutation($e: String!, $o: String!) { signInEmailOtp(input: {email: $e, otp: $o}) {
+const SIGN_IN_OTP: &str =
+    "mutation($e: String!, $o: String!) { signInEmailOtp(input: {email: $e, otp: $o}) {
     token twoFactorRequired twoFactorToken user { email emailVerified } } }";
 
 async fn outbox(app: &TestApp) -> i64 {
@@ -59,7 +60,11 @@ async fn magic_link_signs_up_and_in_and_works_once(backend: Backend) {
         .await;
     assert_eq!(stored.len(), 1);
     assert_ne!(stored[0], token, "only the hash is stored");
-    assert_eq!(app.db.users().await, 0, "nobody is created before the link is used");
+    assert_eq!(
+        app.db.users().await,
+        0,
+        "nobody is created before the link is used"
+    );
 
     let client = no_redirects();
     let resp = client.post(&link).send().await.unwrap();
@@ -80,10 +85,18 @@ async fn magic_link_signs_up_and_in_and_works_once(backend: Backend) {
         .unwrap()
         .to_owned();
     let me = app
-        .gql_with(Some(&session_token), "{ me { email emailVerified name } }", json!({}))
+        .gql_with(
+            Some(&session_token),
+            "{ me { email emailVerified name } }",
+            json!({}),
+        )
         .await;
     assert_eq!(data(&me, "me")["email"], email);
-    assert_eq!(data(&me, "me")["emailVerified"], true, "the link proved the address");
+    assert_eq!(
+        data(&me, "me")["emailVerified"],
+        true,
+        "the link proved the address"
+    );
     assert_eq!(data(&me, "me")["name"], "Newcomer");
 
     // Used twice: the second POST lands on the error page.
@@ -93,16 +106,17 @@ async fn magic_link_signs_up_and_in_and_works_once(backend: Backend) {
     assert!(to.ends_with("/error?error=invalid_token"), "{to}");
 
     // A returning user goes to callbackURL.
-    app.gql(MAGIC, json!({ "i": { "email": email, "callbackURL": "/home" } }))
-        .await;
-    let second = sink
-        .wait_for(email, 2)
-        .await
-        .into_iter()
-        .last()
-        .unwrap();
+    app.gql(
+        MAGIC,
+        json!({ "i": { "email": email, "callbackURL": "/home" } }),
+    )
+    .await;
+    let second = sink.wait_for(email, 2).await.into_iter().last().unwrap();
     let resp = client.post(second.link()).send().await.unwrap();
-    assert_eq!(resp.headers()["location"].to_str().unwrap(), app.url("/home"));
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        app.url("/home")
+    );
     assert_eq!(
         app.db
             .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'magic_link_sign_in' AND outcome = 'success'")
@@ -126,10 +140,18 @@ async fn magic_link_scanner_get_spends_nothing_and_dead_links_redirect(backend: 
     for _ in 0..3 {
         let page = client.get(mail.link()).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         assert!(page.headers().get("set-cookie").is_none());
         let html = page.text().await.unwrap();
-        assert!(html.contains("<form method=\"post\">") && !html.contains(&mail.token()), "{html}");
+        assert!(
+            html.contains("<form method=\"post\">") && !html.contains(&mail.token()),
+            "{html}"
+        );
     }
     assert_eq!(
         app.db
@@ -149,7 +171,10 @@ async fn magic_link_scanner_get_spends_nothing_and_dead_links_redirect(backend: 
         resp.headers()["location"].to_str().unwrap(),
         app.url("/oops?error=token_expired")
     );
-    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, before);
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) AS n FROM session").await,
+        before
+    );
 }
 
 async fn magic_link_verify_mutation_expiry_and_reuse(backend: Backend) {
@@ -171,7 +196,10 @@ async fn magic_link_verify_mutation_expiry_and_reuse(backend: Backend) {
     let body = app.gql(VERIFY_MAGIC, json!({ "t": token })).await;
     let payload = data(&body, "verifyMagicLink");
     assert!(payload["token"].is_string(), "{body}");
-    assert_eq!(payload["user"]["emailVerified"], true, "an unverified address is verified now");
+    assert_eq!(
+        payload["user"]["emailVerified"], true,
+        "an unverified address is verified now"
+    );
     let reused = app.gql(VERIFY_MAGIC, json!({ "t": token })).await;
     assert_eq!(code(&reused), "INVALID_TOKEN");
     let garbage = app.gql(VERIFY_MAGIC, json!({ "t": "not-a-token" })).await;
@@ -197,17 +225,27 @@ async fn unknown_address_gets_the_same_answer_and_queue_work(backend: Backend) {
                     json!({ "e": email })
                 };
                 let body = app.gql(op, vars).await;
-                assert_eq!(outbox(&app).await, before + 1, "one queued mail for {email}: {body}");
+                assert_eq!(
+                    outbox(&app).await,
+                    before + 1,
+                    "one queued mail for {email}: {body}"
+                );
                 answers.push(body);
             }
-            assert_eq!(answers[0], answers[1], "same answer for a known and an unknown address");
+            assert_eq!(
+                answers[0], answers[1],
+                "same answer for a known and an unknown address"
+            );
         }
         let unknown = sink.wait_for("unknown@example.com", 2).await;
         if sign_up {
             assert_eq!(unknown[0].subject, "Your sign-in link");
             assert_eq!(unknown[1].subject, "Your sign-in code");
         } else {
-            assert!(unknown.iter().all(|m| m.subject == "Sign-in request"), "{unknown:?}");
+            assert!(
+                unknown.iter().all(|m| m.subject == "Sign-in request"),
+                "{unknown:?}"
+            );
             assert!(unknown.iter().all(|m| m.links().is_empty()));
             assert_eq!(
                 app.db
@@ -232,11 +270,18 @@ async fn untrusted_redirect_targets_are_refused(backend: Backend) {
     ] {
         let before = outbox(&app).await;
         let body = app
-            .gql(MAGIC, json!({ "i": { "email": "victim@example.com", field: value } }))
+            .gql(
+                MAGIC,
+                json!({ "i": { "email": "victim@example.com", field: value } }),
+            )
             .await;
         assert_eq!(code(&body), "BAD_USER_INPUT", "{field}={value}: {body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], field);
-        assert_eq!(outbox(&app).await, before, "nothing queued for a refused target");
+        assert_eq!(
+            outbox(&app).await,
+            before,
+            "nothing queued for a refused target"
+        );
     }
 }
 
@@ -248,16 +293,25 @@ async fn email_code_right_wrong_three_times_and_expired(backend: Backend) {
     // Three wrong codes, then even the right one is dead.
     app.gql(SEND_OTP, json!({ "e": email })).await;
     let sent = six_digit_code(&sink.latest(email, "Your sign-in code").await.text);
-    let stored = app.db.strings("SELECT code_hash AS s FROM email_code").await;
+    let stored = app
+        .db
+        .strings("SELECT code_hash AS s FROM email_code")
+        .await;
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].contains(&sent));
     let wrong = if sent == "000000" { "111111" } else { "000000" };
     for _ in 0..3 {
-        let body = app.gql(SIGN_IN_OTP, json!({ "e": email, "o": wrong })).await;
+        let body = app
+            .gql(SIGN_IN_OTP, json!({ "e": email, "o": wrong }))
+            .await;
         assert_eq!(code(&body), "INVALID_CODE", "{body}");
     }
     let dead = app.gql(SIGN_IN_OTP, json!({ "e": email, "o": sent })).await;
-    assert_eq!(code(&dead), "INVALID_CODE", "void after three wrong codes: {dead}");
+    assert_eq!(
+        code(&dead),
+        "INVALID_CODE",
+        "void after three wrong codes: {dead}"
+    );
     assert_eq!(app.db.users().await, 0);
 
     // A new code: right the first time; signs the address up, verified; single use.
@@ -277,13 +331,17 @@ async fn email_code_right_wrong_three_times_and_expired(backend: Backend) {
     app.gql(SEND_OTP, json!({ "e": email })).await;
     let newer = six_digit_code(&sink.wait_for(email, 4).await.last().unwrap().text);
     if older != newer {
-        let body = app.gql(SIGN_IN_OTP, json!({ "e": email, "o": older })).await;
+        let body = app
+            .gql(SIGN_IN_OTP, json!({ "e": email, "o": older }))
+            .await;
         assert_eq!(code(&body), "INVALID_CODE", "a new code voids the old");
     }
     app.db
         .execute("UPDATE email_code SET expires_at = '2000-01-01 00:00:00'")
         .await;
-    let expired = app.gql(SIGN_IN_OTP, json!({ "e": email, "o": newer })).await;
+    let expired = app
+        .gql(SIGN_IN_OTP, json!({ "e": email, "o": newer }))
+        .await;
     assert_eq!(code(&expired), "INVALID_CODE", "{expired}");
     assert_eq!(
         app.db
@@ -307,7 +365,10 @@ async fn passwordless_sign_in_stops_at_the_second_factor(backend: Backend) {
     let payload = data(&body, "signInEmailOtp");
     assert_eq!(payload["twoFactorRequired"], true, "{body}");
     assert!(payload["token"].is_null());
-    assert_eq!(app.db.count("SELECT COUNT(*) AS n FROM session").await, sessions);
+    assert_eq!(
+        app.db.count("SELECT COUNT(*) AS n FROM session").await,
+        sessions
+    );
     let done = app
         .gql(
             VERIFY_TOTP,
@@ -318,8 +379,11 @@ async fn passwordless_sign_in_stops_at_the_second_factor(backend: Backend) {
 
     // Magic link in a browser: back to the callback with twoFactorRequired=true and the
     // second step's cookie, which verifyTotp then uses by itself.
-    app.gql(MAGIC, json!({ "i": { "email": email, "callbackURL": "/app" } }))
-        .await;
+    app.gql(
+        MAGIC,
+        json!({ "i": { "email": email, "callbackURL": "/app" } }),
+    )
+    .await;
     let mail = sink.latest(email, "Your sign-in link").await;
     let browser = Browser::new(&app);
     let resp = browser.client.post(mail.link()).send().await.unwrap();
@@ -329,8 +393,15 @@ async fn passwordless_sign_in_stops_at_the_second_factor(backend: Backend) {
         app.url("/app?twoFactorRequired=true")
     );
     let cookies = set_cookies(resp.headers());
-    assert!(cookies.iter().any(|c| c.starts_with("apexkit.two_factor=")), "{cookies:?}");
-    assert!(!cookies.iter().any(|c| c.starts_with("apexkit.session_token=")));
+    assert!(
+        cookies.iter().any(|c| c.starts_with("apexkit.two_factor=")),
+        "{cookies:?}"
+    );
+    assert!(
+        !cookies
+            .iter()
+            .any(|c| c.starts_with("apexkit.session_token="))
+    );
     let (_, body) = browser
         .gql(VERIFY_TOTP, json!({ "c": auth.code().await }))
         .await;
@@ -352,21 +423,31 @@ async fn passwordless_senders_and_verifiers_are_rate_limited(backend: Backend) {
         .spawn()
         .await;
     // Mail bucket: signInMagicLink and sendSignInOtp together.
-    let body = app.gql(MAGIC, json!({ "i": { "email": "a@example.com" } })).await;
+    let body = app
+        .gql(MAGIC, json!({ "i": { "email": "a@example.com" } }))
+        .await;
     assert_eq!(data(&body, "signInMagicLink"), true);
     let body = app.gql(SEND_OTP, json!({ "e": "a@example.com" })).await;
     assert_eq!(data(&body, "sendSignInOtp"), true);
     let (status, _, body) = app
-        .post_raw(&json!({ "query": MAGIC, "variables": { "i": { "email": "b@example.com" } } }), &[])
+        .post_raw(
+            &json!({ "query": MAGIC, "variables": { "i": { "email": "b@example.com" } } }),
+            &[],
+        )
         .await;
     assert_eq!(status, 429, "{body}");
     // Credential bucket: verifyMagicLink and signInEmailOtp together.
     let body = app.gql(VERIFY_MAGIC, json!({ "t": "x" })).await;
     assert_eq!(code(&body), "INVALID_TOKEN");
-    let body = app.gql(SIGN_IN_OTP, json!({ "e": "a@example.com", "o": "1" })).await;
+    let body = app
+        .gql(SIGN_IN_OTP, json!({ "e": "a@example.com", "o": "1" }))
+        .await;
     assert_eq!(code(&body), "INVALID_CODE");
     let (status, _, _) = app
-        .post_raw(&json!({ "query": SIGN_IN_OTP, "variables": { "e": "a@example.com", "o": "1" } }), &[])
+        .post_raw(
+            &json!({ "query": SIGN_IN_OTP, "variables": { "e": "a@example.com", "o": "1" } }),
+            &[],
+        )
         .await;
     assert_eq!(status, 429);
     // The /magic-link form shares verifyMagicLink's budget.

@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apexkit::config::Toggle;
 use serde_json::{Value, json};
 
-use crate::support::{
-    Backend, PASSWORD, SmtpSink, TestApp, code, data, on_both, signed_in_token,
-};
+use crate::support::{Backend, PASSWORD, SmtpSink, TestApp, code, data, on_both, signed_in_token};
 
 on_both!(
     enrolment_then_sign_in_stops_at_the_second_step,
@@ -88,8 +86,7 @@ impl Authenticator {
     }
 }
 
-pub const ENABLE: &str =
-    "mutation($p: String!) { enableTwoFactor(input: {password: $p}) { totpURI backupCodes qrCodeSvg } }";
+pub const ENABLE: &str = "mutation($p: String!) { enableTwoFactor(input: {password: $p}) { totpURI backupCodes qrCodeSvg } }";
 pub const VERIFY_TOTP: &str = "mutation($c: String!, $t: String, $d: Boolean) {
     verifyTotp(input: {code: $c, twoFactorToken: $t, trustDevice: $d}) {
         token twoFactorRequired twoFactorToken user { id email twoFactorEnabled } session { id } accessToken } }";
@@ -119,18 +116,23 @@ pub async fn enrolled(app: &TestApp, email: &str) -> (String, Authenticator, Vec
     let body = app
         .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": code }))
         .await;
-    assert_eq!(data(&body, "verifyTotp")["user"]["twoFactorEnabled"], true, "{body}");
+    assert_eq!(
+        data(&body, "verifyTotp")["user"]["twoFactorEnabled"],
+        true,
+        "{body}"
+    );
     (token, auth, codes)
 }
 
 /// A password sign-in that stops at the second step; returns its `twoFactorToken`.
 pub async fn second_step(app: &TestApp, email: &str) -> String {
-    let body = app
-        .gql(SIGN_IN, json!({ "e": email, "p": PASSWORD }))
-        .await;
+    let body = app.gql(SIGN_IN, json!({ "e": email, "p": PASSWORD })).await;
     let payload = data(&body, "signInEmail");
     assert_eq!(payload["twoFactorRequired"], true, "{body}");
-    assert!(payload["token"].is_null() && payload["session"].is_null(), "{body}");
+    assert!(
+        payload["token"].is_null() && payload["session"].is_null(),
+        "{body}"
+    );
     assert!(payload["accessToken"].is_null(), "{body}");
     payload["twoFactorToken"].as_str().unwrap().to_owned()
 }
@@ -159,8 +161,14 @@ async fn enrolment_then_sign_in_stops_at_the_second_step(backend: Backend) {
         .await;
     let setup = data(&body, "enableTwoFactor");
     let uri = setup["totpURI"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/127.0.0.1:ada@example.com?"), "{uri}");
-    assert!(uri.contains("issuer=127.0.0.1") && uri.contains("digits=6") && uri.contains("period=30"), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/127.0.0.1:ada@example.com?"),
+        "{uri}"
+    );
+    assert!(
+        uri.contains("issuer=127.0.0.1") && uri.contains("digits=6") && uri.contains("period=30"),
+        "{uri}"
+    );
     let svg = setup["qrCodeSvg"].as_str().unwrap();
     assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
     let codes = setup["backupCodes"].as_array().unwrap();
@@ -179,7 +187,11 @@ async fn enrolment_then_sign_in_stops_at_the_second_step(backend: Backend) {
         .strings("SELECT code_hash AS s FROM two_factor_backup_code")
         .await;
     assert_eq!(hashes.len(), 10);
-    assert!(hashes.iter().all(|h| !distinct.iter().any(|c| h.contains(&c.replace('-', "")))));
+    assert!(
+        hashes
+            .iter()
+            .all(|h| !distinct.iter().any(|c| h.contains(&c.replace('-', ""))))
+    );
 
     // Not active before the first correct code: sign-in still opens a session.
     let me = app.gql_with(Some(&token), ME, json!({})).await;
@@ -196,7 +208,10 @@ async fn enrolment_then_sign_in_stops_at_the_second_step(backend: Backend) {
         .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": auth.code().await }))
         .await;
     let enrolled = data(&ok, "verifyTotp");
-    assert!(enrolled["token"].is_null(), "enrolment keeps the session: {ok}");
+    assert!(
+        enrolled["token"].is_null(),
+        "enrolment keeps the session: {ok}"
+    );
     assert_eq!(enrolled["user"]["twoFactorEnabled"], true);
     assert!(app.alive(&token).await);
     let me = app.gql_with(Some(&token), ME, json!({})).await;
@@ -205,14 +220,21 @@ async fn enrolment_then_sign_in_stops_at_the_second_step(backend: Backend) {
     // The sign-in now stops at the second step, and no session row exists meanwhile.
     let before = sessions_of(&app, email).await;
     let challenge = second_step(&app, email).await;
-    assert_eq!(sessions_of(&app, email).await, before, "no session before the second factor");
+    assert_eq!(
+        sessions_of(&app, email).await,
+        before,
+        "no session before the second factor"
+    );
     let wrong = app
         .gql(VERIFY_TOTP, json!({ "c": "123456", "t": challenge }))
         .await;
     assert_eq!(code(&wrong), "INVALID_CODE");
     assert_eq!(sessions_of(&app, email).await, before);
     let done = app
-        .gql(VERIFY_TOTP, json!({ "c": auth.code().await, "t": challenge }))
+        .gql(
+            VERIFY_TOTP,
+            json!({ "c": auth.code().await, "t": challenge }),
+        )
         .await;
     let payload = data(&done, "verifyTotp");
     let session = payload["token"].as_str().expect("a session now");
@@ -250,7 +272,10 @@ async fn totp_skew_and_replay(backend: Backend) {
     let challenge = second_step(&app, email).await;
     for offset in [-3, 3] {
         let far = app
-            .gql(VERIFY_TOTP, json!({ "c": auth.at_offset(offset), "t": challenge }))
+            .gql(
+                VERIFY_TOTP,
+                json!({ "c": auth.at_offset(offset), "t": challenge }),
+            )
             .await;
         assert_eq!(code(&far), "INVALID_CODE", "offset {offset}: {far}");
     }
@@ -262,7 +287,11 @@ async fn totp_skew_and_replay(backend: Backend) {
     assert!(data(&ok, "verifyTotp")["token"].is_string(), "{ok}");
     let again = second_step(&app, email).await;
     let replay = app.gql(VERIFY_TOTP, json!({ "c": next, "t": again })).await;
-    assert_eq!(code(&replay), "INVALID_CODE", "a code is accepted once: {replay}");
+    assert_eq!(
+        code(&replay),
+        "INVALID_CODE",
+        "a code is accepted once: {replay}"
+    );
     // The previous step is older than the one accepted: a replay too.
     let previous = app
         .gql(VERIFY_TOTP, json!({ "c": auth.at_offset(-1), "t": again }))
@@ -295,11 +324,17 @@ async fn two_factor_token_expires_is_single_use_and_dies_after_five_wrong_codes(
     // Single use.
     let challenge = second_step(&app, email).await;
     let ok = app
-        .gql(VERIFY_TOTP, json!({ "c": auth.code().await, "t": challenge }))
+        .gql(
+            VERIFY_TOTP,
+            json!({ "c": auth.code().await, "t": challenge }),
+        )
         .await;
     assert!(data(&ok, "verifyTotp")["token"].is_string());
     let reused = app
-        .gql(VERIFY_TOTP, json!({ "c": auth.at_offset(1), "t": challenge }))
+        .gql(
+            VERIFY_TOTP,
+            json!({ "c": auth.at_offset(1), "t": challenge }),
+        )
         .await;
     assert_eq!(code(&reused), "INVALID_TOKEN");
     let unknown = app
@@ -311,7 +346,8 @@ async fn two_factor_token_expires_is_single_use_and_dies_after_five_wrong_codes(
     let doomed = second_step(&app, email).await;
     for i in 0..5 {
         let body = if i % 2 == 0 {
-            app.gql(VERIFY_TOTP, json!({ "c": "000000", "t": doomed })).await
+            app.gql(VERIFY_TOTP, json!({ "c": "000000", "t": doomed }))
+                .await
         } else {
             app.gql(VERIFY_BACKUP, json!({ "c": "aaaaa-aaaaa", "t": doomed }))
                 .await
@@ -338,7 +374,10 @@ async fn backup_codes_are_single_use_and_regenerated_codes_void_the_old(backend:
 
     let challenge = second_step(&app, email).await;
     let body = app
-        .gql(VERIFY_BACKUP, json!({ "c": codes[0].to_uppercase(), "t": challenge }))
+        .gql(
+            VERIFY_BACKUP,
+            json!({ "c": codes[0].to_uppercase(), "t": challenge }),
+        )
         .await;
     let payload = data(&body, "verifyBackupCode");
     assert!(payload["token"].is_string(), "{body}");
@@ -348,7 +387,11 @@ async fn backup_codes_are_single_use_and_regenerated_codes_void_the_old(backend:
     let twice = app
         .gql(VERIFY_BACKUP, json!({ "c": codes[0], "t": challenge }))
         .await;
-    assert_eq!(code(&twice), "INVALID_CODE", "a backup code works once: {twice}");
+    assert_eq!(
+        code(&twice),
+        "INVALID_CODE",
+        "a backup code works once: {twice}"
+    );
     // A refused attempt (dead token) spends no backup code.
     let dead = app
         .gql(VERIFY_BACKUP, json!({ "c": codes[1], "t": "y".repeat(43) }))
@@ -357,7 +400,11 @@ async fn backup_codes_are_single_use_and_regenerated_codes_void_the_old(backend:
 
     let regen = "mutation($p: String!, $c: String!) { generateBackupCodes(input: {password: $p, code: $c}) }";
     let body = app
-        .gql_with(Some(&token), regen, json!({ "p": PASSWORD, "c": auth.code().await }))
+        .gql_with(
+            Some(&token),
+            regen,
+            json!({ "p": PASSWORD, "c": auth.code().await }),
+        )
         .await;
     let fresh: Vec<String> = data(&body, "generateBackupCodes")
         .as_array()
@@ -370,7 +417,11 @@ async fn backup_codes_are_single_use_and_regenerated_codes_void_the_old(backend:
     let old = app
         .gql(VERIFY_BACKUP, json!({ "c": codes[1], "t": challenge }))
         .await;
-    assert_eq!(code(&old), "INVALID_CODE", "regenerated codes void the old ones");
+    assert_eq!(
+        code(&old),
+        "INVALID_CODE",
+        "regenerated codes void the old ones"
+    );
     let new = app
         .gql(VERIFY_BACKUP, json!({ "c": fresh[0], "t": challenge }))
         .await;
@@ -386,7 +437,8 @@ async fn backup_codes_are_single_use_and_regenerated_codes_void_the_old(backend:
 async fn disable_and_regenerate_need_password_and_code(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let plain = app.sign_up("plain@example.com").await;
-    let disable = "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }";
+    let disable =
+        "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }";
     let regen = "mutation($p: String!, $c: String!) { generateBackupCodes(input: {password: $p, code: $c}) }";
     for op in [disable, regen] {
         let body = app
@@ -405,21 +457,32 @@ async fn disable_and_regenerate_need_password_and_code(backend: Backend) {
         assert_eq!(code(&no_code), "INVALID_CODE", "{no_code}");
         // …nor a session plus a code.
         let no_password = app
-            .gql_with(Some(&token), op, json!({ "p": "wrong password", "c": codes[2] }))
+            .gql_with(
+                Some(&token),
+                op,
+                json!({ "p": "wrong password", "c": codes[2] }),
+            )
             .await;
         assert_eq!(code(&no_password), "INVALID_PASSWORD", "{no_password}");
     }
     let me = app.gql_with(Some(&token), ME, json!({})).await;
     assert_eq!(data(&me, "me")["twoFactorEnabled"], true);
     let off = app
-        .gql_with(Some(&token), disable, json!({ "p": PASSWORD, "c": auth.code().await }))
+        .gql_with(
+            Some(&token),
+            disable,
+            json!({ "p": PASSWORD, "c": auth.code().await }),
+        )
         .await;
     assert_eq!(data(&off, "disableTwoFactor"), true, "{off}");
     let me = app.gql_with(Some(&token), ME, json!({})).await;
     assert_eq!(data(&me, "me")["twoFactorEnabled"], false);
     assert_eq!(data(&me, "me")["backupCodesRemaining"], 0);
     let direct = app.gql(SIGN_IN, json!({ "e": email, "p": PASSWORD })).await;
-    assert!(data(&direct, "signInEmail")["token"].is_string(), "{direct}");
+    assert!(
+        data(&direct, "signInEmail")["token"].is_string(),
+        "{direct}"
+    );
     assert_eq!(
         app.db
             .count("SELECT COUNT(*) AS n FROM audit_event WHERE type = 'two_factor_disable'")
@@ -486,8 +549,15 @@ async fn trusted_device_skips_the_step_until_revoked(backend: Backend) {
         .iter()
         .find(|c| c.starts_with("apexkit.two_factor="))
         .expect("the two-factor cookie");
-    assert!(two_factor.contains("HttpOnly") && two_factor.contains("Max-Age=300"), "{two_factor}");
-    assert!(!cookies.iter().any(|c| c.starts_with("apexkit.session_token=")));
+    assert!(
+        two_factor.contains("HttpOnly") && two_factor.contains("Max-Age=300"),
+        "{two_factor}"
+    );
+    assert!(
+        !cookies
+            .iter()
+            .any(|c| c.starts_with("apexkit.session_token="))
+    );
     let (headers, body) = browser
         .gql(VERIFY_TOTP, json!({ "c": auth.code().await, "d": true }))
         .await;
@@ -498,7 +568,9 @@ async fn trusted_device_skips_the_step_until_revoked(backend: Backend) {
         .find(|c| c.starts_with("apexkit.trusted_device="))
         .expect("the trusted-device cookie");
     assert!(
-        trusted.contains("HttpOnly") && trusted.contains("SameSite=Lax") && trusted.contains("Max-Age=2592000"),
+        trusted.contains("HttpOnly")
+            && trusted.contains("SameSite=Lax")
+            && trusted.contains("Max-Age=2592000"),
         "{trusted}"
     );
 
@@ -508,14 +580,22 @@ async fn trusted_device_skips_the_step_until_revoked(backend: Backend) {
     let (_, body) = browser
         .gql(SIGN_IN, json!({ "e": email, "p": PASSWORD }))
         .await;
-    assert_eq!(data(&body, "signInEmail")["twoFactorRequired"], false, "{body}");
+    assert_eq!(
+        data(&body, "signInEmail")["twoFactorRequired"],
+        false,
+        "{body}"
+    );
     assert!(data(&body, "signInEmail")["token"].is_string());
     // Bound to the user: another two-factor user on the same browser is asked.
     let (_, mut other, _) = enrolled(&app, "other@example.com").await;
     let (_, body) = browser
         .gql(SIGN_IN, json!({ "e": "other@example.com", "p": PASSWORD }))
         .await;
-    assert_eq!(data(&body, "signInEmail")["twoFactorRequired"], true, "{body}");
+    assert_eq!(
+        data(&body, "signInEmail")["twoFactorRequired"],
+        true,
+        "{body}"
+    );
     let _ = other.code().await;
 
     // revokeSessions ends it.
@@ -528,7 +608,11 @@ async fn trusted_device_skips_the_step_until_revoked(backend: Backend) {
     let (_, body) = browser
         .gql(SIGN_IN, json!({ "e": email, "p": PASSWORD }))
         .await;
-    assert_eq!(data(&body, "signInEmail")["twoFactorRequired"], true, "{body}");
+    assert_eq!(
+        data(&body, "signInEmail")["twoFactorRequired"],
+        true,
+        "{body}"
+    );
 
     // Trusted again; a password reset ends it.
     let (_, body) = browser
@@ -537,12 +621,21 @@ async fn trusted_device_skips_the_step_until_revoked(backend: Backend) {
     assert!(data(&body, "verifyTotp")["token"].is_string(), "{body}");
     app.request_reset(email).await;
     let reset = sink.latest(email, "Reset your password").await;
-    let body = app.reset_password(&reset.token(), "a brand new passphrase").await;
+    let body = app
+        .reset_password(&reset.token(), "a brand new passphrase")
+        .await;
     assert!(body.get("errors").is_none(), "{body}");
     let (_, body) = browser
-        .gql(SIGN_IN, json!({ "e": email, "p": "a brand new passphrase" }))
+        .gql(
+            SIGN_IN,
+            json!({ "e": email, "p": "a brand new passphrase" }),
+        )
         .await;
-    assert_eq!(data(&body, "signInEmail")["twoFactorRequired"], true, "{body}");
+    assert_eq!(
+        data(&body, "signInEmail")["twoFactorRequired"],
+        true,
+        "{body}"
+    );
 }
 
 fn with_account_delay(c: &mut apexkit::Config) {
@@ -561,15 +654,21 @@ async fn many_tokens_do_not_multiply_guesses(backend: Backend) {
     let _ = enrolled(&app, email).await;
     let first = second_step(&app, email).await;
     for _ in 0..5 {
-        let body = app.gql(VERIFY_TOTP, json!({ "c": "000000", "t": first })).await;
+        let body = app
+            .gql(VERIFY_TOTP, json!({ "c": "000000", "t": first }))
+            .await;
         assert_eq!(code(&body), "INVALID_CODE");
     }
     // A fresh token (the right password again) buys no fresh budget: the account's delay
     // counts the wrong codes of every token.
     let second = second_step(&app, email).await;
-    let body = app.gql(VERIFY_TOTP, json!({ "c": "000000", "t": second })).await;
+    let body = app
+        .gql(VERIFY_TOTP, json!({ "c": "000000", "t": second }))
+        .await;
     assert_eq!(code(&body), "INVALID_CODE");
-    let body = app.gql(VERIFY_TOTP, json!({ "c": "000000", "t": second })).await;
+    let body = app
+        .gql(VERIFY_TOTP, json!({ "c": "000000", "t": second }))
+        .await;
     assert_eq!(code(&body), "RATE_LIMITED", "{body}");
     let third = second_step(&app, email).await;
     let body = app
@@ -597,7 +696,10 @@ async fn banned_user_with_correct_totp_stays_out(backend: Backend) {
         .await;
     assert_eq!(data(&ban, "adminBanUser")["banned"], true, "{ban}");
     let body = app
-        .gql(VERIFY_TOTP, json!({ "c": auth.code().await, "t": challenge }))
+        .gql(
+            VERIFY_TOTP,
+            json!({ "c": auth.code().await, "t": challenge }),
+        )
         .await;
     assert_eq!(code(&body), "USER_BANNED", "{body}");
     assert_eq!(sessions_of(&app, email).await, 0.min(before));
@@ -612,7 +714,9 @@ async fn admin_sees_and_resets_two_factor(backend: Backend) {
     let challenge = second_step(&app, email).await;
     let user_id = app
         .db
-        .strings(&format!("SELECT id AS s FROM \"user\" WHERE email = '{email}'"))
+        .strings(&format!(
+            "SELECT id AS s FROM \"user\" WHERE email = '{email}'"
+        ))
         .await
         .remove(0);
     let seen = app
@@ -624,14 +728,30 @@ async fn admin_sees_and_resets_two_factor(backend: Backend) {
         .await;
     assert_eq!(data(&seen, "adminUser")["twoFactorEnabled"], true, "{seen}");
     let reset = "mutation($id: ID!) { adminDisableTwoFactor(userId: $id) { twoFactorEnabled } }";
-    let by_user = app.gql_with(Some(&app.sign_up("nobody@example.com").await), reset, json!({ "id": user_id })).await;
+    let by_user = app
+        .gql_with(
+            Some(&app.sign_up("nobody@example.com").await),
+            reset,
+            json!({ "id": user_id }),
+        )
+        .await;
     assert_eq!(code(&by_user), "FORBIDDEN");
-    let body = app.gql_with(Some(&admin), reset, json!({ "id": user_id })).await;
-    assert_eq!(data(&body, "adminDisableTwoFactor")["twoFactorEnabled"], false, "{body}");
-    let missing = app.gql_with(Some(&admin), reset, json!({ "id": "nope" })).await;
+    let body = app
+        .gql_with(Some(&admin), reset, json!({ "id": user_id }))
+        .await;
+    assert_eq!(
+        data(&body, "adminDisableTwoFactor")["twoFactorEnabled"],
+        false,
+        "{body}"
+    );
+    let missing = app
+        .gql_with(Some(&admin), reset, json!({ "id": "nope" }))
+        .await;
     assert_eq!(code(&missing), "NOT_FOUND");
     // Pending second steps die with it; the password alone signs in now.
-    let body = app.gql(VERIFY_TOTP, json!({ "c": "123456", "t": challenge })).await;
+    let body = app
+        .gql(VERIFY_TOTP, json!({ "c": "123456", "t": challenge }))
+        .await;
     assert_eq!(code(&body), "INVALID_TOKEN");
     let signed = app.sign_in(email, PASSWORD).await;
     signed_in_token(&signed);
@@ -664,16 +784,31 @@ async fn mailed_second_factor_only_when_enabled(backend: Backend) {
     let challenge = second_step(&app, email).await;
     let body = app.gql(send, json!({ "t": challenge })).await;
     assert_eq!(data(&body, "sendTwoFactorOtp"), true, "{body}");
-    let mail = sink.latest(email, "Your two-factor verification code").await;
+    let mail = sink
+        .latest(email, "Your two-factor verification code")
+        .await;
     let code_sent = six_digit_code(&mail.text);
-    let stored = app.db.strings("SELECT COALESCE(otp_hash, '') AS s FROM two_factor_challenge").await;
+    let stored = app
+        .db
+        .strings("SELECT COALESCE(otp_hash, '') AS s FROM two_factor_challenge")
+        .await;
     assert!(stored.iter().all(|h| !h.contains(&code_sent)));
-    let wrong_code = if code_sent == "000000" { "111111" } else { "000000" };
-    let wrong = app.gql(verify, json!({ "c": wrong_code, "t": challenge })).await;
+    let wrong_code = if code_sent == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let wrong = app
+        .gql(verify, json!({ "c": wrong_code, "t": challenge }))
+        .await;
     assert_eq!(code(&wrong), "INVALID_CODE");
-    let ok = app.gql(verify, json!({ "c": code_sent, "t": challenge })).await;
+    let ok = app
+        .gql(verify, json!({ "c": code_sent, "t": challenge }))
+        .await;
     assert!(data(&ok, "verifyTwoFactorOtp")["token"].is_string(), "{ok}");
-    let again = app.gql(verify, json!({ "c": code_sent, "t": challenge })).await;
+    let again = app
+        .gql(verify, json!({ "c": code_sent, "t": challenge }))
+        .await;
     assert_eq!(code(&again), "INVALID_TOKEN");
 }
 
@@ -711,11 +846,19 @@ async fn second_factor_operations_are_rate_limited(backend: Backend) {
         .await;
     assert_eq!(status, 429, "{body}");
     for _ in 0..2 {
-        let body = app.gql("mutation { sendTwoFactorOtp(twoFactorToken: \"t\") }", json!({})).await;
+        let body = app
+            .gql(
+                "mutation { sendTwoFactorOtp(twoFactorToken: \"t\") }",
+                json!({}),
+            )
+            .await;
         assert_ne!(code(&body), "RATE_LIMITED", "{body}");
     }
     let (status, _, _) = app
-        .post_raw(&json!({ "query": "mutation { sendTwoFactorOtp(twoFactorToken: \"t\") }" }), &[])
+        .post_raw(
+            &json!({ "query": "mutation { sendTwoFactorOtp(twoFactorToken: \"t\") }" }),
+            &[],
+        )
         .await;
     assert_eq!(status, 429);
 }
