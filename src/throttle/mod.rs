@@ -188,10 +188,22 @@ mod tests {
             "changeEmail",
             "deleteUser",
             "resetPassword",
+            "verifyTotp",
+            "verifyBackupCode",
+            "verifyTwoFactorOtp",
+            "verifyMagicLink",
+            "signInEmailOtp",
+            "signInPasskey",
         ] {
             assert_eq!(class_of(f), Class::Credential, "{f}");
         }
-        for f in ["requestPasswordReset", "sendVerificationEmail"] {
+        for f in [
+            "requestPasswordReset",
+            "sendVerificationEmail",
+            "sendTwoFactorOtp",
+            "signInMagicLink",
+            "sendSignInOtp",
+        ] {
             assert_eq!(class_of(f), Class::Mail, "{f}");
         }
         for f in [
