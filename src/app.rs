@@ -14,6 +14,7 @@ use crate::auth::keys::{KeyStore, OnUnreadableKey};
 use crate::auth::migrations::Migrator;
 use crate::auth::password::Hasher;
 use crate::auth::social::SocialProviders;
+use crate::auth::two_factor::{TwoFactorSettings, default_issuer};
 use crate::auth::verification::AccountFlows;
 use crate::auth::{AccessTokens, Auth};
 use crate::config::{Config, Mail, RateLimitStorage, RateLimits, Settings, Site};
@@ -234,6 +235,16 @@ impl App {
         let social = social_providers(&settings, &site, &secret).await?;
         let (rate_limiter, sign_in_throttle) =
             throttles(settings.rate_limits.as_ref(), &pool).await?;
+        let two_factor = TwoFactorSettings::new(
+            &secret,
+            settings
+                .two_factor
+                .totp_issuer
+                .clone()
+                .unwrap_or_else(|| default_issuer(&site.base_url)),
+            settings.two_factor.email_second_factor,
+            settings.two_factor.passwordless_sign_up,
+        );
         let wake = Arc::new(tokio::sync::Notify::new());
         let auth = domain(
             &settings,
@@ -244,6 +255,7 @@ impl App {
             &sign_in_throttle,
             &wake,
             social,
+            two_factor,
         )
         .await?;
         let ready = Arc::new(AtomicBool::new(true));
@@ -335,6 +347,11 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
                     Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+                match auth.two_factor().purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "purged expired second steps and codes"),
+                    Err(e) => tracing::warn!(error = %e, "two-factor purge failed"),
                 }
                 match auth.social().purge_expired_flows().await {
                     Ok(0) => {}
@@ -569,6 +586,7 @@ async fn domain(
     sign_in_throttle: &AccountThrottle,
     wake: &Arc<tokio::sync::Notify>,
     social: Option<SocialProviders>,
+    two_factor: TwoFactorSettings,
 ) -> anyhow::Result<Auth> {
     let tokens = AccessTokens::new(
         keys.clone(),
@@ -598,7 +616,8 @@ async fn domain(
         .with_password_policy(settings.passwords.policy)
         .with_sign_in_throttle(sign_in_throttle.clone())
         .with_account_flows(flows)
-        .with_social(social);
+        .with_social(social)
+        .with_two_factor(two_factor);
     let (promoted, demoted) = auth
         .admin()
         .promote_listed()

@@ -32,6 +32,8 @@ pub enum Code {
     ProviderNotFound,
     InvalidIdToken,
     FailedToUnlinkLastAccount,
+    InvalidCode,
+    TwoFactorNotEnabled,
 }
 
 impl Code {
@@ -63,6 +65,8 @@ impl Code {
             Self::ProviderNotFound => "PROVIDER_NOT_FOUND",
             Self::InvalidIdToken => "INVALID_ID_TOKEN",
             Self::FailedToUnlinkLastAccount => "FAILED_TO_UNLINK_LAST_ACCOUNT",
+            Self::InvalidCode => "INVALID_CODE",
+            Self::TwoFactorNotEnabled => "TWO_FACTOR_NOT_ENABLED",
         }
     }
 }
@@ -113,6 +117,10 @@ pub enum Error {
     InvalidIdToken,
     #[error("This is your last way to sign in; add another before removing it")]
     FailedToUnlinkLastAccount,
+    #[error("The code is not valid")]
+    InvalidCode,
+    #[error("Two-factor authentication is not enabled for this account")]
+    TwoFactorNotEnabled,
     /// Anything unexpected; the cause is logged, never shown.
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
@@ -142,6 +150,8 @@ impl Error {
             Self::ProviderNotFound => Code::ProviderNotFound,
             Self::InvalidIdToken => Code::InvalidIdToken,
             Self::FailedToUnlinkLastAccount => Code::FailedToUnlinkLastAccount,
+            Self::InvalidCode => Code::InvalidCode,
+            Self::TwoFactorNotEnabled => Code::TwoFactorNotEnabled,
         }
     }
 

@@ -15,6 +15,8 @@ CODES = {
     "METHOD_NOT_ALLOWED", "SERVICE_UNAVAILABLE", "INTERNAL_SERVER_ERROR",
     # Social sign-in (CONTRACT.md, "Social sign-in").
     "PROVIDER_NOT_FOUND", "INVALID_ID_TOKEN", "FAILED_TO_UNLINK_LAST_ACCOUNT",
+    # Two-factor and passwordless sign-in (CONTRACT.md, "Two-factor authentication").
+    "INVALID_CODE", "TWO_FACTOR_NOT_ENABLED",
 }
 
 

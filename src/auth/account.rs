@@ -118,7 +118,7 @@ impl Accounts<'_> {
 
     /// [`Self::verify_current_password`] against the password the account holds (a dummy hash,
     /// so `INVALID_PASSWORD`, when it has none).
-    async fn check_current_password(
+    pub(super) async fn check_current_password(
         &self,
         viewer: &Viewer,
         given: &str,
@@ -191,6 +191,10 @@ impl Accounts<'_> {
             row.as_ref(),
         )
         .await?;
+        if revoke_others {
+            // Every other session ended: so do the trusted browsers.
+            self.two_factor().forget_devices(&viewer.user.id).await?;
+        }
         let replacement = match (draft, created, access_token) {
             (Some(draft), Some(session), Some(access_token)) => Some(SignedIn {
                 token: draft.token,

@@ -247,6 +247,8 @@ impl AdminService<'_> {
         let user = users::ban(&mut self.conn().await?, user_id, reason, expires, now)
             .await?
             .ok_or(Error::NotFound)?;
+        // A ban ends the user's trusted browsers too (they would outlive it otherwise).
+        self.two_factor().forget_devices(&user.id).await?;
         self.record(
             AuditEvent::success(AuditKind::AdminBanUser)
                 .actor(&admin.user.id)
@@ -291,6 +293,7 @@ impl AdminService<'_> {
             }
             sessions::delete_all_for_user(&mut conn, user_id, None).await?
         };
+        self.two_factor().forget_devices(user_id).await?;
         self.record(
             AuditEvent::success(AuditKind::AdminRevokeUserSessions)
                 .actor(&admin.user.id)

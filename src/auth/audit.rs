@@ -36,10 +36,17 @@ pub enum AuditKind {
     SocialSignIn,
     AccountLink,
     AccountUnlink,
+    TwoFactorEnable,
+    TwoFactorDisable,
+    TwoFactorVerify,
+    BackupCodesRegenerate,
+    AdminDisableTwoFactor,
+    MagicLinkSignIn,
+    EmailOtpSignIn,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 27] = [
         Self::SignUp,
         Self::SignIn,
         Self::SignOut,
@@ -60,6 +67,13 @@ impl AuditKind {
         Self::SocialSignIn,
         Self::AccountLink,
         Self::AccountUnlink,
+        Self::TwoFactorEnable,
+        Self::TwoFactorDisable,
+        Self::TwoFactorVerify,
+        Self::BackupCodesRegenerate,
+        Self::AdminDisableTwoFactor,
+        Self::MagicLinkSignIn,
+        Self::EmailOtpSignIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +98,13 @@ impl AuditKind {
             Self::SocialSignIn => "social_sign_in",
             Self::AccountLink => "account_link",
             Self::AccountUnlink => "account_unlink",
+            Self::TwoFactorEnable => "two_factor_enable",
+            Self::TwoFactorDisable => "two_factor_disable",
+            Self::TwoFactorVerify => "two_factor_verify",
+            Self::BackupCodesRegenerate => "backup_codes_regenerate",
+            Self::AdminDisableTwoFactor => "admin_disable_two_factor",
+            Self::MagicLinkSignIn => "magic_link_sign_in",
+            Self::EmailOtpSignIn => "email_otp_sign_in",
         }
     }
 }

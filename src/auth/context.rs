@@ -10,9 +10,11 @@ use super::account::Accounts;
 use super::admin::AdminService;
 use super::audit::AuditEvent;
 use super::migrations::Migrator;
+use super::passwordless::Passwordless;
 use super::session::Sessions;
 use super::sign_in::Passwords;
 use super::social::{Social, SocialProviders};
+use super::two_factor::{TwoFactor, TwoFactorSettings};
 use super::verification::{AccountFlows, MailFlows};
 use super::{ClientInfo, ROLE_ADMIN, ROLE_USER, SessionPolicy, User, ban_in_force, now, password};
 use crate::db::{Conn, Pool, users};
@@ -55,6 +57,8 @@ pub struct Context {
     pub(super) sign_in_throttle: AccountThrottle,
     /// The social sign-in providers (`None`: none configured).
     pub(super) social: Option<Arc<SocialProviders>>,
+    /// Two-factor and passwordless sign-in keys and settings (`None`: not configured).
+    pub(super) two_factor: Option<Arc<TwoFactorSettings>>,
 }
 
 /// The services.
@@ -87,6 +91,16 @@ impl Context {
     /// Sign-in with OAuth 2.0 / OpenID Connect providers.
     pub fn social(&self) -> Social<'_> {
         Social { ctx: self }
+    }
+
+    /// Two-factor authentication: enrolment, the second step of sign-in, backup codes.
+    pub fn two_factor(&self) -> TwoFactor<'_> {
+        TwoFactor { ctx: self }
+    }
+
+    /// Passwordless sign-in: magic links and emailed codes.
+    pub fn passwordless(&self) -> Passwordless<'_> {
+        Passwordless { ctx: self }
     }
 
     /// Access tokens for other services.

@@ -21,11 +21,13 @@ pub mod links;
 pub mod migrations;
 pub mod origin;
 pub mod password;
+pub mod passwordless;
 pub mod seal;
 pub mod session;
 pub mod sign_in;
 pub mod social;
 pub mod token;
+pub mod two_factor;
 pub mod verification;
 
 use std::net::IpAddr;
@@ -41,6 +43,7 @@ use crate::throttle::AccountThrottle;
 pub use access_token::{AccessToken, AccessTokens};
 pub use context::Context;
 pub use token::SessionToken;
+pub use two_factor::{SecondFactorRequired, SignInOutcome};
 
 /// Provider id of the email+password account (Better Auth's name).
 pub const CREDENTIAL_PROVIDER: &str = "credential";
@@ -55,6 +58,9 @@ pub const ROLE_ADMIN: &str = Role::Admin.as_str();
 pub struct ClientInfo {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The browser's `apexkit.trusted_device` cookie, if any (skips the second factor for the
+    /// user it was issued to).
+    pub trusted_device: Option<SessionToken>,
 }
 
 /// Session rules, from configuration.
@@ -148,6 +154,7 @@ impl Auth {
             password_policy: password::Policy::default(),
             sign_in_throttle: AccountThrottle::disabled(),
             social: None,
+            two_factor: None,
         }))
     }
 
@@ -185,6 +192,12 @@ impl Auth {
     /// Social sign-in with these providers.
     pub fn with_social(mut self, providers: Option<social::SocialProviders>) -> Self {
         self.assembling().social = providers.map(Arc::new);
+        self
+    }
+
+    /// Two-factor authentication and passwordless sign-in with these keys and settings.
+    pub fn with_two_factor(mut self, settings: two_factor::TwoFactorSettings) -> Self {
+        self.assembling().two_factor = Some(Arc::new(settings));
         self
     }
 

@@ -5,6 +5,7 @@ use chrono::NaiveDateTime;
 use super::access_token::Subject;
 use super::audit::{AuditEvent, AuditKind};
 use super::context::{audit_failed, service};
+use super::two_factor::SignInOutcome;
 use super::{ClientInfo, Session, SignedIn, User, Viewer, now, token};
 use crate::clock::{after as add, before};
 use crate::db::models::NewSession;
@@ -100,22 +101,22 @@ impl Sessions<'_> {
     /// Every sign-in method ends here, once it has established who `user` is. The checks any
     /// method must pass come first — a ban in force (`USER_BANNED`, audited with
     /// `refused("banned")`), an unverified address while verification is required
-    /// (`EMAIL_NOT_VERIFIED`) — then a new session, its access token and the `SignIn` event.
+    /// (`EMAIL_NOT_VERIFIED`) — then, for a user with two-factor on (on a browser they have
+    /// not trusted), the second step instead of a session ([`SignInOutcome::SecondFactor`]);
+    /// else a new session, its access token and the `SignIn` event.
     pub async fn issue(
         &self,
         user: User,
         remember_me: bool,
         client: &ClientInfo,
         refused: impl FnOnce(&str) -> AuditEvent,
-    ) -> Result<SignedIn> {
+    ) -> Result<SignInOutcome> {
         self.issue_with_key(user, remember_me, client, refused, None)
             .await
     }
 
     /// [`Self::issue`] with the active signing key row the caller read together with its own
-    /// reads (`None`: read it here). The session and its event are written in one round trip
-    /// on PostgreSQL (they are independent statements: the event failing does not undo the
-    /// session — the audit trail is best effort, see `Context::record`).
+    /// reads (`None`: read it here).
     pub async fn issue_with_key(
         &self,
         user: User,
@@ -123,7 +124,39 @@ impl Sessions<'_> {
         client: &ClientInfo,
         refused: impl FnOnce(&str) -> AuditEvent,
         active_key: Option<SigningKeyRow>,
+    ) -> Result<SignInOutcome> {
+        let user = self.admit(user, client, refused).await?;
+        let two_factor = self.two_factor();
+        if two_factor.required(&user, client).await? {
+            let pending = two_factor.challenge(user, remember_me).await?;
+            return Ok(SignInOutcome::SecondFactor(pending));
+        }
+        self.open(user, remember_me, client, active_key)
+            .await
+            .map(SignInOutcome::SignedIn)
+    }
+
+    /// The end of the second step ([`super::two_factor`]): the gates again (a ban set
+    /// meanwhile keeps the user out), then the session.
+    pub(super) async fn open_after_second_factor(
+        &self,
+        user: User,
+        remember_me: bool,
+        client: &ClientInfo,
+        refused: impl FnOnce(&str) -> AuditEvent,
     ) -> Result<SignedIn> {
+        let user = self.admit(user, client, refused).await?;
+        self.open(user, remember_me, client, None).await
+    }
+
+    /// The gates of every sign-in: a ban in force, an unverified address while verification
+    /// is required.
+    async fn admit(
+        &self,
+        user: User,
+        client: &ClientInfo,
+        refused: impl FnOnce(&str) -> AuditEvent,
+    ) -> Result<User> {
         let user = match user.banned {
             false => Some(user),
             true => self.unless_banned(&mut self.conn().await?, user).await?,
@@ -135,6 +168,19 @@ impl Sessions<'_> {
         if self.requires_email_verification() && user.email_verified != Some(true) {
             return Err(Error::EmailNotVerified);
         }
+        Ok(user)
+    }
+
+    /// A new session for an admitted user. The session and its event are written in one
+    /// round trip on PostgreSQL (they are independent statements: the event failing does not
+    /// undo the session — the audit trail is best effort, see `Context::record`).
+    async fn open(
+        &self,
+        user: User,
+        remember_me: bool,
+        client: &ClientInfo,
+        active_key: Option<SigningKeyRow>,
+    ) -> Result<SignedIn> {
         let draft = self.draft(&user.id, remember_me, client, now())?;
         // Signed before the row is written: a token that cannot be signed leaves nothing behind.
         let signer = self.tokens.keys().signer_from(active_key).await?;
@@ -289,6 +335,8 @@ impl Sessions<'_> {
     pub async fn revoke_all(&self, viewer: &Viewer, client: &ClientInfo) -> Result<usize> {
         let ended =
             sessions::delete_all_for_user(&mut self.conn().await?, &viewer.user.id, None).await?;
+        // Trusted browsers end with every session (a stolen one must not outlive this).
+        self.two_factor().forget_devices(&viewer.user.id).await?;
         self.record_revocation(
             viewer,
             serde_json::json!({ "scope": "all", "count": ended }),

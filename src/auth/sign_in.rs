@@ -273,7 +273,11 @@ impl Passwords<'_> {
 
     /// Verifies the password (against a dummy hash when the email is unknown, so both failures
     /// look and take the same) and opens a new session.
-    pub async fn sign_in(&self, input: SignIn<'_>, client: &ClientInfo) -> Result<SignedIn> {
+    pub async fn sign_in(
+        &self,
+        input: SignIn<'_>,
+        client: &ClientInfo,
+    ) -> Result<super::SignInOutcome> {
         let email = email::normalize(input.email)?;
         password::check_not_too_long(input.password)?;
         // The account's turn is taken before any hashing; refused attempts cost nothing.

@@ -18,6 +18,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 }
 
 /// A session token as handed to the client. Only its hash goes to the database.
+#[derive(Clone)]
 pub struct SessionToken(String);
 
 impl SessionToken {

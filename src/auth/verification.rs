@@ -80,9 +80,7 @@ impl MailFlows<'_> {
     /// transaction, unless the recipient reached the send limit: then nothing is written and
     /// the caller answers as if it had been.
     pub(super) async fn queue(&self, mail: Outgoing, token: Option<TokenRow<'_>>) -> Result<()> {
-        let flows = self.flows()?;
         let now = now();
-        let mail_id = token::new_id()?;
         let token_id = token::new_id()?;
         let new_token = token.as_ref().map(|t| NewVerification {
             id: &token_id,
@@ -94,6 +92,27 @@ impl MailFlows<'_> {
             user_id: Some(t.user_id),
             purpose: t.purpose,
         });
+        self.queue_row(
+            mail,
+            new_token,
+            token.as_ref().map(|t| (t.user_id, t.purpose)),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// [`Self::queue`] with a verification row as is (possibly bound to no user yet) and the
+    /// (user, purpose) whose older rows it voids. Returns whether the mail was queued (false:
+    /// the recipient reached the send limit, nothing was written).
+    pub(super) async fn queue_row(
+        &self,
+        mail: Outgoing,
+        token: Option<NewVerification<'_>>,
+        invalidate: Option<(&str, &str)>,
+    ) -> Result<bool> {
+        let flows = self.flows()?;
+        let now = now();
+        let mail_id = token::new_id()?;
         let queued = outbox::enqueue(
             &mut self.conn().await?,
             &Enqueue {
@@ -108,8 +127,8 @@ impl MailFlows<'_> {
                 },
                 since: sub(now, flows.send_window),
                 limit: i64::from(flows.send_limit),
-                invalidate: token.as_ref().map(|t| (t.user_id, t.purpose)),
-                token: new_token,
+                invalidate,
+                token,
             },
         )
         .await?;
@@ -118,7 +137,7 @@ impl MailFlows<'_> {
         } else {
             tracing::info!(subject = %mail.subject, "mail dropped: recipient reached the send limit");
         }
-        Ok(())
+        Ok(queued)
     }
 
     /// Mails a verification link to the user holding `email`, if there is one whose address is
@@ -274,10 +293,14 @@ impl MailFlows<'_> {
             Consumed::Missing => Consumed::Missing,
         };
         let (result, event) = match outcome {
-            Consumed::Done(user_id) => (
-                Ok(()),
-                AuditEvent::by_self(AuditKind::PasswordReset, &user_id),
-            ),
+            Consumed::Done(user_id) => {
+                // A reset ends every session, and every trusted browser with them.
+                self.two_factor().forget_devices(&user_id).await?;
+                (
+                    Ok(()),
+                    AuditEvent::by_self(AuditKind::PasswordReset, &user_id),
+                )
+            }
             Consumed::Expired => (
                 Err(Error::TokenExpired),
                 AuditEvent::failure(AuditKind::PasswordReset)

@@ -19,6 +19,7 @@ mod server;
 mod sessions;
 pub mod social;
 mod tokens;
+pub mod two_factor;
 
 pub use admin::AdminConfig;
 pub use database::{Database, DatabaseConfig};
@@ -128,6 +129,8 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     #[command(flatten)]
     pub social: SocialConfig,
+    #[command(flatten)]
+    pub two_factor: two_factor::TwoFactorConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -162,6 +165,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The social sign-in providers, checked (their discovery happens at boot).
     pub social: crate::auth::social::SocialSettings,
+    /// Two-factor and passwordless sign-in (issue 16).
+    pub two_factor: two_factor::TwoFactorOptions,
 }
 
 impl Settings {
@@ -186,6 +191,7 @@ impl Config {
         let rate_limits = ok(&mut problems, self.rate_limits.settings(production));
         let mail = ok(&mut problems, self.mail.settings(production));
         let social = ok(&mut problems, self.social.settings());
+        let two_factor = ok(&mut problems, self.two_factor.settings());
         match (
             database,
             server,
@@ -197,6 +203,7 @@ impl Config {
             rate_limits,
             mail,
             social,
+            two_factor,
         ) {
             (
                 Some(database),
@@ -209,6 +216,7 @@ impl Config {
                 Some(rate_limits),
                 Some(mail),
                 Some(social),
+                Some(two_factor),
             ) if problems.is_empty() => Ok(Settings {
                 environment: self.server.environment,
                 server,
@@ -222,6 +230,7 @@ impl Config {
                 mail,
                 metrics_listen: self.observability.settings(),
                 social,
+                two_factor,
             }),
             _ => Err(problems.join("; ")),
         }

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod email_codes;
 pub mod migrations;
 pub mod models;
 pub mod outbox;
@@ -11,6 +12,9 @@ pub mod schema;
 pub mod sessions;
 pub mod signing_keys;
 pub mod throttle;
+pub mod trusted_devices;
+pub mod two_factor;
+pub mod two_factor_challenges;
 pub mod users;
 pub mod verifications;
 

@@ -132,3 +132,56 @@ diesel::table! {
         recorded_at -> Timestamp,
     }
 }
+
+// issue 16: two-factor authentication and passwordless sign-in codes.
+diesel::table! {
+    two_factor (user_id) {
+        user_id -> Text,
+        secret -> Text,
+        enabled -> Bool,
+        last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    two_factor_backup_code (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    two_factor_challenge (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        remember_me -> Bool,
+        failures -> Integer,
+        otp_hash -> Nullable<Text>,
+        otp_expires_at -> Nullable<Timestamp>,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    trusted_device (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_code (email) {
+        email -> Text,
+        code_hash -> Text,
+        attempts -> Integer,
+        expires_at -> Timestamp,
+        created_at -> Timestamp,
+    }
+}

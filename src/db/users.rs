@@ -341,3 +341,30 @@ pub async fn delete_with_everything(conn: &mut Conn, id: &str) -> Result<bool, D
         Ok(n > 0)
     })
 }
+
+/// Creates a user with no account row (passwordless sign-up: magic link, email code).
+pub async fn create(conn: &mut Conn, new_user: &NewUser<'_>) -> Result<User, DbError> {
+    run!(conn, |c| {
+        diesel::insert_into(user::table)
+            .values(new_user)
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+    })
+}
+
+/// Marks the user's address verified (ownership was just proven by a link or code).
+pub async fn mark_email_verified(
+    conn: &mut Conn,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<Option<User>, DbError> {
+    run!(conn, |c| {
+        diesel::update(user::table.find(id))
+            .set((user::email_verified.eq(true), user::updated_at.eq(now)))
+            .returning(User::as_returning())
+            .get_result(c)
+            .await
+            .optional()
+    })
+}

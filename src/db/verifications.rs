@@ -17,6 +17,8 @@ pub mod purpose {
     pub const CHANGE_EMAIL: &str = "change-email";
     /// A social sign-in in progress (the `state` of the authorization request).
     pub const OAUTH_STATE: &str = "oauth-state";
+    /// A magic sign-in link (`signInMagicLink`); `value` holds the flow as JSON.
+    pub const MAGIC_LINK: &str = "magic-link";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -290,5 +292,25 @@ pub async fn delete_expired(
         )
         .execute(c)
         .await
+    })
+}
+
+/// Consumes a one-time row of `purpose` by its identifier and returns it whatever its expiry
+/// (the caller tells an expired row apart, and may still use its non-secret fields).
+pub async fn take_row(
+    conn: &mut Conn,
+    identifier: &str,
+    token_purpose: &str,
+) -> Result<Option<Verification>, DbError> {
+    run!(conn, |c| {
+        diesel::delete(
+            verification::table
+                .filter(verification::identifier.eq(identifier))
+                .filter(verification::purpose.eq(token_purpose)),
+        )
+        .returning(Verification::as_returning())
+        .get_result(c)
+        .await
+        .optional()
     })
 }

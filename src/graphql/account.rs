@@ -118,6 +118,8 @@ impl AccountMutation {
                 }),
                 access_token: None,
                 access_token_expires_at: None,
+                two_factor_required: false,
+                two_factor_token: None,
             }),
         }
     }

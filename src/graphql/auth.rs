@@ -2,11 +2,13 @@
 
 use async_graphql::{Context, InputObject, Object};
 
+use super::TWO_FACTOR_COOKIE;
 use super::types::{Account, AuthPayload, SessionWithUser, User};
 use super::{domain, require_viewer, state, viewer};
-use crate::auth::SignedIn;
 use crate::auth::sign_in::Registered;
 use crate::auth::sign_in::{SignIn, SignUp};
+use crate::auth::two_factor::CHALLENGE_LIFETIME;
+use crate::auth::{SignInOutcome, SignedIn};
 
 #[derive(InputObject)]
 pub struct SignUpEmailInput {
@@ -68,6 +70,32 @@ pub(super) fn signed_in(
     Ok(AuthPayload::from(signed))
 }
 
+/// A sign-in's end as the client sees it: the session (cookie set), or the second step (no
+/// session; the `twoFactorToken`, also as the `apexkit.two_factor` cookie).
+pub(super) fn outcome(
+    ctx: &Context<'_>,
+    outcome: SignInOutcome,
+    remember_me: bool,
+) -> async_graphql::Result<AuthPayload> {
+    match outcome {
+        SignInOutcome::SignedIn(signed) => signed_in(ctx, signed, remember_me),
+        SignInOutcome::SecondFactor(pending) => {
+            let state = state(ctx)?;
+            let max_age = i64::try_from(CHALLENGE_LIFETIME.as_secs()).unwrap_or(300);
+            ctx.append_http_header(
+                "set-cookie",
+                state
+                    .cookie
+                    .set_named(TWO_FACTOR_COOKIE, pending.token.expose(), Some(max_age)),
+            );
+            let mut payload = AuthPayload::user_only(pending.user);
+            payload.two_factor_required = true;
+            payload.two_factor_token = Some(pending.token.expose().to_owned());
+            Ok(payload)
+        }
+    }
+}
+
 #[Object]
 impl SessionMutation {
     /// Creates a user with an email and password, their credential account and a session.
@@ -94,13 +122,7 @@ impl SessionMutation {
             .await?;
         match registered {
             Registered::SignedIn(signed) => signed_in(ctx, signed, remember_me),
-            Registered::PendingVerification(user) => Ok(AuthPayload {
-                token: None,
-                user: User(user),
-                session: None,
-                access_token: None,
-                access_token_expires_at: None,
-            }),
+            Registered::PendingVerification(user) => Ok(AuthPayload::user_only(user)),
         }
     }
 
@@ -122,7 +144,7 @@ impl SessionMutation {
                 &state(ctx)?.client,
             )
             .await?;
-        signed_in(ctx, signed, remember_me)
+        outcome(ctx, signed, remember_me)
     }
 
     /// Ends the current session and clears the cookie.

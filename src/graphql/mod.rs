@@ -11,6 +11,7 @@ mod limits;
 mod observe;
 mod sessions;
 pub mod social;
+mod two_factor;
 pub mod types;
 
 use async_graphql::{
@@ -54,6 +55,8 @@ mutation_roots!(
     admin::AdminMutation,
     account::AccountMutation,
     social::SocialMutation,
+    two_factor::TwoFactorMutation,
+    two_factor::PasswordlessMutation,
 );
 
 /// The executable schema (with or without the developer tools) and the gate every document
@@ -184,6 +187,10 @@ pub struct CookiePolicy {
 }
 
 pub const COOKIE_NAME: &str = "apexkit.session_token";
+/// The second step's token for browser flows (HttpOnly, 5 minutes).
+pub const TWO_FACTOR_COOKIE: &str = "apexkit.two_factor";
+/// A browser that skips the second factor (30 days, bound to the user).
+pub const TRUSTED_DEVICE_COOKIE: &str = "apexkit.trusted_device";
 pub const SECURE_COOKIE_NAME: &str = "__Secure-apexkit.session_token";
 
 impl CookiePolicy {
@@ -213,6 +220,32 @@ impl CookiePolicy {
     pub fn clear(&self) -> String {
         self.set("", Some(0))
     }
+
+    /// The name another cookie of ours gets here (`__Secure-` prefixed over https, like the
+    /// session cookie).
+    pub fn name_of(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Secure-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// Another cookie of ours (`TWO_FACTOR_COOKIE`, `TRUSTED_DEVICE_COOKIE`) with the session
+    /// cookie's attributes.
+    pub fn set_named(&self, base: &str, value: &str, max_age: Option<i64>) -> String {
+        let mut cookie = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+            self.name_of(base)
+        );
+        if let Some(age) = max_age {
+            cookie.push_str(&format!("; Max-Age={age}"));
+        }
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
+        cookie
+    }
 }
 
 /// What the HTTP layer knows about one request.
@@ -223,6 +256,8 @@ pub struct RequestState {
     pub cookie: CookiePolicy,
     /// What the rate limiter did, shared by the operations of one HTTP request.
     pub rate: std::sync::Arc<RateTally>,
+    /// The `apexkit.two_factor` cookie: the second step's token of a browser flow.
+    pub two_factor_token: Option<String>,
     viewer: OnceCell<Option<Viewer>>,
 }
 
@@ -233,8 +268,15 @@ impl RequestState {
             token,
             cookie,
             rate: std::sync::Arc::default(),
+            two_factor_token: None,
             viewer: OnceCell::new(),
         }
+    }
+
+    /// The second step's token from the `apexkit.two_factor` cookie.
+    pub fn with_two_factor_token(mut self, token: Option<String>) -> Self {
+        self.two_factor_token = token;
+        self
     }
 
     /// Shares one tally among the operations of a batch.

@@ -39,6 +39,10 @@ pub struct SocialSignInPayload {
     pub session: Option<Session>,
     pub access_token: Option<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
+    /// True when the user has two-factor on: no session yet; finish with `verifyTotp`,
+    /// `verifyBackupCode` or `verifyTwoFactorOtp` and `twoFactorToken`.
+    pub two_factor_required: bool,
+    pub two_factor_token: Option<String>,
 }
 
 /// An ID token a native app obtained from the provider's SDK.
@@ -132,7 +136,7 @@ impl SocialMutation {
                 },
             );
             let signed = signed?;
-            let payload = super::auth::signed_in(ctx, signed, true)?;
+            let payload = super::auth::outcome(ctx, signed, true)?;
             return Ok(from_signed_in(payload));
         }
         let started = auth
@@ -233,6 +237,8 @@ fn redirect_to(ctx: &Context<'_>, started: Started) -> crate::error::Result<Soci
         session: None,
         access_token: None,
         access_token_expires_at: None,
+        two_factor_required: false,
+        two_factor_token: None,
     })
 }
 
@@ -277,5 +283,7 @@ fn from_signed_in(p: AuthPayload) -> SocialSignInPayload {
         session: p.session,
         access_token: p.access_token,
         access_token_expires_at: p.access_token_expires_at,
+        two_factor_required: p.two_factor_required,
+        two_factor_token: p.two_factor_token,
     }
 }

@@ -48,6 +48,27 @@ impl User {
     async fn updated_at(&self) -> DateTime<Utc> {
         utc(self.0.updated_at)
     }
+    /// Whether sign-ins of this user stop at a second factor (TOTP enrolled and confirmed).
+    async fn two_factor_enabled(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<bool> {
+        Ok(super::domain(ctx)?
+            .two_factor()
+            .is_enabled(&self.0.id)
+            .await?)
+    }
+    /// How many unused backup codes the user has left.
+    async fn backup_codes_remaining(
+        &self,
+        ctx: &async_graphql::Context<'_>,
+    ) -> async_graphql::Result<i32> {
+        let n = super::domain(ctx)?
+            .two_factor()
+            .backup_codes_remaining(&self.0.id)
+            .await?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
 }
 
 pub struct Session {
@@ -115,6 +136,27 @@ pub struct AuthPayload {
     /// `/.well-known/jwks.json`. Apexkit itself accepts only the session token.
     pub access_token: Option<String>,
     pub access_token_expires_at: Option<DateTime<Utc>>,
+    /// True when the user has two-factor on and this sign-in stopped at the second step:
+    /// `token`, `session` and the access token are null; finish with `verifyTotp`,
+    /// `verifyBackupCode` or `verifyTwoFactorOtp`.
+    pub two_factor_required: bool,
+    /// The second step's token (single use, 5 minutes; also the `apexkit.two_factor` cookie).
+    pub two_factor_token: Option<String>,
+}
+
+impl AuthPayload {
+    /// A payload with the user only: no session, no second step.
+    pub fn user_only(user: auth::User) -> Self {
+        Self {
+            token: None,
+            user: User(user),
+            session: None,
+            access_token: None,
+            access_token_expires_at: None,
+            two_factor_required: false,
+            two_factor_token: None,
+        }
+    }
 }
 
 impl From<auth::SignedIn> for AuthPayload {
@@ -128,6 +170,8 @@ impl From<auth::SignedIn> for AuthPayload {
             }),
             access_token_expires_at: Some(utc(s.access_token.expires_at)),
             access_token: Some(s.access_token.token),
+            two_factor_required: false,
+            two_factor_token: None,
         }
     }
 }

@@ -183,8 +183,13 @@ fn cross_site_refusal(req: &Request, state: &HttpState) -> Option<Response> {
     {
         return forbidden("Cross-origin mutations are allowed from trusted origins only");
     }
-    let cookie_authenticated =
-        req.header(header::AUTHORIZATION).is_none() && cookie(req, state.cookie.name).is_some();
+    let cookie_authenticated = req.header(header::AUTHORIZATION).is_none()
+        && (cookie(req, state.cookie.name).is_some()
+            || cookie(
+                req,
+                &state.cookie.name_of(crate::graphql::TWO_FACTOR_COOKIE),
+            )
+            .is_some());
     if cookie_authenticated
         && origin.is_none()
         && !req
@@ -246,7 +251,16 @@ pub(super) fn client_info(req: &Request, state: &HttpState) -> ClientInfo {
         .header(header::USER_AGENT)
         .filter(|ua| ua.len() <= MAX_USER_AGENT_BYTES)
         .map(str::to_owned);
-    ClientInfo { ip, user_agent }
+    let trusted_device = cookie(
+        req,
+        &state.cookie.name_of(crate::graphql::TRUSTED_DEVICE_COOKIE),
+    )
+    .and_then(SessionToken::parse);
+    ClientInfo {
+        ip,
+        user_agent,
+        trusted_device,
+    }
 }
 
 fn request_state(req: &Request, state: &HttpState) -> RequestState {
@@ -254,7 +268,14 @@ fn request_state(req: &Request, state: &HttpState) -> RequestState {
         Some(value) => bearer(value).and_then(SessionToken::parse),
         None => cookie(req, state.cookie.name).and_then(SessionToken::parse),
     };
+    let two_factor = cookie(
+        req,
+        &state.cookie.name_of(crate::graphql::TWO_FACTOR_COOKIE),
+    )
+    .filter(|v| !v.is_empty())
+    .map(str::to_owned);
     RequestState::new(client_info(req, state), token, state.cookie.clone())
+        .with_two_factor_token(two_factor)
 }
 
 fn bearer(value: &str) -> Option<&str> {

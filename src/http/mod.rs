@@ -92,6 +92,10 @@ pub fn routes(state: HttpState) -> impl IntoEndpoint<Endpoint: 'static> {
             "/reset-password",
             get(pages::reset_password_page).post(pages::reset_password),
         )
+        .at(
+            "/magic-link",
+            get(pages::magic_link_page).post(pages::magic_link),
+        )
         .at("/.well-known/jwks.json", get(jwks::jwks))
         .at(
             "/callback/:provider",

@@ -212,3 +212,67 @@ pub async fn reset_password(
         Err(e) => failure(&e),
     }
 }
+
+/// `GET /magic-link`: only a button (a mail scanner's prefetch spends nothing).
+#[handler]
+pub async fn magic_link_page(req: &Request) -> Response {
+    if token(req).is_none() {
+        return no_token();
+    }
+    page(
+        StatusCode::OK,
+        "Sign in",
+        "<form method=\"post\"><button type=\"submit\">Sign in</button></form>",
+    )
+}
+
+/// `POST /magic-link`: spends the link, sets the session cookie (or, with two-factor on, the
+/// second step's cookie) and sends the browser on: to the flow's `callbackURL`
+/// (`newUserCallbackURL` for a new user; `?twoFactorRequired=true` for the second step), or
+/// for a dead link to its `errorCallbackURL` (else `/error`) with `?error=`.
+#[handler]
+pub async fn magic_link(req: &Request, Data(state): Data<&Arc<HttpState>>) -> Response {
+    let Some(token) = token(req) else {
+        return no_token();
+    };
+    if let Some(refused) = admit(req, state, "verifyMagicLink").await {
+        return refused;
+    }
+    let client = super::graphql::client_info(req, state);
+    match state
+        .auth
+        .passwordless()
+        .verify_magic_link(&token, &client)
+        .await
+    {
+        Ok(signed) => {
+            let to = match (&signed.outcome, signed.new_user) {
+                (crate::auth::SignInOutcome::SecondFactor(_), _) => {
+                    crate::auth::social::with_query(&signed.callback, "twoFactorRequired=true")
+                }
+                (_, true) => signed.new_user_callback.clone(),
+                (_, false) => signed.callback.clone(),
+            };
+            let mut resp = super::social::redirect(&to);
+            super::social::set_outcome_cookies(&mut resp, state, signed.outcome);
+            resp
+        }
+        Err(dead) => {
+            let code = match &dead.error {
+                Error::InvalidToken => "invalid_token",
+                Error::TokenExpired => "token_expired",
+                Error::UserBanned => "user_banned",
+                Error::EmailNotVerified => "email_not_verified",
+                other => {
+                    tracing::error!(error = ?other, "magic link sign-in failed");
+                    "server_error"
+                }
+            };
+            let target = dead.error_callback.unwrap_or_else(|| "/error".to_owned());
+            super::social::redirect(&crate::auth::social::with_query(
+                &target,
+                &format!("error={code}"),
+            ))
+        }
+    }
+}

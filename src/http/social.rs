@@ -10,13 +10,14 @@ use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 
 use super::HttpState;
+use crate::auth::SignInOutcome;
 use crate::auth::social::{CallbackParams, Failure, STATE_COOKIE};
 use crate::mail::compose::escape_html;
 use crate::observability::record_social_sign_in;
 
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
-fn redirect(to: &str) -> Response {
+pub(super) fn redirect(to: &str) -> Response {
     Response::builder()
         .status(StatusCode::FOUND)
         .header(header::LOCATION, to)
@@ -60,17 +61,29 @@ async fn finish(
     {
         resp.headers_mut().append(header::SET_COOKIE, value);
     }
-    if let Ok(Some(signed)) = finished.outcome {
-        let max_age = (signed.session.expires_at - signed.session.created_at).num_seconds();
-        if let Ok(value) = state
-            .cookie
-            .set(signed.token.expose(), Some(max_age))
-            .parse()
-        {
-            resp.headers_mut().append(header::SET_COOKIE, value);
-        }
+    if let Ok(Some(outcome)) = finished.outcome {
+        set_outcome_cookies(&mut resp, state, outcome);
     }
     resp
+}
+
+/// The cookies of a browser sign-in's end: the session cookie, or (the second step) the
+/// `apexkit.two_factor` cookie.
+pub(super) fn set_outcome_cookies(resp: &mut Response, state: &HttpState, outcome: SignInOutcome) {
+    let cookie = match outcome {
+        SignInOutcome::SignedIn(signed) => {
+            let max_age = (signed.session.expires_at - signed.session.created_at).num_seconds();
+            state.cookie.set(signed.token.expose(), Some(max_age))
+        }
+        SignInOutcome::SecondFactor(pending) => state.cookie.set_named(
+            crate::graphql::TWO_FACTOR_COOKIE,
+            pending.token.expose(),
+            i64::try_from(crate::auth::two_factor::CHALLENGE_LIFETIME.as_secs()).ok(),
+        ),
+    };
+    if let Ok(value) = cookie.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, value);
+    }
 }
 
 /// The authorization response in the query (`response_mode=query`).

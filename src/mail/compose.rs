@@ -173,6 +173,76 @@ pub fn email_change_requested(to: &str, name: &str, new_email: &str) -> Outgoing
     .finish()
 }
 
+/// A magic sign-in link (`signInMagicLink`); to a new address it also creates the account.
+pub fn magic_link(to: &str, name: &str, link: &str, lifetime_secs: u64) -> Outgoing {
+    Draft {
+        to,
+        subject: "Your sign-in link",
+        greeting_name: name,
+        paragraphs: vec![format!(
+            "Use the link below to sign in. It works once and expires in {}.",
+            hours(lifetime_secs)
+        )],
+        action: Some(("Sign in", link)),
+        footer: NOT_YOU.to_owned(),
+    }
+    .finish()
+}
+
+/// A 6-digit sign-in code (`sendSignInOtp`).
+pub fn sign_in_code(to: &str, name: &str, code: &str, lifetime_secs: u64) -> Outgoing {
+    Draft {
+        to,
+        subject: "Your sign-in code",
+        greeting_name: name,
+        paragraphs: vec![
+            format!("Your sign-in code is: {code}"),
+            format!(
+                "It works once and expires in {}. Never share it with anyone.",
+                hours(lifetime_secs)
+            ),
+        ],
+        action: None,
+        footer: NOT_YOU.to_owned(),
+    }
+    .finish()
+}
+
+/// Sent instead of a link or code when no account uses the address and sign-up by mail is
+/// off, so that asking reveals nothing to the asker.
+pub fn sign_in_without_account(to: &str) -> Outgoing {
+    Draft {
+        to,
+        subject: "Sign-in request",
+        greeting_name: "there",
+        paragraphs: vec![
+            "Someone asked to sign in with this email address, but no account uses it.".to_owned(),
+        ],
+        action: None,
+        footer: NOT_YOU.to_owned(),
+    }
+    .finish()
+}
+
+/// The mailed second-factor code (`sendTwoFactorOtp`).
+pub fn two_factor_code(to: &str, name: &str, code: &str, lifetime_secs: u64) -> Outgoing {
+    Draft {
+        to,
+        subject: "Your two-factor verification code",
+        greeting_name: name,
+        paragraphs: vec![
+            format!("Your verification code is: {code}"),
+            format!(
+                "It finishes a sign-in that already gave your password. It works once and expires in {}.",
+                hours(lifetime_secs)
+            ),
+        ],
+        action: None,
+        footer: "If you did not just sign in, change your password now.".to_owned(),
+    }
+    .finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

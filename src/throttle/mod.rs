@@ -73,7 +73,19 @@ pub fn class_of(field: &str) -> Class {
     match field {
         "signInEmail" | "signUpEmail" | "changePassword" | "changeEmail" | "deleteUser"
         | "resetPassword" | "signInSocial" => Class::Credential,
+        // issue 16: the second factor and passwordless sign-in (CONTRACT.md's buckets), plus
+        // the operations that re-check a password or a code.
+        "verifyTotp"
+        | "verifyBackupCode"
+        | "verifyTwoFactorOtp"
+        | "verifyMagicLink"
+        | "signInEmailOtp"
+        | "signInPasskey"
+        | "enableTwoFactor"
+        | "disableTwoFactor"
+        | "generateBackupCodes" => Class::Credential,
         "requestPasswordReset" | "sendVerificationEmail" => Class::Mail,
+        "sendTwoFactorOtp" | "signInMagicLink" | "sendSignInOtp" => Class::Mail,
         _ => Class::General,
     }
 }
@@ -292,10 +304,22 @@ mod tests {
             "deleteUser",
             "resetPassword",
             "signInSocial",
+            "verifyTotp",
+            "verifyBackupCode",
+            "verifyTwoFactorOtp",
+            "verifyMagicLink",
+            "signInEmailOtp",
+            "signInPasskey",
         ] {
             assert_eq!(class_of(f), Class::Credential, "{f}");
         }
-        for f in ["requestPasswordReset", "sendVerificationEmail"] {
+        for f in [
+            "requestPasswordReset",
+            "sendVerificationEmail",
+            "sendTwoFactorOtp",
+            "signInMagicLink",
+            "sendSignInOtp",
+        ] {
             assert_eq!(class_of(f), Class::Mail, "{f}");
         }
         for f in [

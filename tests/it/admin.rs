@@ -849,6 +849,19 @@ const FIELDS: &[(&str, &str, Access)] = {
         ("Mutation", "adminSetUserPassword", Admin),
         ("Mutation", "adminRotateSigningKeys", Admin),
         ("Mutation", "pushSchema", Admin),
+        // issue 16: two-factor and passwordless sign-in
+        ("Mutation", "enableTwoFactor", SignedIn),
+        ("Mutation", "verifyTotp", Public),
+        ("Mutation", "verifyBackupCode", Public),
+        ("Mutation", "sendTwoFactorOtp", Public),
+        ("Mutation", "verifyTwoFactorOtp", Public),
+        ("Mutation", "generateBackupCodes", SignedIn),
+        ("Mutation", "disableTwoFactor", SignedIn),
+        ("Mutation", "adminDisableTwoFactor", Admin),
+        ("Mutation", "signInMagicLink", Public),
+        ("Mutation", "verifyMagicLink", Public),
+        ("Mutation", "sendSignInOtp", Public),
+        ("Mutation", "signInEmailOtp", Public),
     ]
 };
 

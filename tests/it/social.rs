@@ -1137,7 +1137,47 @@ on_both!(
     id_token_sign_in,
     refuses_hmac_signed_id_tokens,
     any_replica_finishes_the_flow,
+    second_factor_stops_social_sign_in,
 );
+
+/// issue 16: a user with two-factor on (here a password user whose verified address the
+/// provider's verified identity links to) stops at the second step in both social flows.
+async fn second_factor_stops_social_sign_in(backend: Backend) {
+    let s = Setup::new(backend).await;
+    let email = "alice@example.test";
+    let (_, mut totp, _) = crate::two_factor::enrolled(&s.app, email).await;
+    s.app.verify_address(email).await;
+    let sessions = s.app.db.count("SELECT COUNT(*) AS n FROM session").await;
+
+    let (to, browser) = s.sign_in("alice", flow(json!({}))).await;
+    assert_eq!(to, s.url("/home?twoFactorRequired=true"));
+    assert_eq!(
+        s.app.db.count("SELECT COUNT(*) AS n FROM session").await,
+        sessions,
+        "no session before the second factor"
+    );
+    let body = browser
+        .gql(
+            &s.base,
+            crate::two_factor::VERIFY_TOTP,
+            json!({ "c": totp.code().await }),
+        )
+        .await;
+    assert!(data(&body, "verifyTotp")["token"].is_string(), "{body}");
+    assert_eq!(me(&browser, &s.base).await["email"], email);
+
+    let token = native_id_token(&s.provider.issuer, "alice", "n-2fa").await;
+    let body = s
+        .app
+        .gql(
+            "mutation($i: SignInSocialInput!) { signInSocial(input: $i) { token twoFactorRequired twoFactorToken } }",
+            json!({ "i": { "provider": "corp", "idToken": { "token": token, "nonce": "n-2fa" } } }),
+        )
+        .await;
+    let payload = data(&body, "signInSocial");
+    assert_eq!(payload["twoFactorRequired"], true, "{body}");
+    assert!(payload["token"].is_null() && payload["twoFactorToken"].is_string());
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_refuses_an_unreachable_or_misconfigured_provider() {

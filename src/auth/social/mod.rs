@@ -29,7 +29,7 @@ use super::audit::{AuditEvent, AuditKind};
 use super::context::service;
 use super::origin::TrustedOrigins;
 use super::seal::{Sealer, random};
-use super::{ClientInfo, SignedIn, User, email, links, now, token};
+use super::{ClientInfo, SignInOutcome, User, email, links, now, token};
 use crate::clock::after as add;
 use crate::db::models::{NewProviderAccount, NewUser, ProviderTokens};
 use crate::db::verifications::{self, Consumed, NewVerification, purpose};
@@ -203,6 +203,19 @@ impl SocialProviders {
     }
 }
 
+/// `target` with `pair` (already encoded) added to its query, before any fragment.
+pub(crate) fn with_query(target: &str, pair: &str) -> String {
+    let (before, fragment) = match target.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (target, None),
+    };
+    let sep = if before.contains('?') { '&' } else { '?' };
+    match fragment {
+        Some(f) => format!("{before}{sep}{pair}#{f}"),
+        None => format!("{before}{sep}{pair}"),
+    }
+}
+
 /// `target` with `error=<failure>` added to its query.
 fn with_error(target: &str, failure: Failure) -> String {
     let (before, fragment) = match target.split_once('#') {
@@ -315,7 +328,8 @@ pub struct Finished {
     /// Whether this callback spent a flow (its browser binding is void now).
     pub spent: bool,
     /// A new session, or none when the flow linked an account to a signed-in user.
-    pub outcome: std::result::Result<Option<SignedIn>, Failure>,
+    /// (With two-factor on: the second step, not yet a session.)
+    pub outcome: std::result::Result<Option<SignInOutcome>, Failure>,
 }
 
 /// A flow in progress, as stored (`verification.value`).
@@ -543,6 +557,10 @@ impl Social<'_> {
             )
             .await;
         let redirect = match &outcome {
+            // The second step is the frontend's: back to the callback, which says so.
+            Ok((Some(SignInOutcome::SecondFactor(_)), _)) => {
+                with_query(&flow.callback, "twoFactorRequired=true")
+            }
             Ok((_, true)) => flow.new_user_callback.clone(),
             Ok((_, false)) => flow.callback.clone(),
             Err(failure) => with_error(&flow.error_callback, *failure),
@@ -604,7 +622,7 @@ impl Social<'_> {
         link_user: Option<&str>,
         params: &CallbackParams,
         client: &ClientInfo,
-    ) -> std::result::Result<(Option<SignedIn>, bool), Failure> {
+    ) -> std::result::Result<(Option<SignInOutcome>, bool), Failure> {
         if let Some(error) = &params.error {
             return Err(match error.as_str() {
                 "access_denied"
@@ -825,7 +843,7 @@ impl Social<'_> {
         provider: &Provider,
         identity: Identity,
         client: &ClientInfo,
-    ) -> std::result::Result<(SignedIn, bool), Failure> {
+    ) -> std::result::Result<(SignInOutcome, bool), Failure> {
         let server = |e: Error| {
             tracing::error!(error = ?e, "social sign-in failed");
             Failure::ServerError
@@ -947,7 +965,7 @@ impl Social<'_> {
         user: User,
         provider: &str,
         client: &ClientInfo,
-    ) -> std::result::Result<SignedIn, Failure> {
+    ) -> std::result::Result<SignInOutcome, Failure> {
         let refused_provider = provider.to_owned();
         let signed = self
             .sessions()
@@ -966,9 +984,13 @@ impl Social<'_> {
                     Failure::ServerError
                 }
             })?;
+        let (user_id, stage) = match &signed {
+            SignInOutcome::SignedIn(s) => (&s.user.id, "signed_in"),
+            SignInOutcome::SecondFactor(p) => (&p.user.id, "second_factor_required"),
+        };
         self.record(
-            AuditEvent::by_self(AuditKind::SocialSignIn, &signed.user.id)
-                .detail(serde_json::json!({ "provider": provider })),
+            AuditEvent::by_self(AuditKind::SocialSignIn, user_id)
+                .detail(serde_json::json!({ "provider": provider, "stage": stage })),
             client,
         )
         .await;
@@ -984,7 +1006,7 @@ impl Social<'_> {
         nonce: Option<&str>,
         access_token: Option<&str>,
         client: &ClientInfo,
-    ) -> Result<SignedIn> {
+    ) -> Result<SignInOutcome> {
         let registry = self.registry()?;
         let provider = registry.get(provider_id).ok_or(Error::ProviderNotFound)?;
         if !provider.is_oidc() {
