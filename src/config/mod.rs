@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use crate::secret::Secret;
 
 mod admin;
+mod adopt;
 mod database;
 mod graphql;
 mod mail;
@@ -21,6 +22,7 @@ pub mod social;
 mod tokens;
 
 pub use admin::AdminConfig;
+pub use adopt::{Adopt, AdoptConfig, AdoptFrom};
 pub use database::{Database, DatabaseConfig};
 pub use graphql::{Graphql, GraphqlConfig};
 pub use mail::{Flows, Mail, MailConfig};
@@ -94,6 +96,13 @@ pub enum MigrateCommand {
         /// snake_case description, e.g. add_user_phone
         name: String,
     },
+    /// Adopt a Better Auth database (needs APEXKIT_ADOPT=better-auth unless --dry-run): print
+    /// what was found and the SQL of each step; with --dry-run, change nothing.
+    Adopt {
+        /// Print the SQL it would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -128,6 +137,8 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     #[command(flatten)]
     pub social: SocialConfig,
+    #[command(flatten)]
+    pub adopt: AdoptConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -161,6 +172,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The social sign-in providers, checked (their discovery happens at boot).
     pub social: Vec<crate::auth::social::ProviderSpec>,
+    /// APEXKIT_ADOPT and Better Auth's secret.
+    pub adopt: Adopt,
 }
 
 impl Settings {
@@ -185,6 +198,7 @@ impl Config {
         let rate_limits = ok(&mut problems, self.rate_limits.settings(production));
         let mail = ok(&mut problems, self.mail.settings(production));
         let social = ok(&mut problems, self.social.settings());
+        let adopt = ok(&mut problems, self.adopt.settings()).unwrap_or_default();
         match (
             database,
             server,
@@ -221,6 +235,7 @@ impl Config {
                 mail,
                 metrics_listen: self.observability.settings(),
                 social,
+                adopt,
             }),
             _ => Err(problems.join("; ")),
         }
