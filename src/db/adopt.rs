@@ -791,6 +791,10 @@ fn plan_versions(_: &mut Model, backend: Backend, _: Naming) -> Vec<Work> {
 // ---------------------------------------------------------------------------------------------
 // The connection.
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per adoption run, never moved around"
+)]
 enum Db {
     Pg(AsyncPgConnection),
     Lite(SqliteConn),
