@@ -9,7 +9,7 @@
 // Better Auth's secret comes from BETTER_AUTH_SECRET (a fixed test value otherwise) and is
 // printed back.
 import { betterAuth } from "better-auth";
-import { admin, bearer } from "better-auth/plugins";
+import { admin, bearer, twoFactor } from "better-auth/plugins";
 import { getMigrations } from "better-auth/db/migration";
 
 const [kind, url] = process.argv.slice(2);
@@ -58,7 +58,7 @@ const auth = betterAuth({
     // Password reset requests leave a row in `verification` (the mail itself goes nowhere).
     sendResetPassword: async () => {},
   },
-  plugins: [admin(), bearer()],
+  plugins: [admin(), bearer(), twoFactor()],
   logger: { disabled: true },
 });
 if (!db.pushed) {
@@ -112,6 +112,13 @@ await auth.api.banUser({
   headers: adminHeaders,
 });
 // banUser revokes the banned user's sessions: theirs are not expected to authenticate.
+// A plugin's own table: Vic starts enrolling in two-factor (a `twoFactor` row), which
+// Apexkit keeps untouched.
+const vic = users[3];
+await auth.api.enableTwoFactor({
+  body: { password: vic.password },
+  headers: new Headers({ authorization: `Bearer ${vic.bearer}` }),
+});
 // A pending verification row, as Better Auth keeps for a password reset request.
 await auth.api.requestPasswordReset({ body: { email: "vic@example.com", redirectTo: "/reset" } });
 

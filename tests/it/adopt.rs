@@ -30,6 +30,14 @@ impl Kind {
         }
     }
 
+    /// The two-factor plugin's table, in this naming.
+    fn plugin_table(self) -> &'static str {
+        match self {
+            Self::PgSnake => "two_factor",
+            _ => "twoFactor",
+        }
+    }
+
     fn backend(self) -> Backend {
         match self {
             Self::SqliteCamel => Backend::Sqlite,
@@ -139,6 +147,8 @@ async fn adopts(kind: Kind) {
     let before = counts(&db).await;
     assert_eq!(before[0], 4, "{before:?}");
     assert!(before[1] >= 4 && before[3] >= 1, "{before:?}");
+    let plugin = format!("SELECT COUNT(*) AS n FROM \"{}\"", kind.plugin_table());
+    assert_eq!(db.count(&plugin).await, 1, "the two-factor plugin's row");
 
     // Without the setting: refused, naming it, and nothing changes.
     let (ok, _, err) = run_bin(&db, &["--migrate-only"], &[]);
@@ -203,6 +213,9 @@ async fn adopts(kind: Kind) {
     assert!(ok, "{err}");
     assert!(err.contains("Better Auth database adopted"), "{err}");
     assert_eq!(counts(&db).await, before, "every row kept");
+    // A plugin's table and columns stay as they were.
+    let plugin = format!("SELECT COUNT(*) AS n FROM \"{}\"", kind.plugin_table());
+    assert_eq!(db.count(&plugin).await, 1);
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM apexkit_adoption").await,
         7
@@ -298,18 +311,20 @@ async fn adopts(kind: Kind) {
     assert!(none["data"]["session"].is_null(), "{none}");
 
     // Wrong passwords: the same answer for a known (legacy hash) and an unknown email, one
-    // hashing job each.
+    // hashing job each; interleaved, three times, the quickest of each compared.
     let mut answers = Vec::new();
-    let mut took = Vec::new();
-    for email in ["uma@example.com", "nobody@example.com"] {
-        let jobs = app.hash_count();
-        let started = Instant::now();
-        let body = app.sign_in(email, "not the password at all").await;
-        took.push(started.elapsed());
-        assert_eq!(app.hash_count() - jobs, 1);
-        answers.push((code(&body).to_owned(), body["errors"][0]["message"].clone()));
+    let mut took = [Duration::MAX; 2];
+    for _ in 0..3 {
+        for (i, email) in ["uma@example.com", "nobody@example.com"].iter().enumerate() {
+            let jobs = app.hash_count();
+            let started = Instant::now();
+            let body = app.sign_in(email, "not the password at all").await;
+            took[i] = took[i].min(started.elapsed());
+            assert_eq!(app.hash_count() - jobs, 1);
+            answers.push((code(&body).to_owned(), body["errors"][0]["message"].clone()));
+        }
     }
-    assert_eq!(answers[0], answers[1]);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
     assert_eq!(answers[0].0, "INVALID_EMAIL_OR_PASSWORD");
     // The unknown email pays for a scrypt too (the legacy padding): not much quicker.
     assert!(took[1] * 2 > took[0], "{took:?}");
