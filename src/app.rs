@@ -144,6 +144,11 @@ async fn check_pooling(settings: &Settings) -> anyhow::Result<()> {
 async fn run_migrations(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let db = &settings.database;
     db::wait_until_reachable(&db.migration_url, db.connect_timeout).await?;
+    // A database some other system made is adopted (or refused) before any migration runs.
+    let adopted = db::adopt::adopt(&db.migration_url, settings.adopt.better_auth, false).await?;
+    if !adopted.applied.is_empty() {
+        tracing::info!(steps = %adopted.applied.join(", "), "Better Auth database adopted");
+    }
     let applied = migrations::run_pending_checked(&db.migration_url, db.allow_out_of_order).await?;
     for version in &applied {
         tracing::info!(%version, backend = db.url.backend(), "migration applied");
@@ -218,7 +223,8 @@ impl App {
         let settings = config.resolve().map_err(anyhow::Error::msg)?;
         let (_, pool) = migrate_settled(&settings).await?;
         let production = settings.is_production();
-        let hasher = Hasher::new(settings.passwords.concurrency, settings.passwords.cost)?;
+        let hasher = Hasher::new(settings.passwords.concurrency, settings.passwords.cost)?
+            .with_legacy_padding(settings.adopt.better_auth);
         let hashes = hasher.computed();
 
         let conn_limits = fit_to_open_files(settings.server.conn_limits);
@@ -669,6 +675,7 @@ fn http_state(
         rate_limiter: rate_limiter.clone(),
         hsts: crate::http::hsts(&site.base_url, settings.server.hsts_max_age),
         metrics_on_main: !production,
+        better_auth_secret: settings.adopt.better_auth_secret.clone(),
     }
 }
 

@@ -127,6 +127,9 @@ async fn migrate_command(action: &MigrateCommand, config: &Config) -> ExitCode {
                 true
             })
         }
+        MigrateCommand::Adopt { dry_run } => {
+            apexkit::tooling::adopt(config, *dry_run, &mut std::io::stdout()).await
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The `apexkit migrate …` subcommands: `status` (what is applied, drift, a database ahead of
-//! this binary) and `new` (a paired migration for both databases).
+//! this binary), `new` (a paired migration for both databases) and `adopt` (a Better Auth
+//! database, or its SQL with `--dry-run`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -96,4 +97,55 @@ pub fn new_migration(dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
         created.push(path);
     }
     Ok(created)
+}
+
+/// `apexkit migrate adopt [--dry-run]`: what the database holds and each adoption step's SQL;
+/// without `--dry-run` (and with APEXKIT_ADOPT=better-auth) the steps run. Returns whether
+/// there was nothing wrong.
+pub async fn adopt(
+    config: &Config,
+    dry_run: bool,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<bool> {
+    use crate::db::adopt::Found;
+    let settings = config.resolve().map_err(anyhow::Error::msg)?;
+    let db = &settings.database;
+    // A dry run plans whether or not adoption is allowed: it only reads.
+    let outcome = crate::db::adopt::adopt(
+        &db.migration_url,
+        settings.adopt.better_auth || dry_run,
+        dry_run,
+    )
+    .await?;
+    match &outcome.found {
+        Found::Empty => writeln!(out, "-- the database is empty: nothing to adopt")?,
+        Found::Apexkit => writeln!(
+            out,
+            "-- Apexkit's database (migrations recorded): nothing to adopt"
+        )?,
+        Found::Unrelated(_) => {}
+        Found::BetterAuth { naming, resuming } => writeln!(
+            out,
+            "-- Better Auth's tables ({naming:?}){}",
+            if *resuming {
+                ", adoption under way"
+            } else {
+                ""
+            }
+        )?,
+    }
+    for (step, sql) in &outcome.plan {
+        let state = if outcome.applied.contains(step) {
+            "ran"
+        } else if dry_run {
+            "would run"
+        } else {
+            "done before"
+        };
+        writeln!(out, "\n-- step {step} ({state})")?;
+        for statement in sql {
+            writeln!(out, "{statement}")?;
+        }
+    }
+    Ok(true)
 }

@@ -80,6 +80,16 @@ impl AdminService<'_> {
         Ok(migrations::status(&mut self.conn().await?, &known).await?)
     }
 
+    /// How many credential accounts still hold a password hash from an adopted database
+    /// (Better Auth's scrypt); each becomes argon2id at its owner's next sign-in.
+    pub async fn legacy_password_hashes(&self, _admin: &Admin) -> Result<i64> {
+        Ok(crate::db::accounts::count_legacy_hashes(
+            &mut self.conn().await?,
+            super::CREDENTIAL_PROVIDER,
+        )
+        .await?)
+    }
+
     /// Applies the pending on-disk migrations to the live database (development only), under
     /// the same lock as boot, and records their checksums; `dry_run` only reports.
     pub async fn push_schema(

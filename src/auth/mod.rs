@@ -13,6 +13,7 @@ pub mod access_token;
 pub mod account;
 pub mod admin;
 pub mod audit;
+pub mod better_auth;
 mod context;
 pub mod email;
 pub mod health;

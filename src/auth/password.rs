@@ -86,6 +86,9 @@ impl Cost {
     /// Whether `hash` (a PHC string) was made with other parameters than this cost, so a
     /// successful sign-in should store a fresh hash.
     pub fn is_outdated(self, hash: &str) -> bool {
+        if is_legacy(hash) {
+            return true;
+        }
         let Ok(parsed) = PasswordHash::new(hash) else {
             return false;
         };
@@ -98,6 +101,66 @@ impl Cost {
             || params.t_cost() != self.iterations
             || params.p_cost() != 1
     }
+}
+
+/// Better Auth's scrypt parameters (`@better-auth/utils/password`): N = 2^14, r = 16, p = 1,
+/// a 64-byte key.
+const LEGACY_SCRYPT_LOG_N: u8 = 14;
+const LEGACY_SCRYPT_R: u32 = 16;
+const LEGACY_SCRYPT_KEY: usize = 64;
+/// A well-formed legacy hash verified against when padding an argon2 verification (its value
+/// matters not: the work is the same for any).
+const DUMMY_LEGACY_HASH: &str = concat!(
+    "00000000000000000000000000000000:",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000000"
+);
+
+/// Whether `hash` is a Better Auth password hash, `hex(salt):hex(key)` (16-byte salt, 64-byte
+/// key), as an adopted database holds them until each account's next sign-in.
+pub fn is_legacy(hash: &str) -> bool {
+    hash.split_once(':').is_some_and(|(salt, key)| {
+        salt.len() == 32
+            && key.len() == 2 * LEGACY_SCRYPT_KEY
+            && salt
+                .bytes()
+                .chain(key.bytes())
+                .all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+/// Verifies `password` against a Better Auth hash: scrypt of the NFKC-normalised password with
+/// the salt's hex text (not its bytes) as salt, as Better Auth computes it; compared in constant
+/// time. Always does the full work for a well-formed hash.
+fn verify_legacy(password: &str, hash: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization as _;
+    let Some((salt, key)) = hash.split_once(':') else {
+        return false;
+    };
+    let Ok(params) =
+        scrypt::Params::new(LEGACY_SCRYPT_LOG_N, LEGACY_SCRYPT_R, 1, LEGACY_SCRYPT_KEY)
+    else {
+        return false;
+    };
+    let normalized: String = password.nfkc().collect();
+    let mut out = [0u8; LEGACY_SCRYPT_KEY];
+    if scrypt::scrypt(normalized.as_bytes(), salt.as_bytes(), &params, &mut out).is_err() {
+        return false;
+    }
+    let expected = key.as_bytes();
+    let computed: Vec<u8> = out
+        .iter()
+        .flat_map(|b| {
+            let hex = b"0123456789abcdef";
+            [hex[usize::from(b >> 4)], hex[usize::from(b & 0x0f)]]
+        })
+        .collect();
+    computed.len() == expected.len()
+        && computed
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()))
+            == 0
 }
 
 /// A hash thread's reusable argon2 memory: filling the blocks of a buffer that is already
@@ -533,6 +596,10 @@ pub struct Hasher {
     cost: Cost,
     /// Verified against when an email is unknown, so that case costs the same time.
     dummy_hash: Arc<str>,
+    /// While legacy (Better Auth scrypt) hashes may remain: every verification computes both
+    /// an argon2 and a scrypt hash (the one that is not the account's against a dummy), so
+    /// unknown emails, legacy and argon2 accounts all take the same time.
+    legacy_padding: bool,
 }
 
 impl Hasher {
@@ -548,7 +615,14 @@ impl Hasher {
             permits: Arc::new(Semaphore::new(concurrency)),
             cost,
             dummy_hash: dummy.into(),
+            legacy_padding: false,
         })
+    }
+
+    /// Turns on the legacy padding (see the field): on an adopted database.
+    pub fn with_legacy_padding(mut self, on: bool) -> Self {
+        self.legacy_padding = on;
+        self
     }
 
     /// The configured cost.
@@ -565,12 +639,29 @@ impl Hasher {
 
     /// Verifies `password` against `hash`; with no hash, verifies against a dummy and fails,
     /// taking the same time as a wrong password.
+    /// A Better Auth hash (see [`is_legacy`]) is verified with scrypt, on the same threads.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
         let password = password.to_owned();
+        let pad = self.legacy_padding;
+        let dummy = self.dummy_hash.clone();
         let matches = self
-            .blocking(move |scratch| Ok(scratch.verify(password.as_bytes(), &hash)))
+            .blocking(move |scratch| {
+                Ok(if is_legacy(&hash) {
+                    let ok = verify_legacy(&password, &hash);
+                    if pad {
+                        scratch.verify(password.as_bytes(), &dummy);
+                    }
+                    ok
+                } else {
+                    let ok = scratch.verify(password.as_bytes(), &hash);
+                    if pad {
+                        verify_legacy(&password, DUMMY_LEGACY_HASH);
+                    }
+                    ok
+                })
+            })
             .await?;
         Ok(known && matches)
     }
@@ -670,6 +761,25 @@ mod tests {
         }
         assert!(!scratch.verify(b"x", "not a phc string"));
         assert!(!scratch.verify(b"x", "$argon2id$v=19$m=7168,t=5,p=1$c2FsdHNhbHQ"));
+    }
+
+    #[test]
+    fn better_auth_hashes_verify() {
+        // Made by better-auth 1.7.25 (`hashPassword("Better-Auth pw 1 ünïcode")`, tests/better-auth).
+        let hash = "ae74bc752abc32b4a63012137d391082:ca56df8975f02ec5479f5bc0f4a915096c4e7d1c1a21b58\
+                    53bf95ef1a6bab2dcca3a4102c86d94a877e062154cc77083891ccd54f4612062da17b924b9d2e437";
+        assert!(is_legacy(hash));
+        assert!(verify_legacy("Better-Auth pw 1 ünïcode", hash));
+        assert!(!verify_legacy("Better-Auth pw 1 unicode", hash));
+        // NFKC: the decomposed form of the same text verifies too.
+        assert!(verify_legacy(
+            "Better-Auth pw 1 u\u{308}ni\u{308}code",
+            hash
+        ));
+        assert!(Cost::default().is_outdated(hash));
+        assert!(!is_legacy("$argon2id$v=19$m=7168,t=5,p=1$c2FsdA$aGFzaA"));
+        assert!(!is_legacy("zz74bc752abc32b4a63012137d391082:00"));
+        assert!(is_legacy(DUMMY_LEGACY_HASH));
     }
 
     #[test]

@@ -263,6 +263,28 @@ impl Sessions<'_> {
         Ok(Some(Viewer { session, user }))
     }
 
+    /// A live session presented by a browser's Better Auth cookie (already checked against
+    /// Better Auth's secret): it gets a fresh token, so that cookie works this once, and the
+    /// new token comes back with the session's expiry for Apexkit's cookie. `None` when the
+    /// session is not live (or another request exchanged it first).
+    pub async fn exchange_better_auth(
+        &self,
+        token: &SessionToken,
+    ) -> Result<Option<(SessionToken, NaiveDateTime)>> {
+        let Some(viewer) = self.authenticate(token).await? else {
+            return Ok(None);
+        };
+        let fresh = SessionToken::generate()?;
+        let replaced = sessions::replace_token_hash(
+            &mut self.conn().await?,
+            &viewer.session.id,
+            &token.hash(),
+            &fresh.hash(),
+        )
+        .await?;
+        Ok(replaced.then_some((fresh, viewer.session.expires_at)))
+    }
+
     /// Ends the viewer's current session.
     pub async fn sign_out(&self, viewer: &Viewer, client: &ClientInfo) -> Result<()> {
         if sessions::delete(&mut self.conn().await?, &viewer.session.id).await? {

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 const TOKEN_BYTES: usize = 32;
 /// Length of a base64url (unpadded) encoding of 32 bytes.
 const TOKEN_CHARS: usize = 43;
+/// Better Auth's session tokens (`generateId(32)`: 32 letters and digits), valid in an adopted
+/// database (stored there as the same SHA-256 hash).
+const BETTER_AUTH_TOKEN_CHARS: usize = 32;
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut buf = [0u8; N];
@@ -28,11 +31,15 @@ impl SessionToken {
 
     /// Accepts only strings of the exact shape we issue. Anything else (a JWT, a made-up value,
     /// an oversized header) is no token at all and costs no database lookup.
+    /// Better Auth's shape is accepted too (see [`BETTER_AUTH_TOKEN_CHARS`]).
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = raw.len() == TOKEN_CHARS
+        let ours = raw.len() == TOKEN_CHARS
             && raw
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let better_auth =
+            raw.len() == BETTER_AUTH_TOKEN_CHARS && raw.bytes().all(|b| b.is_ascii_alphanumeric());
+        let ok = ours || better_auth;
         ok.then(|| Self(raw.to_owned()))
     }
 
@@ -76,5 +83,8 @@ mod tests {
         assert!(SessionToken::parse("short").is_none());
         assert!(SessionToken::parse(&"a".repeat(44)).is_none());
         assert!(SessionToken::parse(&format!("{}=", "a".repeat(42))).is_none());
+        // Better Auth's tokens (adopted sessions): 32 letters and digits, nothing else.
+        assert!(SessionToken::parse("bpKwAhXwBu7Qyt6fbCeqY732ecSvawOZ").is_some());
+        assert!(SessionToken::parse("bpKwAhXwBu7Qyt6fbCeqY732ecSvawO-").is_none());
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use crate::secret::Secret;
 
 mod admin;
+mod adopt;
 mod database;
 mod graphql;
 mod mail;
@@ -22,6 +23,7 @@ mod tokens;
 pub mod two_factor;
 
 pub use admin::AdminConfig;
+pub use adopt::{Adopt, AdoptConfig, AdoptFrom};
 pub use database::{Database, DatabaseConfig};
 pub use graphql::{Graphql, GraphqlConfig};
 pub use mail::{Flows, Mail, MailConfig};
@@ -95,6 +97,13 @@ pub enum MigrateCommand {
         /// snake_case description, e.g. add_user_phone
         name: String,
     },
+    /// Adopt a Better Auth database (needs APEXKIT_ADOPT=better-auth unless --dry-run): print
+    /// what was found and the SQL of each step; with --dry-run, change nothing.
+    Adopt {
+        /// Print the SQL it would run, and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,6 +140,8 @@ pub struct Config {
     pub social: SocialConfig,
     #[command(flatten)]
     pub two_factor: two_factor::TwoFactorConfig,
+    #[command(flatten)]
+    pub adopt: AdoptConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -167,6 +178,8 @@ pub struct Settings {
     pub social: crate::auth::social::SocialSettings,
     /// Two-factor and passwordless sign-in (issue 16).
     pub two_factor: two_factor::TwoFactorOptions,
+    /// APEXKIT_ADOPT and Better Auth's secret.
+    pub adopt: Adopt,
 }
 
 impl Settings {
@@ -192,6 +205,7 @@ impl Config {
         let mail = ok(&mut problems, self.mail.settings(production));
         let social = ok(&mut problems, self.social.settings());
         let two_factor = ok(&mut problems, self.two_factor.settings());
+        let adopt = ok(&mut problems, self.adopt.settings()).unwrap_or_default();
         match (
             database,
             server,
@@ -231,6 +245,7 @@ impl Config {
                 metrics_listen: self.observability.settings(),
                 social,
                 two_factor,
+                adopt,
             }),
             _ => Err(problems.join("; ")),
         }

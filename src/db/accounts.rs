@@ -39,6 +39,20 @@ pub async fn password_hash(
     })
 }
 
+/// Credential accounts whose password hash is not a PHC string (`$argon2id$…`): hashes from
+/// an adopted database (Better Auth's `salt:key` scrypt), replaced at each one's next sign-in.
+pub async fn count_legacy_hashes(conn: &mut Conn, provider: &str) -> Result<i64, DbError> {
+    run!(conn, |c| {
+        account::table
+            .filter(account::provider_id.eq(provider))
+            .filter(account::password.is_not_null())
+            .filter(account::password.not_like("$%"))
+            .count()
+            .get_result(c)
+            .await
+    })
+}
+
 /// Replaces the password hash `old` with `new` (same password, current argon2 cost); a hash
 /// changed in the meantime is left alone. Returns whether the row was updated.
 pub async fn upgrade_hash(

@@ -2,6 +2,7 @@
 //! queries per table. Knows nothing of GraphQL, HTTP or the rules of authentication.
 
 pub mod accounts;
+pub mod adopt;
 pub mod audit;
 pub mod email_codes;
 pub mod migrations;

@@ -34,6 +34,27 @@ pub async fn find_with_user(
     })
 }
 
+/// Gives a session a new token (by its hash), if it still has the old one; returns whether it
+/// did. Used once per session adopted from a Better Auth cookie.
+pub async fn replace_token_hash(
+    conn: &mut Conn,
+    id: &str,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<bool, DbError> {
+    run!(conn, |c| {
+        diesel::update(
+            session::table
+                .find(id)
+                .filter(session::token_hash.eq(old_hash)),
+        )
+        .set(session::token_hash.eq(new_hash))
+        .execute(c)
+        .await
+    })
+    .map(|n| n > 0)
+}
+
 /// Moves the expiry of a session forward (the sliding window).
 pub async fn extend(
     conn: &mut Conn,

@@ -279,6 +279,13 @@ impl AdminQuery {
         let states = domain(ctx)?.admin().migration_status(&admin).await?;
         Ok(states.into_iter().map(Migration::from).collect())
     }
+
+    /// How many accounts still hold a password hash from an adopted Better Auth database
+    /// (scrypt); each is re-stored as argon2id at its owner's next successful sign-in. (admin)
+    async fn legacy_password_hashes(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let admin = require_admin(ctx).await?;
+        Ok(domain(ctx)?.admin().legacy_password_hashes(&admin).await?)
+    }
 }
 
 #[derive(Default)]

@@ -14,7 +14,7 @@ use poem::web::{Data, Html};
 use poem::{Body, IntoResponse, Request, Response, handler};
 
 use super::{HttpState, refusal};
-use crate::auth::{ClientInfo, SessionToken};
+use crate::auth::{ClientInfo, SessionToken, better_auth};
 use crate::error::Code;
 use crate::graphql::{RateTally, Refusal, RequestState};
 use crate::throttle::net::Cidr;
@@ -189,7 +189,11 @@ fn cross_site_refusal(req: &Request, state: &HttpState) -> Option<Response> {
                 req,
                 &state.cookie.name_of(crate::graphql::TWO_FACTOR_COOKIE),
             )
-            .is_some());
+            .is_some()
+            || (state.better_auth_secret.is_some()
+                && better_auth::COOKIE_NAMES
+                    .iter()
+                    .any(|name| cookie(req, name).is_some())));
     if cookie_authenticated
         && origin.is_none()
         && !req
@@ -263,10 +267,13 @@ pub(super) fn client_info(req: &Request, state: &HttpState) -> ClientInfo {
     }
 }
 
-fn request_state(req: &Request, state: &HttpState) -> RequestState {
+/// `exchanged`: the session token that replaced a Better Auth cookie in this request.
+fn request_state(req: &Request, state: &HttpState, exchanged: Option<&str>) -> RequestState {
     let token = match req.header(header::AUTHORIZATION) {
-        Some(value) => bearer(value).and_then(SessionToken::parse),
-        None => cookie(req, state.cookie.name).and_then(SessionToken::parse),
+        Some(value) => bearer(value).and_then(|raw| bearer_token(raw, state)),
+        None => exchanged
+            .or_else(|| cookie(req, state.cookie.name))
+            .and_then(SessionToken::parse),
     };
     let two_factor = cookie(
         req,
@@ -276,6 +283,52 @@ fn request_state(req: &Request, state: &HttpState) -> RequestState {
     .map(str::to_owned);
     RequestState::new(client_info(req, state), token, state.cookie.clone())
         .with_two_factor_token(two_factor)
+}
+
+/// A bearer token: ours (or Better Auth's plain one), or Better Auth's signed form
+/// (`token.signature`, what its bearer plugin hands out) when its secret is configured.
+fn bearer_token(raw: &str, state: &HttpState) -> Option<SessionToken> {
+    if raw.contains('.') || raw.contains('%') {
+        let secret = state.better_auth_secret.as_ref()?;
+        return better_auth::unsign(raw, secret);
+    }
+    SessionToken::parse(raw)
+}
+
+/// A browser still holding Better Auth's signed session cookie (and no cookie of ours): with
+/// Better Auth's secret configured, the session it names gets a fresh token, set as Apexkit's
+/// cookie in this response, and Better Auth's cookie is cleared. Returns the new token and the
+/// `Set-Cookie` values.
+async fn exchange_better_auth_cookie(
+    req: &Request,
+    state: &HttpState,
+) -> Option<(String, Vec<String>)> {
+    let secret = state.better_auth_secret.as_ref()?;
+    if req.header(header::AUTHORIZATION).is_some() || cookie(req, state.cookie.name).is_some() {
+        return None;
+    }
+    let (name, value) = better_auth::COOKIE_NAMES
+        .iter()
+        .find_map(|name| cookie(req, name).map(|v| (*name, v)))?;
+    let token = better_auth::unsign(value, secret)?;
+    let (fresh, expires_at) = match state.auth.sessions().exchange_better_auth(&token).await {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot exchange a Better Auth session cookie");
+            return None;
+        }
+    };
+    let max_age = (expires_at - crate::auth::now()).num_seconds().max(0);
+    let secure = if name.starts_with("__Secure-") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookies = vec![
+        state.cookie.set(fresh.expose(), Some(max_age)),
+        format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    ];
+    Some((fresh.expose().to_owned(), cookies))
 }
 
 fn bearer(value: &str) -> Option<&str> {
@@ -331,13 +384,16 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
     {
         return refused;
     }
+    let exchanged = exchange_better_auth_cookie(req, state).await;
     let tally = Arc::new(RateTally::default());
     let mut responses = Vec::with_capacity(vetted.len());
     // Sequentially: a batch must not multiply the server's concurrency.
     for request in vetted {
         match request {
             Ok(request) => {
-                let request = request.data(request_state(req, state).with_tally(tally.clone()));
+                let adopted = exchanged.as_ref().map(|(token, _)| token.as_str());
+                let request =
+                    request.data(request_state(req, state, adopted).with_tally(tally.clone()));
                 responses.push(state.schema.execute(request).await);
             }
             Err(refused) => responses.push(refused.into_response()),
@@ -350,6 +406,11 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::CACHE_CONTROL, "no-store");
+    if let Some((_, cookies)) = &exchanged {
+        for value in cookies {
+            http = http.header(header::SET_COOKIE, value.as_str());
+        }
+    }
     for response in &responses {
         for (name, value) in &response.http_headers {
             http = http.header(name.clone(), value.clone());

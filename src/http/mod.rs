@@ -55,6 +55,8 @@ pub struct HttpState {
     pub hsts: Option<HeaderValue>,
     /// issue 13: whether the main listener serves `/metrics` (not in production).
     pub metrics_on_main: bool,
+    /// issue 18: Better Auth's secret, for its signed session cookie and bearer tokens.
+    pub better_auth_secret: Option<crate::auth::better_auth::Secret>,
 }
 
 /// The `Strict-Transport-Security` value for a base URL: only for https, and none for a zero

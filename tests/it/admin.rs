@@ -820,6 +820,7 @@ const FIELDS: &[(&str, &str, Access)] = {
         ("Query", "adminUserSessions", Admin),
         ("Query", "auditEvents", Admin),
         ("Query", "migrations", Admin),
+        ("Query", "legacyPasswordHashes", Admin),
         // mutations
         ("Mutation", "signUpEmail", Public),
         ("Mutation", "signInEmail", Public),

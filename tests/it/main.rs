@@ -6,6 +6,7 @@ mod support;
 mod abuse;
 mod account;
 mod admin;
+mod adopt;
 mod architecture;
 mod auth;
 mod docs;
