@@ -36,10 +36,14 @@ pub enum AuditKind {
     SocialSignIn,
     AccountLink,
     AccountUnlink,
+    PasskeyRegister,
+    PasskeyRename,
+    PasskeyDelete,
+    PasskeySignIn,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 24] = [
         Self::SignUp,
         Self::SignIn,
         Self::SignOut,
@@ -60,6 +64,10 @@ impl AuditKind {
         Self::SocialSignIn,
         Self::AccountLink,
         Self::AccountUnlink,
+        Self::PasskeyRegister,
+        Self::PasskeyRename,
+        Self::PasskeyDelete,
+        Self::PasskeySignIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +92,10 @@ impl AuditKind {
             Self::SocialSignIn => "social_sign_in",
             Self::AccountLink => "account_link",
             Self::AccountUnlink => "account_unlink",
+            Self::PasskeyRegister => "passkey_register",
+            Self::PasskeyRename => "passkey_rename",
+            Self::PasskeyDelete => "passkey_delete",
+            Self::PasskeySignIn => "passkey_sign_in",
         }
     }
 }

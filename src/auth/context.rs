@@ -10,6 +10,7 @@ use super::account::Accounts;
 use super::admin::AdminService;
 use super::audit::AuditEvent;
 use super::migrations::Migrator;
+use super::passkey::{Passkeys, RelyingParty};
 use super::session::Sessions;
 use super::sign_in::Passwords;
 use super::social::{Social, SocialProviders};
@@ -55,6 +56,8 @@ pub struct Context {
     pub(super) sign_in_throttle: AccountThrottle,
     /// The social sign-in providers (`None`: none configured).
     pub(super) social: Option<Arc<SocialProviders>>,
+    /// The passkeys' relying party (`None`: passkeys not configured).
+    pub(super) relying_party: Option<Arc<RelyingParty>>,
 }
 
 /// The services.
@@ -87,6 +90,11 @@ impl Context {
     /// Sign-in with OAuth 2.0 / OpenID Connect providers.
     pub fn social(&self) -> Social<'_> {
         Social { ctx: self }
+    }
+
+    /// Passkeys: WebAuthn registration and sign-in, the user's list.
+    pub fn passkeys(&self) -> Passkeys<'_> {
+        Passkeys { ctx: self }
     }
 
     /// Access tokens for other services.

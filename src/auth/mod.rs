@@ -20,6 +20,7 @@ pub mod keys;
 pub mod links;
 pub mod migrations;
 pub mod origin;
+pub mod passkey;
 pub mod password;
 pub mod seal;
 pub mod session;
@@ -148,6 +149,7 @@ impl Auth {
             password_policy: password::Policy::default(),
             sign_in_throttle: AccountThrottle::disabled(),
             social: None,
+            relying_party: None,
         }))
     }
 
@@ -185,6 +187,12 @@ impl Auth {
     /// Social sign-in with these providers.
     pub fn with_social(mut self, providers: Option<social::SocialProviders>) -> Self {
         self.assembling().social = providers.map(Arc::new);
+        self
+    }
+
+    /// Passkeys with this relying party.
+    pub fn with_relying_party(mut self, rp: passkey::RelyingParty) -> Self {
+        self.assembling().relying_party = Some(Arc::new(rp));
         self
     }
 

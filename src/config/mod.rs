@@ -19,6 +19,7 @@ mod server;
 mod sessions;
 pub mod social;
 mod tokens;
+mod webauthn;
 
 pub use admin::AdminConfig;
 pub use database::{Database, DatabaseConfig};
@@ -31,6 +32,7 @@ pub use server::{Server, ServerConfig, Site};
 pub use sessions::{Sessions, SessionsConfig};
 pub use social::{ProviderConfig, SocialConfig};
 pub use tokens::{Tokens, TokensConfig};
+pub use webauthn::{Webauthn, WebauthnConfig};
 
 /// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
 #[derive(Debug, Parser)]
@@ -128,6 +130,8 @@ pub struct Config {
     pub observability: ObservabilityConfig,
     #[command(flatten)]
     pub social: SocialConfig,
+    #[command(flatten)]
+    pub webauthn: WebauthnConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -161,6 +165,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The social sign-in providers, checked (their discovery happens at boot).
     pub social: Vec<crate::auth::social::ProviderSpec>,
+    /// The passkeys' relying party.
+    pub webauthn: Webauthn,
 }
 
 impl Settings {
@@ -185,6 +191,7 @@ impl Config {
         let rate_limits = ok(&mut problems, self.rate_limits.settings(production));
         let mail = ok(&mut problems, self.mail.settings(production));
         let social = ok(&mut problems, self.social.settings());
+        let webauthn = ok(&mut problems, self.webauthn.settings());
         match (
             database,
             server,
@@ -196,6 +203,7 @@ impl Config {
             rate_limits,
             mail,
             social,
+            webauthn,
         ) {
             (
                 Some(database),
@@ -208,6 +216,7 @@ impl Config {
                 Some(rate_limits),
                 Some(mail),
                 Some(social),
+                Some(webauthn),
             ) if problems.is_empty() => Ok(Settings {
                 environment: self.server.environment,
                 server,
@@ -221,6 +230,7 @@ impl Config {
                 mail,
                 metrics_listen: self.observability.settings(),
                 social,
+                webauthn,
             }),
             _ => Err(problems.join("; ")),
         }

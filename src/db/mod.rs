@@ -6,6 +6,7 @@ pub mod audit;
 pub mod migrations;
 pub mod models;
 pub mod outbox;
+pub mod passkeys;
 pub mod pooling;
 pub mod schema;
 pub mod sessions;

@@ -17,6 +17,10 @@ pub mod purpose {
     pub const CHANGE_EMAIL: &str = "change-email";
     /// A social sign-in in progress (the `state` of the authorization request).
     pub const OAUTH_STATE: &str = "oauth-state";
+    /// A passkey registration in progress (`identifier`: SHA-256 of its challenge).
+    pub const PASSKEY_REGISTRATION: &str = "passkey-registration";
+    /// A passkey sign-in in progress (`identifier`: SHA-256 of its challenge).
+    pub const PASSKEY_AUTHENTICATION: &str = "passkey-authentication";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

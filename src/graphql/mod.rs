@@ -9,6 +9,7 @@ pub mod errors;
 pub mod inputs;
 mod limits;
 mod observe;
+mod passkeys;
 mod sessions;
 pub mod social;
 pub mod types;
@@ -31,6 +32,7 @@ pub struct Query(
     sessions::SessionsQuery,
     admin::AdminQuery,
     social::SocialQuery,
+    passkeys::PasskeysQuery,
 );
 
 /// Declares the two mutation roots from ONE list of parts: `Mutation` (production) and
@@ -54,6 +56,7 @@ mutation_roots!(
     admin::AdminMutation,
     account::AccountMutation,
     social::SocialMutation,
+    passkeys::PasskeysMutation,
 );
 
 /// The executable schema (with or without the developer tools) and the gate every document

@@ -67,7 +67,7 @@ impl Class {
 pub fn class_of(field: &str) -> Class {
     match field {
         "signInEmail" | "signUpEmail" | "changePassword" | "changeEmail" | "deleteUser"
-        | "resetPassword" | "signInSocial" => Class::Credential,
+        | "resetPassword" | "signInSocial" | "signInPasskey" => Class::Credential,
         "requestPasswordReset" | "sendVerificationEmail" => Class::Mail,
         _ => Class::General,
     }
@@ -176,6 +176,7 @@ mod tests {
             "changeEmail",
             "deleteUser",
             "resetPassword",
+            "signInPasskey",
         ] {
             assert_eq!(class_of(f), Class::Credential, "{f}");
         }

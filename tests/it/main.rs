@@ -15,6 +15,7 @@ mod hardening;
 mod http;
 mod migrations;
 mod operations;
+mod passkeys;
 mod process;
 mod scale;
 mod schema;

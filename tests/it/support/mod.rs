@@ -11,9 +11,11 @@
 //! - [`mail`]: a real SMTP server on loopback that keeps what arrives ([`SmtpSink`]);
 //! - [`process`]: the real binary as operators run it ([`Proc`]);
 //! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages.
+//! - [`authenticator`]: a software WebAuthn authenticator (ES256, attestation `none`).
 //! - [`pgbouncer`]: a PgBouncer of the test's own in front of the test PostgreSQL ([`PgBouncer`]).
 
 mod app;
+pub mod authenticator;
 mod client;
 mod db;
 mod mail;
