@@ -8,6 +8,7 @@ mod account;
 mod admin;
 mod architecture;
 mod auth;
+mod browser;
 mod docs;
 mod edge;
 mod faults;
