@@ -263,7 +263,8 @@ impl App {
             social,
             two_factor,
         )
-        .await?;
+        .await?
+        .with_relying_party(relying_party(&settings, &site, &secret)?);
         let ready = Arc::new(AtomicBool::new(true));
         let state = http_state(&settings, &site, &auth, &keys, &rate_limiter, &ready);
         let mail = mail_worker(settings.mail, production, &pool, wake);
@@ -358,6 +359,11 @@ impl App {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "purged expired second steps and codes"),
                     Err(e) => tracing::warn!(error = %e, "two-factor purge failed"),
+                }
+                match auth.passkeys().purge_expired_ceremonies().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ceremonies = n, "purged abandoned passkey ceremonies"),
+                    Err(e) => tracing::warn!(error = %e, "passkey ceremony purge failed"),
                 }
                 match auth.social().purge_expired_flows().await {
                     Ok(0) => {}
@@ -542,6 +548,34 @@ async fn social_providers(
         tracing::warn!(provider = %id, %error, "social provider unreachable at boot; retried at first use");
     }
     Ok(Some(providers))
+}
+
+/// The passkeys' relying party: `APEXKIT_WEBAUTHN_RP_ID` (default the base URL's host), its
+/// name, and the trusted origins as the allowed ones. A trusted origin outside the RP id cannot
+/// use passkeys (browsers refuse): a warning names it.
+fn relying_party(
+    settings: &Settings,
+    site: &Site,
+    secret: &Secret,
+) -> anyhow::Result<crate::auth::passkey::RelyingParty> {
+    let rp_id = match &settings.webauthn.rp_id {
+        Some(id) => id.clone(),
+        None => url::Url::parse(&site.base_url)?
+            .host_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("APEXKIT_BASE_URL has no host"))?,
+    };
+    let rp = crate::auth::passkey::RelyingParty::new(
+        &rp_id,
+        &settings.webauthn.rp_name,
+        site.origins.all(),
+        secret,
+    )
+    .map_err(anyhow::Error::msg)?;
+    for origin in site.origins.all().iter().filter(|o| !rp.serves(o)) {
+        tracing::warn!(%origin, rp_id = %rp_id, "trusted origin outside APEXKIT_WEBAUTHN_RP_ID: passkeys will not work there");
+    }
+    Ok(rp)
 }
 
 /// The per-client rate limiter and the failed sign-in delay (both off without rate limits);

@@ -21,6 +21,9 @@ pub const SIGN_IN: &str = "apexkit_sign_in_total";
 /// Social sign-in outcomes, labelled `provider` and `outcome` (`success` or the `?error=` value).
 /// Record with [`record_social_sign_in`].
 pub const SOCIAL_SIGN_IN: &str = "apexkit_social_sign_in_total";
+/// Passkey ceremonies by `ceremony` (`register`, `sign_in`) and `outcome` (`success` or the
+/// error code). Record with [`record_passkey`].
+pub const PASSKEY: &str = "apexkit_passkey_ceremonies_total";
 /// Password hashes waiting for a slot of the argon2 semaphore.
 pub const HASH_QUEUE_DEPTH: &str = "apexkit_hash_queue_depth";
 /// Time a password hash waited for a slot.
@@ -87,6 +90,7 @@ fn describe() {
     );
     describe_counter!(SIGN_IN, "signInEmail outcomes");
     describe_counter!(SOCIAL_SIGN_IN, "Social sign-in outcomes by provider");
+    describe_counter!(PASSKEY, "Passkey registrations and sign-ins by outcome");
     describe_gauge!(
         HASH_QUEUE_DEPTH,
         "Password hashes waiting for an argon2 slot"
@@ -140,6 +144,10 @@ pub fn record_social_sign_in(provider: &str, outcome: &str) {
         "outcome" => outcome.to_owned()
     )
     .increment(1);
+}
+
+pub fn record_passkey(ceremony: &'static str, outcome: &'static str) {
+    metrics::counter!(PASSKEY, "ceremony" => ceremony, "outcome" => outcome).increment(1);
 }
 
 pub fn record_rate_limited(field: &str) {

@@ -43,10 +43,14 @@ pub enum AuditKind {
     AdminDisableTwoFactor,
     MagicLinkSignIn,
     EmailOtpSignIn,
+    PasskeyRegister,
+    PasskeyRename,
+    PasskeyDelete,
+    PasskeySignIn,
 }
 
 impl AuditKind {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 31] = [
         Self::SignUp,
         Self::SignIn,
         Self::SignOut,
@@ -74,6 +78,10 @@ impl AuditKind {
         Self::AdminDisableTwoFactor,
         Self::MagicLinkSignIn,
         Self::EmailOtpSignIn,
+        Self::PasskeyRegister,
+        Self::PasskeyRename,
+        Self::PasskeyDelete,
+        Self::PasskeySignIn,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -105,6 +113,10 @@ impl AuditKind {
             Self::AdminDisableTwoFactor => "admin_disable_two_factor",
             Self::MagicLinkSignIn => "magic_link_sign_in",
             Self::EmailOtpSignIn => "email_otp_sign_in",
+            Self::PasskeyRegister => "passkey_register",
+            Self::PasskeyRename => "passkey_rename",
+            Self::PasskeyDelete => "passkey_delete",
+            Self::PasskeySignIn => "passkey_sign_in",
         }
     }
 }

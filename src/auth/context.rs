@@ -10,6 +10,7 @@ use super::account::Accounts;
 use super::admin::AdminService;
 use super::audit::AuditEvent;
 use super::migrations::Migrator;
+use super::passkey::{Passkeys, RelyingParty};
 use super::passwordless::Passwordless;
 use super::session::Sessions;
 use super::sign_in::Passwords;
@@ -59,6 +60,8 @@ pub struct Context {
     pub(super) social: Option<Arc<SocialProviders>>,
     /// Two-factor and passwordless sign-in keys and settings (`None`: not configured).
     pub(super) two_factor: Option<Arc<TwoFactorSettings>>,
+    /// The passkeys' relying party (`None`: passkeys not configured).
+    pub(super) relying_party: Option<Arc<RelyingParty>>,
 }
 
 /// The services.
@@ -101,6 +104,11 @@ impl Context {
     /// Passwordless sign-in: magic links and emailed codes.
     pub fn passwordless(&self) -> Passwordless<'_> {
         Passwordless { ctx: self }
+    }
+
+    /// Passkeys: WebAuthn registration and sign-in, the user's list.
+    pub fn passkeys(&self) -> Passkeys<'_> {
+        Passkeys { ctx: self }
     }
 
     /// Access tokens for other services.

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod links;
 pub mod migrations;
 pub mod origin;
+pub mod passkey;
 pub mod password;
 pub mod passwordless;
 pub mod seal;
@@ -156,6 +157,7 @@ impl Auth {
             sign_in_throttle: AccountThrottle::disabled(),
             social: None,
             two_factor: None,
+            relying_party: None,
         }))
     }
 
@@ -199,6 +201,12 @@ impl Auth {
     /// Two-factor authentication and passwordless sign-in with these keys and settings.
     pub fn with_two_factor(mut self, settings: two_factor::TwoFactorSettings) -> Self {
         self.assembling().two_factor = Some(Arc::new(settings));
+        self
+    }
+
+    /// Passkeys with this relying party.
+    pub fn with_relying_party(mut self, rp: passkey::RelyingParty) -> Self {
+        self.assembling().relying_party = Some(Arc::new(rp));
         self
     }
 

@@ -21,6 +21,7 @@ mod sessions;
 pub mod social;
 mod tokens;
 pub mod two_factor;
+mod webauthn;
 
 pub use admin::AdminConfig;
 pub use adopt::{Adopt, AdoptConfig, AdoptFrom};
@@ -34,6 +35,7 @@ pub use server::{Server, ServerConfig, Site};
 pub use sessions::{Sessions, SessionsConfig};
 pub use social::{ProviderConfig, SocialConfig};
 pub use tokens::{Tokens, TokensConfig};
+pub use webauthn::{Webauthn, WebauthnConfig};
 
 /// Apexkit Auth: a self-hosted authentication service speaking GraphQL.
 #[derive(Debug, Parser)]
@@ -142,6 +144,8 @@ pub struct Config {
     pub two_factor: two_factor::TwoFactorConfig,
     #[command(flatten)]
     pub adopt: AdoptConfig,
+    #[command(flatten)]
+    pub webauthn: WebauthnConfig,
 }
 
 /// An on/off switch whose default depends on the environment.
@@ -180,6 +184,8 @@ pub struct Settings {
     pub two_factor: two_factor::TwoFactorOptions,
     /// APEXKIT_ADOPT and Better Auth's secret.
     pub adopt: Adopt,
+    /// The passkeys' relying party.
+    pub webauthn: Webauthn,
 }
 
 impl Settings {
@@ -206,6 +212,7 @@ impl Config {
         let social = ok(&mut problems, self.social.settings());
         let two_factor = ok(&mut problems, self.two_factor.settings());
         let adopt = ok(&mut problems, self.adopt.settings()).unwrap_or_default();
+        let webauthn = ok(&mut problems, self.webauthn.settings());
         match (
             database,
             server,
@@ -218,6 +225,7 @@ impl Config {
             mail,
             social,
             two_factor,
+            webauthn,
         ) {
             (
                 Some(database),
@@ -231,6 +239,7 @@ impl Config {
                 Some(mail),
                 Some(social),
                 Some(two_factor),
+                Some(webauthn),
             ) if problems.is_empty() => Ok(Settings {
                 environment: self.server.environment,
                 server,
@@ -246,6 +255,7 @@ impl Config {
                 social,
                 two_factor,
                 adopt,
+                webauthn,
             }),
             _ => Err(problems.join("; ")),
         }

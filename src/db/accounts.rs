@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use super::models::{
     Account, NewProviderAccount, NewSession, NewUser, ProviderTokens, Session, User,
 };
-use super::schema::{account, session, user};
+use super::schema::{account, passkey, session, user};
 use super::{Conn, DbError, run, transaction};
 
 pub async fn list_for_user(conn: &mut Conn, user_id: &str) -> Result<Vec<Account>, DbError> {
@@ -202,7 +202,8 @@ pub async fn provider_tokens(
 }
 
 /// Removes one of the user's accounts unless it is their last: `Ok(None)` when there is no
-/// such account, `Ok(Some(false))` when it is the last one (nothing removed).
+/// such account, `Ok(Some(false))` when it is the user's last way to sign in: no other account
+/// and no passkey (nothing removed).
 pub async fn delete_unless_last(
     conn: &mut Conn,
     user_id: &str,
@@ -210,6 +211,11 @@ pub async fn delete_unless_last(
     account_id: Option<&str>,
 ) -> Result<Option<bool>, DbError> {
     transaction!(conn, |c| {
+        // Locks the user row (see `passkeys::delete_unless_last`, which counts the same way).
+        diesel::update(user::table.filter(user::id.eq(user_id)))
+            .set(user::updated_at.eq(user::updated_at))
+            .execute(c)
+            .await?;
         let mut query = account::table
             .filter(account::user_id.eq(user_id))
             .filter(account::provider_id.eq(provider))
@@ -227,7 +233,13 @@ pub async fn delete_unless_last(
             .count()
             .get_result(c)
             .await?;
-        if count <= 1 {
+        // Passkeys are ways to sign in too (CONTRACT: "no account row and no passkey").
+        let passkeys: i64 = passkey::table
+            .filter(passkey::user_id.eq(user_id))
+            .count()
+            .get_result(c)
+            .await?;
+        if count + passkeys <= 1 {
             return Ok(Some(false));
         }
         diesel::delete(account::table.filter(account::id.eq(&id)))

@@ -8,6 +8,7 @@ pub mod email_codes;
 pub mod migrations;
 pub mod models;
 pub mod outbox;
+pub mod passkeys;
 pub mod pooling;
 pub mod schema;
 pub mod sessions;

@@ -185,3 +185,22 @@ diesel::table! {
         created_at -> Timestamp,
     }
 }
+diesel::table! {
+    passkey (id) {
+        id -> Text,
+        name -> Nullable<Text>,
+        public_key -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        counter -> BigInt,
+        device_type -> Text,
+        backed_up -> Bool,
+        transports -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        aaguid -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(passkey -> user (user_id));
+diesel::allow_tables_to_appear_in_same_query!(passkey, user);

@@ -19,6 +19,10 @@ pub mod purpose {
     pub const OAUTH_STATE: &str = "oauth-state";
     /// A magic sign-in link (`signInMagicLink`); `value` holds the flow as JSON.
     pub const MAGIC_LINK: &str = "magic-link";
+    /// A passkey registration in progress (`identifier`: SHA-256 of its challenge).
+    pub const PASSKEY_REGISTRATION: &str = "passkey-registration";
+    /// A passkey sign-in in progress (`identifier`: SHA-256 of its challenge).
+    pub const PASSKEY_AUTHENTICATION: &str = "passkey-authentication";
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod inputs;
 mod limits;
 mod observe;
+mod passkeys;
 mod sessions;
 pub mod social;
 mod two_factor;
@@ -32,6 +33,7 @@ pub struct Query(
     sessions::SessionsQuery,
     admin::AdminQuery,
     social::SocialQuery,
+    passkeys::PasskeysQuery,
 );
 
 /// Declares the two mutation roots from ONE list of parts: `Mutation` (production) and
@@ -57,6 +59,7 @@ mutation_roots!(
     social::SocialMutation,
     two_factor::TwoFactorMutation,
     two_factor::PasswordlessMutation,
+    passkeys::PasskeysMutation,
 );
 
 /// The executable schema (with or without the developer tools) and the gate every document

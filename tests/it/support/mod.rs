@@ -12,10 +12,12 @@
 //! - [`process`]: the real binary as operators run it ([`Proc`]);
 //! - [`oidc`]: a real OpenID provider on loopback and a browser that walks its pages;
 //!   [`presets`]: stand-ins for Microsoft's and Apple's endpoints, from their documentation.
+//! - [`authenticator`]: a software WebAuthn authenticator (ES256, attestation `none`).
 //! - [`pgbouncer`]: a PgBouncer of the test's own in front of the test PostgreSQL ([`PgBouncer`]).
 //! - [`redis`]: a Redis of the test's own, killable by pid, and raw RESP commands ([`RedisServer`]).
 
 mod app;
+pub mod authenticator;
 mod client;
 mod db;
 mod mail;

@@ -1,0 +1,169 @@
+//! The example frontend (`examples/web`) in headless Chromium, against the real service: the
+//! app on one loopback origin (`http://localhost:W`, its Vite dev server), the service on
+//! another (`http://localhost:A`), an untrusted page on a third site (`http://127.0.0.1:U`).
+//! The scenarios are `examples/web/e2e/run.mjs` (playwright-core driving Debian's `chromium`,
+//! which `.ci/run` installs); screenshots land in `target/browser/screenshots/`. SQLite only:
+//! the ceremonies run on both databases in `passkeys.rs`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::oidc::free_port;
+use crate::support::{Backend, SmtpSink, TestApp};
+
+const WEB_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/web");
+
+/// The Chromium to drive: `APEXKIT_CHROMIUM`, else Debian's.
+fn chromium() -> String {
+    let path = std::env::var("APEXKIT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&path).exists(),
+        "Chromium not found at {path}: `apt-get install chromium` (as .ci/run does) or set APEXKIT_CHROMIUM"
+    );
+    path
+}
+
+/// Installs the example's npm packages from its lock file when missing (`.ci/run` does it up
+/// front), so `cargo test` works on a fresh checkout.
+fn install_web() {
+    if Path::new(WEB_DIR)
+        .join("node_modules/playwright-core")
+        .exists()
+    {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix", WEB_DIR])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("npm (Node.js) is needed for the example frontend");
+    assert!(status.success(), "npm ci --prefix examples/web failed");
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Writes each recipient's mailed links to `dir/<address>.txt`, for the browser script to open.
+fn bridge_mail(sink: SmtpSink, dir: PathBuf) {
+    tokio::spawn(async move {
+        loop {
+            for mail in sink.all() {
+                for to in &mail.to {
+                    let links = sink
+                        .for_address(to)
+                        .iter()
+                        .flat_map(|m| m.links())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    let _ = std::fs::write(dir.join(format!("{to}.txt")), links);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_frontend_in_chromium() {
+    let chromium = chromium();
+    install_web();
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    let mail_dir = out.join("mail");
+    let shots = out.join("screenshots");
+    let _ = std::fs::remove_dir_all(&mail_dir);
+    std::fs::create_dir_all(&mail_dir).expect("mail dir");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+
+    let sink = SmtpSink::start();
+    let (api_port, web_port) = (free_port(), free_port());
+    let api = format!("http://localhost:{api_port}");
+    let web = format!("http://localhost:{web_port}");
+    let (base, trusted) = (api.clone(), web.clone());
+    let _app = TestApp::builder(Backend::Sqlite)
+        .smtp(&sink)
+        .config(move |c| {
+            c.server.listen = format!("127.0.0.1:{api_port}").parse().expect("addr");
+            c.server.base_url = Some(base);
+            c.server.trusted_origins = vec![trusted];
+        })
+        .spawn()
+        .await;
+    bridge_mail(sink, mail_dir.clone());
+
+    let vite = Command::new("node")
+        .args(["node_modules/vite/bin/vite.js", "--strictPort", "--port"])
+        .arg(web_port.to_string())
+        .current_dir(WEB_DIR)
+        .env("VITE_APEXKIT_URL", &api)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vite dev server starts");
+    let _vite = Killed(vite);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut up = false;
+    for _ in 0..150 {
+        if client
+            .get(&web)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the example's dev server did not come up on {web}");
+
+    let run = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("node")
+            .arg("e2e/run.mjs")
+            .current_dir(WEB_DIR)
+            .env("WEB_URL", &web)
+            .env("API_URL", &api)
+            .env("MAIL_DIR", &mail_dir)
+            .env("SHOTS_DIR", &shots)
+            .env("CHROMIUM", &chromium)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs e2e/run.mjs");
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        child
+            .stdout
+            .take()
+            .map(|mut s| s.read_to_string(&mut stdout));
+        child
+            .stderr
+            .take()
+            .map(|mut s| s.read_to_string(&mut stderr));
+        (child.wait().expect("wait"), stdout, stderr)
+    });
+    let (status, stdout, stderr) = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("browser tests finish within 5 minutes")
+        .expect("join");
+    println!("{stdout}");
+    assert!(
+        status.success(),
+        "browser scenarios failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+}
