@@ -58,11 +58,18 @@ async fn post(req: &Request, body: Body, state: &HttpState) -> Response {
     let bytes = match body.into_bytes_limit(state.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(ReadBodyError::PayloadTooLarge) => {
-            return refusal(
+            // The rest of the body is never read: the connection cannot carry another request,
+            // so say so (a client that reused it would write into a closed socket).
+            let mut resp = refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 Code::PayloadTooLarge,
                 &format!("Request body exceeds {} bytes", state.max_body_bytes),
             );
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return resp;
         }
         Err(_) => {
             return refusal(

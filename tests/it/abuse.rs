@@ -652,8 +652,12 @@ async fn password_policy_refuses_before_hashing(backend: Backend) {
     // Too long within the body limit: PASSWORD_TOO_LONG; 1 MiB: refused by the body limit.
     let (_, _, body) = try_sign_up("x".repeat(60_000)).await;
     assert_eq!(code(&body), "PASSWORD_TOO_LONG");
-    let (status, _, body) = try_sign_up("x".repeat(1 << 20)).await;
+    let (status, headers, body) = try_sign_up("x".repeat(1 << 20)).await;
     assert_eq!(status, 413);
+    assert_eq!(
+        headers["connection"], "close",
+        "the unread body ends the connection"
+    );
     assert_eq!(code(&body), "PAYLOAD_TOO_LARGE");
     let (_, _, body) = app
         .post_raw(&sign_in_body("p@example.com", &"y".repeat(60_000)), &[])

@@ -207,8 +207,8 @@ async fn adopts(kind: Kind) {
     let _ = proc.child.wait();
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM apexkit_adoption").await,
-        5,
-        "five steps committed before the kill"
+        6,
+        "six steps committed before the kill"
     );
     assert_eq!(
         db.count(

@@ -483,7 +483,8 @@ async fn registration_needs_a_recent_sign_in(backend: Backend) {
 
 /// Two-factor users: a passkey with user verification is both factors (a session at once); a
 /// passkey without it stops at the second step like a password, and no session exists until
-/// the TOTP code is given.
+/// the TOTP code is given; and a passkey registered with user verification cannot be used
+/// without it.
 async fn two_factor_users_need_user_verification(backend: Backend) {
     let app = app(backend).await;
     let (token, mut totp, _) = crate::two_factor::enrolled(&app, "ada@example.com").await;
@@ -503,11 +504,18 @@ async fn two_factor_users_need_user_verification(backend: Backend) {
     let payload = data(&body, "signInPasskey");
     assert_eq!(payload["twoFactorRequired"], false, "{body}");
     assert!(payload["token"].is_string(), "{body}");
-
     key.user_verified = false;
+    let options = authentication_options(&app, None).await;
+    assert_refused(&app, key.get(&options), "INVALID_TOKEN").await;
+
+    // A security key without a PIN: registered, and used, without user verification. (A
+    // passkey registered with it must keep using it: webauthn-rs-core refuses the downgrade.)
+    let mut no_pin = SoftAuthenticator::new(ORIGIN);
+    no_pin.user_verified = false;
+    add_passkey(&app, &token, &mut no_pin).await;
     let before = sessions(&app).await;
     let options = authentication_options(&app, None).await;
-    let body = passkey_sign_in(key.get(&options)).await;
+    let body = passkey_sign_in(no_pin.get(&options)).await;
     let payload = data(&body, "signInPasskey");
     assert_eq!(payload["twoFactorRequired"], true, "{body}");
     assert!(
