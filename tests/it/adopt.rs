@@ -55,31 +55,9 @@ impl Kind {
     }
 }
 
-/// Installs the fixture's npm packages (from its lock file) the first time a test needs them;
-/// `.ci/run` installs them up front.
-fn install_fixture() {
-    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/better-auth");
-        if std::path::Path::new(dir)
-            .join("node_modules/better-auth")
-            .exists()
-        {
-            return;
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix", dir])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .expect("npm (Node.js >= 20) is needed for the Better Auth fixture");
-        assert!(status.success(), "npm ci --prefix tests/better-auth failed");
-    });
-}
-
 /// A fresh database that Better Auth made, and what the fixture printed about it.
 async fn seeded(kind: Kind) -> (TestDb, Value) {
-    install_fixture();
+    crate::support::npm_ci("tests/better-auth", "better-auth");
     let db = TestDb::new(kind.backend()).await;
     let target = db
         .url

@@ -25,24 +25,6 @@ fn chromium() -> String {
     path
 }
 
-/// Installs the example's npm packages from its lock file when missing (`.ci/run` does it up
-/// front), so `cargo test` works on a fresh checkout.
-fn install_web() {
-    if Path::new(WEB_DIR)
-        .join("node_modules/playwright-core")
-        .exists()
-    {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix", WEB_DIR])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("npm (Node.js) is needed for the example frontend");
-    assert!(status.success(), "npm ci --prefix examples/web failed");
-}
-
 /// A child process killed when dropped.
 struct Killed(Child);
 
@@ -76,7 +58,7 @@ fn bridge_mail(sink: SmtpSink, dir: PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_frontend_in_chromium() {
     let chromium = chromium();
-    install_web();
+    crate::support::npm_ci("examples/web", "playwright-core");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser");
     let mail_dir = out.join("mail");
     let shots = out.join("screenshots");

@@ -32,7 +32,7 @@ pub use client::{Api, code, codes, data, get_status, metric_value, signed_in_tok
 pub use db::TestDb;
 pub use mail::SmtpSink;
 pub use pgbouncer::{PgBouncer, PoolMode};
-pub use process::{Proc, apexkit_cmd};
+pub use process::{Proc, apexkit_cmd, npm_ci};
 pub use redis::{RedisServer, Reply as RedisReply};
 
 /// Generates a `sqlite` and a `postgres` test for each named `async fn(Backend)`.

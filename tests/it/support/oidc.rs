@@ -14,28 +14,6 @@ pub const CLIENT_SECRET: &str = "apexkit-secret";
 /// A redirect URI where nothing listens: the native-app tests read the code from `Location`.
 pub const NATIVE_REDIRECT: &str = "http://127.0.0.1:9/native";
 
-/// Installs the harness's npm packages (from its lock file) the first time a test needs them,
-/// so `cargo test` alone works on a fresh checkout; `.ci/run` installs them up front.
-fn install_harness() {
-    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    INSTALLED.get_or_init(|| {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oidc");
-        if std::path::Path::new(dir)
-            .join("node_modules/oidc-provider")
-            .exists()
-        {
-            return;
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix", dir])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .expect("npm (Node.js) is needed for the OpenID provider of the social tests");
-        assert!(status.success(), "npm ci --prefix tests/oidc failed");
-    });
-}
-
 /// A running provider; killed on drop.
 pub struct OidcProvider {
     child: Child,
@@ -47,7 +25,7 @@ impl OidcProvider {
     /// Starts the provider with `config` (see `tests/oidc/README.md`) on `port` (0: any
     /// free port).
     pub fn start_on(config: &Value, port: u16) -> Self {
-        install_harness();
+        super::npm_ci("tests/oidc", "oidc-provider");
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("oidc.json");
         std::fs::write(&path, config.to_string()).expect("write provider config");

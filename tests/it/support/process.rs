@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_apexkit");
@@ -147,4 +147,27 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Installs the npm packages of a Node fixture of the tests (`dir`, relative to the crate: its
+/// lock file) unless `package` is already there, once per test run, so `cargo test` alone works
+/// on a fresh checkout; `.ci/run` installs them up front.
+pub fn npm_ci(dir: &str, package: &str) {
+    static DONE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.iter().any(|d| d == dir) {
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    if !path.join("node_modules").join(package).exists() {
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("npm (Node.js >= 20) is needed for {dir}: {e}"));
+        assert!(status.success(), "npm ci --prefix {dir} failed");
+    }
+    done.push(dir.to_owned());
 }
