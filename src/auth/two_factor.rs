@@ -307,22 +307,13 @@ impl TwoFactor<'_> {
         let secret = random::<SECRET_BYTES>()?;
         let sealed = settings.sealer.seal(&secret, viewer.user.id.as_bytes())?;
         let (codes, rows) = self.new_backup_codes(&viewer.user.id)?;
-        let now = now();
-        let code_rows: Vec<NewBackupCode<'_>> = rows
-            .iter()
-            .map(|(id, hash)| NewBackupCode {
-                id,
-                user_id: &viewer.user.id,
-                code_hash: hash,
-                created_at: now,
-            })
-            .collect();
+        let code_rows = backup_code_rows(&viewer.user.id, &rows);
         let started = two_factor::enrol(
             &mut self.conn().await?,
             &viewer.user.id,
             &sealed,
             &code_rows,
-            now,
+            now(),
         )
         .await?;
         if !started {
@@ -725,16 +716,7 @@ impl TwoFactor<'_> {
         self.reauthenticate(viewer, password, code, "generateBackupCodes", client)
             .await?;
         let (codes, rows) = self.new_backup_codes(&viewer.user.id)?;
-        let now = now();
-        let code_rows: Vec<NewBackupCode<'_>> = rows
-            .iter()
-            .map(|(id, hash)| NewBackupCode {
-                id,
-                user_id: &viewer.user.id,
-                code_hash: hash,
-                created_at: now,
-            })
-            .collect();
+        let code_rows = backup_code_rows(&viewer.user.id, &rows);
         two_factor::replace_backup_codes(&mut self.conn().await?, &viewer.user.id, &code_rows)
             .await?;
         self.record(
@@ -818,6 +800,19 @@ pub fn default_issuer(base_url: &str) -> String {
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| "Apexkit".to_owned())
+}
+
+/// The rows of freshly made backup codes (`(id, hash)` pairs of [`TwoFactor::new_backup_codes`]).
+fn backup_code_rows<'a>(user_id: &'a str, rows: &'a [(String, String)]) -> Vec<NewBackupCode<'a>> {
+    let created_at = now();
+    rows.iter()
+        .map(|(id, hash)| NewBackupCode {
+            id,
+            user_id,
+            code_hash: hash,
+            created_at,
+        })
+        .collect()
 }
 
 #[cfg(test)]
