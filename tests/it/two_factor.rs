@@ -24,6 +24,7 @@ on_both!(
     admin_sees_and_resets_two_factor,
     mailed_second_factor_only_when_enabled,
     second_factor_operations_are_rate_limited,
+    trusted_device_ends_with_disable_password_change_and_admin_actions,
 );
 
 /// An authenticator app: the secret and the last step it gave a code for (a step is accepted
@@ -861,4 +862,148 @@ async fn second_factor_operations_are_rate_limited(backend: Backend) {
         )
         .await;
     assert_eq!(status, 429);
+}
+
+/// Completes a password sign-in's second step with `trustDevice: true` (no cookie jar: the
+/// token travels in the body); returns the `apexkit.trusted_device=…` pair it set and the
+/// session token.
+async fn trusted_cookie(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    auth: &mut Authenticator,
+) -> (String, String) {
+    let body = app.gql(SIGN_IN, json!({ "e": email, "p": password })).await;
+    let payload = data(&body, "signInEmail");
+    assert_eq!(payload["twoFactorRequired"], true, "{body}");
+    let challenge = payload["twoFactorToken"].as_str().unwrap().to_owned();
+    let (status, headers, body) = app
+        .post_raw(
+            &json!({ "query": VERIFY_TOTP, "variables": { "c": auth.code().await, "t": challenge, "d": true } }),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = data(&body, "verifyTotp")["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let pair = set_cookies(&headers)
+        .iter()
+        .find(|c| c.starts_with("apexkit.trusted_device="))
+        .expect("the trusted-device cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (pair, token)
+}
+
+/// Whether a password sign-in presenting `cookie` (only that cookie, from a fresh client: a
+/// cookie the server merely cleared in its own browser still counts) stops at the second step.
+async fn asks_second_step(app: &TestApp, cookie: &str, email: &str, password: &str) -> bool {
+    let (status, _, body) = app
+        .post_raw(
+            &json!({ "query": SIGN_IN, "variables": { "e": email, "p": password } }),
+            &[
+                ("cookie", cookie),
+                ("origin", app.url("").trim_end_matches('/')),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let payload = data(&body, "signInEmail");
+    let required = payload["twoFactorRequired"] == true;
+    assert_eq!(payload["token"].is_string(), !required, "{body}");
+    required
+}
+
+async fn trusted_device_ends_with_disable_password_change_and_admin_actions(backend: Backend) {
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
+    let email = "devices@example.com";
+    let (_, mut auth, _) = enrolled(&app, email).await;
+    let user_id = app
+        .db
+        .strings(&format!(
+            "SELECT id AS s FROM \"user\" WHERE email = '{email}'"
+        ))
+        .await
+        .remove(0);
+
+    // disableTwoFactor, then a new enrolment: the old browser is asked for the new one.
+    let (cookie, token) = trusted_cookie(&app, email, PASSWORD, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, PASSWORD).await);
+    let off = app
+        .gql_with(
+            Some(&token),
+            "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": auth.code().await }),
+        )
+        .await;
+    assert_eq!(data(&off, "disableTwoFactor"), true, "{off}");
+    let body = app
+        .gql_with(Some(&token), ENABLE, json!({ "p": PASSWORD }))
+        .await;
+    let mut auth =
+        Authenticator::from_uri(data(&body, "enableTwoFactor")["totpURI"].as_str().unwrap());
+    let body = app
+        .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": auth.code().await }))
+        .await;
+    assert_eq!(
+        data(&body, "verifyTotp")["user"]["twoFactorEnabled"],
+        true,
+        "{body}"
+    );
+    assert!(asks_second_step(&app, &cookie, email, PASSWORD).await);
+
+    // changePassword with revokeOtherSessions.
+    let (cookie, token) = trusted_cookie(&app, email, PASSWORD, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, PASSWORD).await);
+    let new_password = "another long passphrase";
+    let changed = app
+        .gql_with(
+            Some(&token),
+            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { token } }",
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": new_password, "revokeOtherSessions": true } }),
+        )
+        .await;
+    assert!(
+        data(&changed, "changePassword")["token"].is_string(),
+        "{changed}"
+    );
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
+
+    // adminRevokeUserSessions.
+    let (cookie, _) = trusted_cookie(&app, email, new_password, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, new_password).await);
+    let revoked = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminRevokeUserSessions(userId: $id) }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&revoked, "adminRevokeUserSessions"), true, "{revoked}");
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
+
+    // A ban, lifted again: the browser is not trusted after the unban.
+    let (cookie, _) = trusted_cookie(&app, email, new_password, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, new_password).await);
+    let ban = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminBanUser(input: {userId: $id}) { banned } }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&ban, "adminBanUser")["banned"], true, "{ban}");
+    let unban = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminUnbanUser(userId: $id) { banned } }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&unban, "adminUnbanUser")["banned"], false, "{unban}");
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
 }
