@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apexkit::config::Toggle;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, PASSWORD, SmtpSink, TestApp, code, data, on_both, signed_in_token};
+use crate::support::{
+    Api, Backend, PASSWORD, Proc, SmtpSink, TestApp, TestDb, code, data, on_both, signed_in_token,
+};
 
 on_both!(
     enrolment_then_sign_in_stops_at_the_second_step,
@@ -25,6 +27,7 @@ on_both!(
     mailed_second_factor_only_when_enabled,
     second_factor_operations_are_rate_limited,
     trusted_device_ends_with_disable_password_change_and_admin_actions,
+    no_secret_code_or_token_in_logs_or_audit,
 );
 
 /// An authenticator app: the secret and the last step it gave a code for (a step is accepted
@@ -1006,4 +1009,130 @@ async fn trusted_device_ends_with_disable_password_change_and_admin_actions(back
         .await;
     assert_eq!(data(&unban, "adminUnbanUser")["banned"], false, "{unban}");
     assert!(asks_second_step(&app, &cookie, email, new_password).await);
+}
+
+/// The real binary (its own log, at its default level, as operators run it) through a whole
+/// two-factor life: enrolment, a sign-in's second step by TOTP and by backup code, new backup
+/// codes, turning it off. Neither the secret, nor a code, nor a backup code, nor a
+/// `twoFactorToken` appears in its log or in any audit row.
+async fn no_secret_code_or_token_in_logs_or_audit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut proc = Proc::start(&[
+        ("APEXKIT_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", db.url.as_str()),
+    ]);
+    let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(60)));
+    let api = Api::at(format!("http://{addr}"));
+    let email = "quiet@example.com";
+    let token = api.sign_up(email).await;
+    let mut secrets: Vec<String> = Vec::new();
+
+    let body = api
+        .gql_with(Some(&token), ENABLE, json!({ "p": PASSWORD }))
+        .await;
+    let setup = data(&body, "enableTwoFactor");
+    let mut auth = Authenticator::from_uri(setup["totpURI"].as_str().unwrap());
+    secrets.push(auth.secret.clone());
+    let backup: Vec<String> = setup["backupCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    secrets.extend(backup.iter().cloned());
+    secrets.extend(backup.iter().map(|c| c.replace('-', "")));
+    let confirm = auth.code().await;
+    let body = api
+        .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": confirm }))
+        .await;
+    assert_eq!(
+        data(&body, "verifyTotp")["user"]["twoFactorEnabled"],
+        true,
+        "{body}"
+    );
+    secrets.push(confirm);
+
+    // Second step by TOTP, then by a backup code.
+    async fn second(api: &Api, email: &str) -> String {
+        let body = api.gql(SIGN_IN, json!({ "e": email, "p": PASSWORD })).await;
+        let payload = data(&body, "signInEmail");
+        assert_eq!(payload["twoFactorRequired"], true, "{body}");
+        payload["twoFactorToken"].as_str().unwrap().to_owned()
+    }
+    let challenge = second(&api, email).await;
+    let totp = auth.code().await;
+    let body = api
+        .gql(VERIFY_TOTP, json!({ "c": totp, "t": challenge }))
+        .await;
+    let session = data(&body, "verifyTotp")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.extend([challenge, totp]);
+    let challenge = second(&api, email).await;
+    let body = api
+        .gql(VERIFY_BACKUP, json!({ "c": backup[0], "t": challenge }))
+        .await;
+    assert!(
+        data(&body, "verifyBackupCode")["token"].is_string(),
+        "{body}"
+    );
+    secrets.push(challenge);
+
+    // New backup codes, then off.
+    let regen_code = auth.code().await;
+    let body = api
+        .gql_with(
+            Some(&session),
+            "mutation($p: String!, $c: String!) { generateBackupCodes(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": regen_code }),
+        )
+        .await;
+    let fresh: Vec<String> = data(&body, "generateBackupCodes")
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fresh.len(), 10, "{body}");
+    secrets.push(regen_code);
+    secrets.extend(fresh.iter().cloned());
+    secrets.extend(fresh.iter().map(|c| c.replace('-', "")));
+    let off_code = auth.code().await;
+    let body = api
+        .gql_with(
+            Some(&session),
+            "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": off_code }),
+        )
+        .await;
+    assert_eq!(data(&body, "disableTwoFactor"), true, "{body}");
+    secrets.push(off_code);
+
+    let audit = db
+        .strings(
+            "SELECT type || ' ' || outcome || ' ' || COALESCE(actor_user_id, '') || ' '
+                || COALESCE(subject_user_id, '') || ' ' || COALESCE(ip_address, '') || ' '
+                || COALESCE(user_agent, '') || ' ' || COALESCE(CAST(detail AS text), '') AS s
+             FROM audit_event",
+        )
+        .await;
+    // Not vacuous: the flow was audited.
+    for kind in ["two_factor_disable", "backup_codes_regenerate"] {
+        assert!(audit.iter().any(|row| row.starts_with(kind)), "{audit:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = proc.log_text();
+    assert!(log.contains("listening on"), "{log}");
+    for secret in &secrets {
+        assert!(secret.len() >= 6, "{secret}");
+        for row in &audit {
+            assert!(
+                !row.contains(secret.as_str()),
+                "{secret:?} in audit row {row}"
+            );
+        }
+        assert!(!log.contains(secret.as_str()), "{secret:?} in log:\n{log}");
+    }
+    drop(proc);
 }
