@@ -1011,7 +1011,7 @@ async fn trusted_device_ends_with_disable_password_change_and_admin_actions(back
     assert!(asks_second_step(&app, &cookie, email, new_password).await);
 }
 
-/// The real binary (its own log, at its default level, as operators run it) through a whole
+/// The real binary (its own log, at `RUST_LOG=debug`, the most an operator turns on) through a whole
 /// two-factor life: enrolment, a sign-in's second step by TOTP and by backup code, new backup
 /// codes, turning it off. Neither the secret, nor a code, nor a backup code, nor a
 /// `twoFactorToken` appears in its log or in any audit row.
@@ -1020,6 +1020,7 @@ async fn no_secret_code_or_token_in_logs_or_audit(backend: Backend) {
     let mut proc = Proc::start(&[
         ("APEXKIT_LISTEN", "127.0.0.1:0"),
         ("DATABASE_URL", db.url.as_str()),
+        ("RUST_LOG", "debug"),
     ]);
     let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(60)));
     let api = Api::at(format!("http://{addr}"));
