@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use apexkit::config::Toggle;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, PASSWORD, SmtpSink, TestApp, code, data, on_both, signed_in_token};
+use crate::support::{
+    Api, Backend, PASSWORD, Proc, SmtpSink, TestApp, TestDb, code, data, on_both, signed_in_token,
+};
 
 on_both!(
     enrolment_then_sign_in_stops_at_the_second_step,
@@ -24,6 +26,8 @@ on_both!(
     admin_sees_and_resets_two_factor,
     mailed_second_factor_only_when_enabled,
     second_factor_operations_are_rate_limited,
+    trusted_device_ends_with_disable_password_change_and_admin_actions,
+    no_secret_code_or_token_in_logs_or_audit,
 );
 
 /// An authenticator app: the secret and the last step it gave a code for (a step is accepted
@@ -861,4 +865,275 @@ async fn second_factor_operations_are_rate_limited(backend: Backend) {
         )
         .await;
     assert_eq!(status, 429);
+}
+
+/// Completes a password sign-in's second step with `trustDevice: true` (no cookie jar: the
+/// token travels in the body); returns the `apexkit.trusted_device=…` pair it set and the
+/// session token.
+async fn trusted_cookie(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    auth: &mut Authenticator,
+) -> (String, String) {
+    let body = app.gql(SIGN_IN, json!({ "e": email, "p": password })).await;
+    let payload = data(&body, "signInEmail");
+    assert_eq!(payload["twoFactorRequired"], true, "{body}");
+    let challenge = payload["twoFactorToken"].as_str().unwrap().to_owned();
+    let (status, headers, body) = app
+        .post_raw(
+            &json!({ "query": VERIFY_TOTP, "variables": { "c": auth.code().await, "t": challenge, "d": true } }),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token = data(&body, "verifyTotp")["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    let pair = set_cookies(&headers)
+        .iter()
+        .find(|c| c.starts_with("apexkit.trusted_device="))
+        .expect("the trusted-device cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (pair, token)
+}
+
+/// Whether a password sign-in presenting `cookie` (only that cookie, from a fresh client: a
+/// cookie the server merely cleared in its own browser still counts) stops at the second step.
+async fn asks_second_step(app: &TestApp, cookie: &str, email: &str, password: &str) -> bool {
+    let (status, _, body) = app
+        .post_raw(
+            &json!({ "query": SIGN_IN, "variables": { "e": email, "p": password } }),
+            &[
+                ("cookie", cookie),
+                ("origin", app.url("").trim_end_matches('/')),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let payload = data(&body, "signInEmail");
+    let required = payload["twoFactorRequired"] == true;
+    assert_eq!(payload["token"].is_string(), !required, "{body}");
+    required
+}
+
+async fn trusted_device_ends_with_disable_password_change_and_admin_actions(backend: Backend) {
+    let (app, admin) = TestApp::builder(backend).spawn_admin().await;
+    let email = "devices@example.com";
+    let (_, mut auth, _) = enrolled(&app, email).await;
+    let user_id = app
+        .db
+        .strings(&format!(
+            "SELECT id AS s FROM \"user\" WHERE email = '{email}'"
+        ))
+        .await
+        .remove(0);
+
+    // disableTwoFactor, then a new enrolment: the old browser is asked for the new one.
+    let (cookie, token) = trusted_cookie(&app, email, PASSWORD, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, PASSWORD).await);
+    let off = app
+        .gql_with(
+            Some(&token),
+            "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": auth.code().await }),
+        )
+        .await;
+    assert_eq!(data(&off, "disableTwoFactor"), true, "{off}");
+    let body = app
+        .gql_with(Some(&token), ENABLE, json!({ "p": PASSWORD }))
+        .await;
+    let mut auth =
+        Authenticator::from_uri(data(&body, "enableTwoFactor")["totpURI"].as_str().unwrap());
+    let body = app
+        .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": auth.code().await }))
+        .await;
+    assert_eq!(
+        data(&body, "verifyTotp")["user"]["twoFactorEnabled"],
+        true,
+        "{body}"
+    );
+    assert!(asks_second_step(&app, &cookie, email, PASSWORD).await);
+
+    // changePassword with revokeOtherSessions.
+    let (cookie, token) = trusted_cookie(&app, email, PASSWORD, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, PASSWORD).await);
+    let new_password = "another long passphrase";
+    let changed = app
+        .gql_with(
+            Some(&token),
+            "mutation($input: ChangePasswordInput!) { changePassword(input: $input) { token } }",
+            json!({ "input": { "currentPassword": PASSWORD, "newPassword": new_password, "revokeOtherSessions": true } }),
+        )
+        .await;
+    assert!(
+        data(&changed, "changePassword")["token"].is_string(),
+        "{changed}"
+    );
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
+
+    // adminRevokeUserSessions.
+    let (cookie, _) = trusted_cookie(&app, email, new_password, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, new_password).await);
+    let revoked = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminRevokeUserSessions(userId: $id) }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&revoked, "adminRevokeUserSessions"), true, "{revoked}");
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
+
+    // A ban, lifted again: the browser is not trusted after the unban.
+    let (cookie, _) = trusted_cookie(&app, email, new_password, &mut auth).await;
+    assert!(!asks_second_step(&app, &cookie, email, new_password).await);
+    let ban = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminBanUser(input: {userId: $id}) { banned } }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&ban, "adminBanUser")["banned"], true, "{ban}");
+    let unban = app
+        .gql_with(
+            Some(&admin),
+            "mutation($id: ID!) { adminUnbanUser(userId: $id) { banned } }",
+            json!({ "id": user_id }),
+        )
+        .await;
+    assert_eq!(data(&unban, "adminUnbanUser")["banned"], false, "{unban}");
+    assert!(asks_second_step(&app, &cookie, email, new_password).await);
+}
+
+/// The real binary (its own log, at `RUST_LOG=debug`, the most an operator turns on) through a whole
+/// two-factor life: enrolment, a sign-in's second step by TOTP and by backup code, new backup
+/// codes, turning it off. Neither the secret, nor a code, nor a backup code, nor a
+/// `twoFactorToken` appears in its log or in any audit row.
+async fn no_secret_code_or_token_in_logs_or_audit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let mut proc = Proc::start(&[
+        ("APEXKIT_LISTEN", "127.0.0.1:0"),
+        ("DATABASE_URL", db.url.as_str()),
+        ("RUST_LOG", "debug"),
+    ]);
+    let addr = tokio::task::block_in_place(|| proc.listening(Duration::from_secs(60)));
+    let api = Api::at(format!("http://{addr}"));
+    let email = "quiet@example.com";
+    let token = api.sign_up(email).await;
+    let mut secrets: Vec<String> = Vec::new();
+
+    let body = api
+        .gql_with(Some(&token), ENABLE, json!({ "p": PASSWORD }))
+        .await;
+    let setup = data(&body, "enableTwoFactor");
+    let mut auth = Authenticator::from_uri(setup["totpURI"].as_str().unwrap());
+    secrets.push(auth.secret.clone());
+    let backup: Vec<String> = setup["backupCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    secrets.extend(backup.iter().cloned());
+    secrets.extend(backup.iter().map(|c| c.replace('-', "")));
+    let confirm = auth.code().await;
+    let body = api
+        .gql_with(Some(&token), VERIFY_TOTP, json!({ "c": confirm }))
+        .await;
+    assert_eq!(
+        data(&body, "verifyTotp")["user"]["twoFactorEnabled"],
+        true,
+        "{body}"
+    );
+    secrets.push(confirm);
+
+    // Second step by TOTP, then by a backup code.
+    async fn second(api: &Api, email: &str) -> String {
+        let body = api.gql(SIGN_IN, json!({ "e": email, "p": PASSWORD })).await;
+        let payload = data(&body, "signInEmail");
+        assert_eq!(payload["twoFactorRequired"], true, "{body}");
+        payload["twoFactorToken"].as_str().unwrap().to_owned()
+    }
+    let challenge = second(&api, email).await;
+    let totp = auth.code().await;
+    let body = api
+        .gql(VERIFY_TOTP, json!({ "c": totp, "t": challenge }))
+        .await;
+    let session = data(&body, "verifyTotp")["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    secrets.extend([challenge, totp]);
+    let challenge = second(&api, email).await;
+    let body = api
+        .gql(VERIFY_BACKUP, json!({ "c": backup[0], "t": challenge }))
+        .await;
+    assert!(
+        data(&body, "verifyBackupCode")["token"].is_string(),
+        "{body}"
+    );
+    secrets.push(challenge);
+
+    // New backup codes, then off.
+    let regen_code = auth.code().await;
+    let body = api
+        .gql_with(
+            Some(&session),
+            "mutation($p: String!, $c: String!) { generateBackupCodes(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": regen_code }),
+        )
+        .await;
+    let fresh: Vec<String> = data(&body, "generateBackupCodes")
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(fresh.len(), 10, "{body}");
+    secrets.push(regen_code);
+    secrets.extend(fresh.iter().cloned());
+    secrets.extend(fresh.iter().map(|c| c.replace('-', "")));
+    let off_code = auth.code().await;
+    let body = api
+        .gql_with(
+            Some(&session),
+            "mutation($p: String!, $c: String!) { disableTwoFactor(input: {password: $p, code: $c}) }",
+            json!({ "p": PASSWORD, "c": off_code }),
+        )
+        .await;
+    assert_eq!(data(&body, "disableTwoFactor"), true, "{body}");
+    secrets.push(off_code);
+
+    let audit = db
+        .strings(
+            "SELECT type || ' ' || outcome || ' ' || COALESCE(actor_user_id, '') || ' '
+                || COALESCE(subject_user_id, '') || ' ' || COALESCE(ip_address, '') || ' '
+                || COALESCE(user_agent, '') || ' ' || COALESCE(CAST(detail AS text), '') AS s
+             FROM audit_event",
+        )
+        .await;
+    // Not vacuous: the flow was audited.
+    for kind in ["two_factor_disable", "backup_codes_regenerate"] {
+        assert!(audit.iter().any(|row| row.starts_with(kind)), "{audit:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = proc.log_text();
+    assert!(log.contains("listening on"), "{log}");
+    for secret in &secrets {
+        assert!(secret.len() >= 6, "{secret}");
+        for row in &audit {
+            assert!(
+                !row.contains(secret.as_str()),
+                "{secret:?} in audit row {row}"
+            );
+        }
+        assert!(!log.contains(secret.as_str()), "{secret:?} in log:\n{log}");
+    }
+    drop(proc);
 }
