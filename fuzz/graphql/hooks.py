@@ -51,3 +51,22 @@ def map_body(context, body):
     if digest[0] % 3 != 0:
         return body
     return graphql.visit(body, _WithNul())
+
+
+# The `JSON` scalar (WebAuthn responses for registerPasskey / signInPasskey): any JSON object
+# literal, as a GraphQL value node.
+from hypothesis import strategies as _st
+from hypothesis_graphql import nodes as _nodes
+
+schemathesis.graphql.scalar(
+    "JSON",
+    _st.dictionaries(
+        _st.sampled_from(["id", "rawId", "type", "response"]),
+        _st.text(max_size=20).map(_nodes.String),
+        max_size=4,
+    ).map(lambda d: graphql.ObjectValueNode(
+        fields=tuple(
+            graphql.ObjectFieldNode(name=graphql.NameNode(value=k), value=v) for k, v in d.items()
+        )
+    )),
+)
