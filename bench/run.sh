@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# Load benchmark of the release binary on PostgreSQL and SQLite (README "Performance").
+# Load benchmark of the release binary on PostgreSQL and SQLite (docs/src/performance.md).
 #
 #   bench/run.sh                      # full run: 10 s per measurement
 #   DURATION=3s bench/run.sh          # quick smoke run
 #
-# Environment: DURATION (wrk -d, default 10s), CONCURRENCY (default "1 16 64"), SIGNIN_ROUNDS and
+# The headline is production mode as deployed (APEXKIT_ENV=production: JSON logs at info, the
+# limiter on with every budget out of reach so each field is still counted, metrics on their own
+# listener); development mode (what `cargo run` gives) is measured beside it for the `session`
+# query. The session workload selects what a frontend asks for on every page load, over SESSIONS
+# distinct sessions of as many users, and each row reports the server's CPU per request (from
+# /proc). The run ends with `pgbench -S` on the same server, 10,000 idle keep-alive connections'
+# memory, and an SVG chart (gnuplot) of throughput and p99 by concurrency.
+#
+# Environment: DURATION (wrk -d, default 10s), CONCURRENCY (sign-in and sign-up, default
+# "1 16 64"), SESSION_CONCURRENCY (default "1 4 16 32 64 128"), MODES (default "production
+# development"), SESSIONS (default 200), IDLE_CONNECTIONS (default 10000; 0 skips),
+# CHART (default docs/src/bench/session.svg; empty skips), SIGNIN_ROUNDS and
 # LIMITER_ROUNDS (default 5 each),
 # BACKENDS (default "postgres sqlite"), BENCH_PG_URL (a PostgreSQL server where the script may
 # create and drop databases; default postgres://postgres@127.0.0.1:5432/postgres),
 # CARGO_TARGET_DIR (honoured), SKIP_BUILD=1 (use the existing release binary).
-# Needs: cargo, wrk, curl, jq, psql, pgbench.
+# Needs: cargo, wrk, curl, jq, psql, pgbench, sqlite3, python3, gnuplot (for the chart).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 BENCH_DIR="$(pwd)/bench"
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-"1 16 64"}
+SESSION_CONCURRENCY=${SESSION_CONCURRENCY:-"1 4 16 32 64 128"}
+MODES=${MODES:-"production development"}
+SESSIONS=${SESSIONS:-200}
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+CHART=${CHART-docs/src/bench/session.svg}
 BACKENDS=${BACKENDS:-"postgres sqlite"}
 BENCH_PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PG_BASE=${BENCH_PG_URL%/*}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BIN="$TARGET_DIR/release/apexkit"
 PORT=${PORT:-47070}
+METRICS_PORT=$((PORT + 1))
+METRICS_URL=""
 PASSWORD="quiet harbor lantern 42"
 WORK=$(mktemp -d)
 export APEXKIT_BENCH_DIR="$BENCH_DIR" APEXKIT_BENCH_TOKENS="$WORK/tokens.lua"
@@ -35,8 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in wrk curl jq psql pgbench; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk jq postgresql-client)" >&2; exit 1; }
+for tool in wrk curl jq psql pgbench sqlite3 python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (apt-get install wrk jq postgresql-client sqlite3 gnuplot-nox)" >&2; exit 1; }
 done
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
@@ -55,12 +73,23 @@ gql() { # gql QUERY [TOKEN] -> JSON body
     -d "$(jq -nc --arg q "$1" '{query: $q}')"
 }
 
-start_server() { # start_server DATABASE_URL [RATE_LIMIT on|off, default off]
-  # With the limiter on, the general budget is set out of reach: every field is still counted
-  # (the cost measured), none is refused.
-  RUST_LOG=warn APEXKIT_ENV=development APEXKIT_RATE_LIMIT="${2:-off}" \
-    APEXKIT_RATE_LIMIT_GENERAL=1000000000/10 DATABASE_URL="$1" \
-    APEXKIT_LISTEN="127.0.0.1:$PORT" "$BIN" 2>"$WORK/server.log" &
+start_server() { # start_server DATABASE_URL [MODE production|development] [LIMITER on|off]
+  # Production: as deployed, with every rate-limit budget set out of reach (every field is still
+  # counted, the cost measured; none is refused). Development: the defaults of `cargo run`.
+  local mode=${2:-production} env=()
+  if [[ $mode == production ]]; then
+    env=(APEXKIT_ENV=production APEXKIT_SECRET=bench-secret-bench-secret-bench-secret-0123
+      APEXKIT_BASE_URL="http://127.0.0.1:$PORT" APEXKIT_METRICS_LISTEN="127.0.0.1:$METRICS_PORT"
+      APEXKIT_RATE_LIMIT="${3:-on}" APEXKIT_RATE_LIMIT_GENERAL=1000000000/10
+      APEXKIT_RATE_LIMIT_CREDENTIAL=1000000000/10 APEXKIT_RATE_LIMIT_MAIL=1000000000/10
+      APEXKIT_SIGN_IN_FREE_FAILURES=1000)
+    METRICS_URL="http://127.0.0.1:$METRICS_PORT/metrics"
+  else
+    env=(APEXKIT_ENV=development APEXKIT_RATE_LIMIT="${3:-off}")
+    METRICS_URL="http://127.0.0.1:$PORT/metrics"
+  fi
+  env -u RUST_LOG "${env[@]}" DATABASE_URL="$1" APEXKIT_LISTEN="127.0.0.1:$PORT" \
+    APEXKIT_MAX_CONNECTIONS="${MAX_CONNECTIONS:-10000}" "$BIN" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && return 0
@@ -73,19 +102,20 @@ stop_server() {
   kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 }
 
-seed() { # one user to sign in as, and a session token per wrk thread
+seed() { # seed DATABASE_URL: one user to sign in as; SESSIONS users with a session each
   gql "mutation { signUpEmail(input: {name: \"Bench\", email: \"bench@example.com\", password: \"$PASSWORD\"}) { token } }" >/dev/null
-  { echo "return {"
-    for i in 1 2 3 4; do
-      t=$(gql "mutation { signInEmail(input: {email: \"bench@example.com\", password: \"$PASSWORD\"}) { token } }" | jq -r .data.signInEmail.token)
-      echo "  \"$t\","
-    done
-    echo "}"; } > "$WORK/tokens.lua"
+  gql "mutation { signInEmail(input: {email: \"bench@example.com\", password: \"$PASSWORD\"}) { token } }" \
+    | jq -e .data.signInEmail.token >/dev/null
+  "$BENCH_DIR/seed-sessions.py" "$SESSIONS" bench@example.com "$WORK/tokens.lua" >"$WORK/seed.sql"
+  case $1 in
+    sqlite://*) sqlite3 "${1#sqlite://}" <"$WORK/seed.sql" ;;
+    *) psql -q -v ON_ERROR_STOP=1 "$1" -f "$WORK/seed.sql" >/dev/null ;;
+  esac
 }
 
 drain() { # wait until the server has finished the previous run's backlog (only /metrics in flight)
   for _ in $(seq 600); do
-    n=$(curl -sf "http://127.0.0.1:$PORT/metrics" | awk '/^apexkit_http_requests_in_flight / {print $2}')
+    n=$(curl -sf "$METRICS_URL" | awk '/^apexkit_http_requests_in_flight / {print $2}')
     [[ "${n:-1}" == 1 || "${n:-1}" == 0 ]] && return 0
     sleep 0.1
   done
@@ -98,15 +128,15 @@ wrk_run() { # wrk_run SCRIPT CONNECTIONS -> RESULT line
   wrk -t"$t" -c"$c" -d"$DURATION" --timeout 30s -s "$BENCH_DIR/$1.lua" "http://127.0.0.1:$PORT/graphql" | grep '^RESULT'
 }
 
-row() { # row BACKEND SCENARIO CONC RESULT-LINE [BEFORE AFTER]
-  local r=$4 get share=""
+row() { # row BACKEND SCENARIO CONC RESULT-LINE [BEFORE AFTER] [CPU_US]
+  local r=$4 get share="${7:+${7} us}"
   get() { sed -E "s/.* $1=([^ ]+).*/\1/" <<<" $r"; }
   # $5, $6: "CEILING ALL_CORES_RATE" (hashes/s) measured just before and just after the run;
   # the row is compared with their mean.
   [[ -n "${5:-}" ]] && share=$(awk -v r="$(get rps)" -v c1="${5% *}" -v p1="${5#* }" \
     -v c2="${6% *}" -v p2="${6#* }" 'BEGIN {c = (c1 + c2) / 2; p = (p1 + p2) / 2;
       printf "%.1f %% of %.1f/s [%.1f, %.1f] (%.0f %% of %.1f/s)", 100 * r / c, c, c1, c2, 100 * r / p, p}')
-  printf "%-9s %-22s %5s %10s %9s %9s %8s %s\n" "$1" "$2" "$3" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" "$(get failed)" "$share"
+  printf "%-13s %-22s %5s %10s %9s %9s %8s %s\n" "$1" "$2" "$3" "$(get rps)" "$(get p50_ms)" "$(get p99_ms)" "$(get failed)" "$share"
 }
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -121,48 +151,85 @@ echo "# before and just after the run [both in brackets], as the hash time drift
 echo "# the rate all cores hashing at once reached then"
 echo
 
-printf "%-9s %-22s %5s %10s %9s %9s %8s %s\n" backend scenario conns req/s p50_ms p99_ms failed "of ceiling [before, after] (of all-cores rate)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_us() { # cpu_us TICKS_BEFORE TICKS_AFTER REQUESTS -> server CPU microseconds per request
+  awk -v t=$(($2 - $1)) -v hz="$(getconf CLK_TCK)" -v n="$3" 'BEGIN {printf "%.1f", n ? t * 1e6 / hz / n : 0}'
+}
+DATA="$WORK/session.dat" # backend mode conns rps p99_ms cpu_us, for the chart
+printf "%-13s %-22s %5s %10s %9s %9s %8s %s\n" backend scenario conns req/s p50_ms p99_ms failed "cpu_us/req | of ceiling [before, after] (of all-cores rate)"
 for backend in $BACKENDS; do
-  case $backend in
-    postgres)
-      db="apexkit_bench_$$"
-      psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
-      PG_DBS+=("$db")
-      url="$PG_BASE/$db" ;;
-    sqlite) url="sqlite://$WORK/bench.db" ;;
-    *) echo "unknown backend $backend" >&2; exit 1 ;;
-  esac
-  start_server "$url"
-  sleep 1
-  idle_kib=$(kib "$SERVER_PID" VmRSS)
-  seed
-  for scenario in session:session signin:signInEmail signup:signUpEmail; do
-    for c in $CONCURRENCY; do
+  for mode in $MODES; do
+    case $backend in
+      postgres)
+        db="apexkit_bench_${mode}_$$"
+        psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
+        PG_DBS+=("$db")
+        url="$PG_BASE/$db" ;;
+      sqlite) url="sqlite://$WORK/bench-$mode.db" ;;
+      *) echo "unknown backend $backend" >&2; exit 1 ;;
+    esac
+    start_server "$url" "$mode"
+    sleep 1
+    idle_kib=$(kib "$SERVER_PID" VmRSS)
+    seed "$url"
+    label=$backend; [[ $mode == production ]] || label="$backend/dev"
+    for c in $SESSION_CONCURRENCY; do
       drain
-      if [[ $scenario == session:* ]]; then
-        row "$backend" "${scenario#*:}" "$c" "$(wrk_run "${scenario%%:*}" "$c")"
-        continue
-      fi
-      hash_ceiling
-      before="$sign_in_ceiling_per_s $parallel_per_s"
-      result=$(wrk_run "${scenario%%:*}" "$c")
-      drain
-      hash_ceiling
-      row "$backend" "${scenario#*:}" "$c" "$result" "$before" "$sign_in_ceiling_per_s $parallel_per_s"
+      t0=$(cpu_ticks "$SERVER_PID")
+      r=$(wrk_run session "$c")
+      t1=$(cpu_ticks "$SERVER_PID")
+      us=$(cpu_us "$t0" "$t1" "$(sed -E 's/.* requests=([^ ]+).*/\1/' <<<" $r")")
+      row "$label" session "$c" "$r" "" "" "$us"
+      echo "$backend $mode $c $(sed -E 's/.* rps=([^ ]+).* p99_ms=([^ ]+).*/\1 \2/' <<<" $r") $us" >>"$DATA"
     done
+    if [[ $mode != production ]]; then
+      stop_server
+      continue
+    fi
+    for scenario in signin:signInEmail signup:signUpEmail; do
+      for c in $CONCURRENCY; do
+        drain
+        hash_ceiling
+        before="$sign_in_ceiling_per_s $parallel_per_s"
+        result=$(wrk_run "${scenario%%:*}" "$c")
+        drain
+        hash_ceiling
+        row "$label" "${scenario#*:}" "$c" "$result" "$before" "$sign_in_ceiling_per_s $parallel_per_s"
+      done
+    done
+    drain
+    # The session path while sign-ins saturate the hash pool.
+    wrk_run signin 16 >"$WORK/mixed-signin" &
+    mixed=$!
+    row "$label" "session+signIn(16)" 16 "$(wrk_run session 16)"
+    wait "$mixed"
+    row "$label" "  (the signIn load)" 16 "$(cat "$WORK/mixed-signin")"
+    drain
+    peak_kib=$(kib "$SERVER_PID" VmHWM)
+    echo "# $backend: idle RSS $(mib "$idle_kib") MiB (after boot), peak RSS $(mib "$peak_kib") MiB (VmHWM after all runs)"
+    stop_server
   done
-  drain
-  # The session path while sign-ins saturate the hash pool.
-  wrk_run signin 16 >"$WORK/mixed-signin" &
-  mixed=$!
-  row "$backend" "session+signIn(16)" 16 "$(wrk_run session 16)"
-  wait "$mixed"
-  row "$backend" "  (the signIn load)" 16 "$(cat "$WORK/mixed-signin")"
-  drain
-  peak_kib=$(kib "$SERVER_PID" VmHWM)
-  echo "# $backend: idle RSS $(mib "$idle_kib") MiB (after boot), peak RSS $(mib "$peak_kib") MiB (VmHWM after all runs)"
-  stop_server
 done
+
+pgbench_tps=""
+if [[ " $BACKENDS " == *" postgres "* ]]; then
+  echo
+  echo "# pgbench -S (select-only, scale 10, 2 threads) on the same server: the database's own ceiling"
+  pgdb="apexkit_pgbench_$$"
+  psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $pgdb" >/dev/null
+  PG_DBS+=("$pgdb")
+  pgbench -q -i -s 10 "$PG_BASE/$pgdb" >/dev/null 2>&1
+  for c in 16 64; do
+    out=$(pgbench -n -S -c "$c" -j 2 -T "$(seconds "$DURATION")" "$PG_BASE/$pgdb" 2>/dev/null)
+    tps=$(awk '/^tps/ {printf "%.0f", $3}' <<<"$out")
+    [[ $c == 16 ]] && pgbench_tps=$tps
+    echo "pgbench -S  $c clients: $tps tps, latency average $(awk '/^latency average/ {print $4, $5}' <<<"$out")"
+  done
+  if [[ " $MODES " == *" production "* ]] && grep -q '^postgres production 16 ' "$DATA"; then
+    awk -v p="$pgbench_tps" '$1 == "postgres" && $3 == 16 {
+      printf "# session query, PostgreSQL, 16 connections, %s mode: %.1f %% of pgbench -S (target >= 40 %% in production mode)\n", $2, 100 * $4 / p }' "$DATA"
+  fi
+fi
 
 median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
@@ -176,7 +243,7 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
   PG_DBS+=("$db")
   start_server "$PG_BASE/$db"
-  seed
+  seed "$PG_BASE/$db"
   shares="" all_cores=""
   for round in $(seq "$rounds"); do
     drain
@@ -200,25 +267,23 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   # (off/on, then on/off), and each round compares its two neighbouring runs.
   rounds=${LIMITER_ROUNDS:-5}
   echo
-  echo "# rate limiter cost: session query, 16 connections, PostgreSQL; $rounds rounds of limiter off and on, back to back"
+  echo "# rate limiter cost: session query, 16 connections, PostgreSQL, production mode; $rounds rounds of limiter off and on, back to back"
   db="apexkit_bench_limiter_$$"
   psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
   PG_DBS+=("$db")
-  start_server "$PG_BASE/$db" off
-  seed
+  start_server "$PG_BASE/$db" production off
+  seed "$PG_BASE/$db"
   stop_server
-  cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
   limiter_run() { # limiter_run MODE -> sets rps, us (server CPU per request)
-    start_server "$PG_BASE/$db" "$1"
-    local t0 t1 r n
+    start_server "$PG_BASE/$db" production "$1"
+    local t0 t1 r
     t0=$(cpu_ticks "$SERVER_PID")
     r=$(wrk_run session 16)
     t1=$(cpu_ticks "$SERVER_PID")
     stop_server
     rps=$(sed -E 's/.* rps=([^ ]+).*/\1/' <<<" $r")
-    n=$(sed -E 's/.* requests=([^ ]+).*/\1/' <<<" $r")
-    us=$(awk -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}')
-    row postgres "session (limiter $1)" 16 "$r" ""
+    us=$(cpu_us "$t0" "$t1" "$(sed -E 's/.* requests=([^ ]+).*/\1/' <<<" $r")")
+    row postgres "session (limiter $1)" 16 "$r" "" "" "$us"
   }
   costs=""
   for round in $(seq "$rounds"); do
@@ -234,10 +299,69 @@ if [[ " $BACKENDS " == *" postgres "* ]]; then
   echo "# the limiter costs the session query ${median} % of throughput (median of rounds; all: ${sorted% })"
 fi
 
+
+if (( IDLE_CONNECTIONS > 0 )) && [[ " $BACKENDS " == *" postgres "* ]]; then
+  echo
+  echo "# idle keep-alive connections: $IDLE_CONNECTIONS, each served one session query, then held open"
+  db="apexkit_bench_idle_$$"
+  psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $db" >/dev/null
+  PG_DBS+=("$db")
+  ulimit -n "$(ulimit -Hn)"
+  # The cap (APEXKIT_MAX_CONNECTIONS) leaves room for the readiness probe beside them.
+  MAX_CONNECTIONS=$((IDLE_CONNECTIONS + 100)) start_server "$PG_BASE/$db"
+  seed "$PG_BASE/$db"
+  token=$(awk -F'"' 'NR == 2 {print $2}' "$WORK/tokens.lua")
+  sleep 1
+  before_kib=$(kib "$SERVER_PID" VmRSS)
+  coproc IDLE { python3 "$BENCH_DIR/idle-connections.py" 127.0.0.1 "$PORT" "$IDLE_CONNECTIONS" "$token" 60; }
+  read -r ready opened failed <&"${IDLE[0]}"
+  sleep 2
+  held_kib=$(kib "$SERVER_PID" VmRSS)
+  conns=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+  exec {IDLE[1]}>&-
+  wait "$IDLE_PID" || true
+  printf "# %s: %s connections open (%s failed), server fds %s; RSS %s MiB before, %s MiB held: %.1f KiB per idle connection\n" \
+    "$ready" "$opened" "$failed" "$conns" "$(mib "$before_kib")" "$(mib "$held_kib")" \
+    "$(awk -v a="$before_kib" -v b="$held_kib" -v n="$opened" 'BEGIN {print n ? (b - a) / n : 0}')"
+  stop_server
+fi
+
+if [[ -n "$CHART" ]] && command -v gnuplot >/dev/null; then
+  mkdir -p "$(dirname "$CHART")"
+  for b in postgres sqlite; do for m in production development; do
+    awk -v b=$b -v m=$m '$1 == b && $2 == m' "$DATA" >"$WORK/$b-$m.dat"
+  done; done
+  plots() { # plots COLUMN: one line per backend and mode that has data
+    local sep="" b m t
+    for b in postgres sqlite; do for m in production development; do
+      [[ -s "$WORK/$b-$m.dat" ]] || continue
+      t="PostgreSQL"; [[ $b == sqlite ]] && t="SQLite"
+      [[ $m == development ]] && t="$t (development)"
+      printf '%s"%s" using 3:%s with linespoints title "%s" dt %s lw 2' "$sep" "$WORK/$b-$m.dat" "$1" "$t" \
+        "$([[ $m == production ]] && echo 1 || echo 2)"
+      sep=", "
+    done; done
+  }
+  gnuplot <<GNUPLOT
+set terminal svg size 960,420 dynamic font "sans,12" background "#ffffff"
+set output "$CHART"
+set multiplot layout 1,2 title "session query, $(nproc)-core machine (wrk, service and database on the same cores), $(date -u +%Y-%m-%d)"
+set logscale x 2
+set xlabel "connections"
+set key top left
+set grid
+set ylabel "requests/s"
+set yrange [0:*]
+plot $(plots 4)
+set ylabel "p99 latency (ms)"
+set logscale y
+set yrange [*:*]
+set key top left
+plot $(plots 5)
+unset multiplot
+GNUPLOT
+  echo "# chart: $CHART"
+fi
 echo
-echo "# pgbench -S (select-only, scale 10, 16 clients, 2 threads): the database's own ceiling"
-pgdb="apexkit_pgbench_$$"
-psql -q "$BENCH_PG_URL" -c "CREATE DATABASE $pgdb" >/dev/null
-PG_DBS+=("$pgdb")
-pgbench -q -i -s 10 "$PG_BASE/$pgdb" >/dev/null 2>&1
-pgbench -n -S -c 16 -j 2 -T "$(seconds "$DURATION")" "$PG_BASE/$pgdb" 2>/dev/null | grep -E '^(tps|latency average)'
+echo "# data (backend mode conns rps p99_ms cpu_us):"
+cat "$DATA"
