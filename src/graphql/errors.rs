@@ -11,6 +11,7 @@ use async_graphql::{
     ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
 };
 
+use super::cache::{Pending, Validated};
 use crate::error::{Code, Error};
 
 pub struct ErrorCodes;
@@ -116,11 +117,19 @@ impl Extension for ErrorCodesExtension {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
+        // A document the cache knows valid (the same text and operation, no variables).
+        if let Some(Validated(result)) = ctx.data_opt::<Validated>() {
+            return Ok(*result);
+        }
+        let result = next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
                 .map(|e| with_code(e, Code::GraphqlValidationFailed))
                 .collect()
-        })
+        });
+        if let (Ok(result), Some(pending)) = (&result, ctx.data_opt::<Pending>()) {
+            pending.record(result);
+        }
+        result
     }
 }

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod auth;
+mod cache;
 pub mod document;
 pub mod errors;
 pub mod inputs;
@@ -18,6 +19,8 @@ pub mod types;
 use async_graphql::{
     Context, EmptySubscription, MergedObject, ObjectType, Request, Response, Schema,
 };
+use std::sync::Arc;
+
 use tokio::sync::OnceCell;
 
 use crate::auth::{Admin, Auth, ClientInfo, SessionToken, Viewer};
@@ -68,6 +71,23 @@ mutation_roots!(
 pub struct ApiSchema {
     inner: Inner,
     document: DocumentLimits,
+    cache: Arc<cache::DocumentCache>,
+}
+
+/// A request whose document passed [`ApiSchema::vet`] (and is parsed, in the request): the
+/// only kind [`ApiSchema::execute_vetted`] runs.
+pub struct Vetted(Request);
+
+impl Vetted {
+    /// The request, to read its parsed document.
+    pub fn request_mut(&mut self) -> &mut Request {
+        &mut self.0
+    }
+
+    /// Adds request data (see [`Request::data`]).
+    pub fn data<D: std::any::Any + Send + Sync>(self, data: D) -> Self {
+        Self(self.0.data(data))
+    }
 }
 
 #[derive(Clone)]
@@ -80,21 +100,33 @@ impl ApiSchema {
     /// Checks a request's document ([`document::vet`]): its text nests boundedly, it parses
     /// (the parsed document stays cached in the request), and its expanded cost is within the
     /// limits. A refused document must not run; [`Refusal::into_response`] is its answer.
-    pub fn vet(&self, request: &mut Request) -> std::result::Result<(), Refusal> {
-        document::vet(request, &self.document)
+    /// A document seen before comes from the [`cache`] already parsed and vetted.
+    pub fn vet(&self, mut request: Request) -> std::result::Result<Vetted, Refusal> {
+        if let cache::Lookup::Miss = self.cache.lookup(&mut request) {
+            document::vet(&mut request, &self.document)?;
+            self.cache.insert(&mut request);
+        }
+        Ok(Vetted(request))
     }
 
-    /// Vets, then executes. Vetting again what the transport already vetted costs one linear
-    /// pass over a cached document.
+    /// Vets, then executes.
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
-        let mut request = request.into();
-        if let Err(refused) = self.vet(&mut request) {
-            return refused.into_response();
+        match self.vet(request.into()) {
+            Ok(vetted) => self.execute_vetted(vetted).await,
+            Err(refused) => refused.into_response(),
         }
+    }
+
+    pub async fn execute_vetted(&self, Vetted(request): Vetted) -> Response {
         match &self.inner {
             Inner::Development(s) => s.execute(request).await,
             Inner::Production(s) => s.execute(request).await,
         }
+    }
+
+    /// Documents held by the parsed-document cache.
+    pub fn cached_documents(&self) -> usize {
+        self.cache.len()
     }
 
     pub fn sdl(&self) -> String {
@@ -146,7 +178,11 @@ pub fn build_schema(auth: Option<Auth>, limits: Limits) -> ApiSchema {
     } else {
         Inner::Production(finish(Mutation::default(), auth, limits))
     };
-    ApiSchema { inner, document }
+    ApiSchema {
+        inner,
+        document,
+        cache: Arc::default(),
+    }
 }
 
 fn finish<M: ObjectType + 'static>(

@@ -16,7 +16,7 @@ use poem::{Body, IntoResponse, Request, Response, handler};
 use super::{HttpState, refusal};
 use crate::auth::{ClientInfo, SessionToken, better_auth};
 use crate::error::Code;
-use crate::graphql::{RateTally, Refusal, RequestState};
+use crate::graphql::{RateTally, Refusal, RequestState, Vetted};
 use crate::throttle::net::Cidr;
 
 const MAX_USER_AGENT_BYTES: usize = 1024;
@@ -100,7 +100,7 @@ async fn get(req: &Request, state: &HttpState) -> Response {
     if state.graphiql && wants_html && !query_string.contains("query=") {
         return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
-    let Some(mut request) = parse_query_string(query_string) else {
+    let Some(request) = parse_query_string(query_string) else {
         return refusal(
             StatusCode::BAD_REQUEST,
             Code::GraphqlParseFailed,
@@ -111,14 +111,18 @@ async fn get(req: &Request, state: &HttpState) -> Response {
         return refused;
     }
     // Decide on the operation type before anything runs; a document that is refused (too
-    // deep, too costly) or does not parse is left to `execute`, which reports why.
-    if state.schema.vet(&mut request).is_ok()
-        && let Some(op) = operation_type(&mut request)
-        && op != OperationType::Query
-    {
-        return method_not_allowed("POST", "Mutations must be sent with POST");
+    // deep, too costly) or does not parse is answered with why.
+    let vetted = state.schema.vet(request).map(|mut vetted| {
+        let op = operation_type(vetted.request_mut());
+        (vetted, op)
+    });
+    match vetted {
+        Ok((_, Some(op))) if op != OperationType::Query => {
+            method_not_allowed("POST", "Mutations must be sent with POST")
+        }
+        Ok((vetted, _)) => execute_vetted(req, vec![Ok(vetted)], false, state).await,
+        Err(refused) => execute_vetted(req, vec![Err(refused)], false, state).await,
     }
-    execute(req, BatchRequest::Single(request), state).await
 }
 
 /// GraphQL over HTTP GET parameters. async-graphql's own parser expects `operation_name`
@@ -379,14 +383,23 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
     }
     // Every document is vetted (bounded nesting and cost) before anything parses it
     // recursively; a refused one gets its error and runs nothing.
-    let mut vetted: Vec<Result<async_graphql::Request, Refusal>> = requests
+    let vetted = requests
         .into_iter()
-        .map(|mut r| state.schema.vet(&mut r).map(|()| r))
+        .map(|r| state.schema.vet(r))
         .collect();
+    execute_vetted(req, vetted, is_batch, state).await
+}
+
+async fn execute_vetted(
+    req: &Request,
+    mut vetted: Vec<Result<Vetted, Refusal>>,
+    is_batch: bool,
+    state: &HttpState,
+) -> Response {
     // Every operation of a batch is looked at before any runs.
     if vetted
         .iter_mut()
-        .any(|r| r.as_mut().is_ok_and(has_mutation))
+        .any(|r| r.as_mut().is_ok_and(|v| has_mutation(v.request_mut())))
         && let Some(refused) = cross_site_refusal(req, state)
     {
         return refused;
@@ -401,7 +414,7 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
                 let adopted = exchanged.as_ref().map(|(token, _)| token.as_str());
                 let request =
                     request.data(request_state(req, state, adopted).with_tally(tally.clone()));
-                responses.push(state.schema.execute(request).await);
+                responses.push(state.schema.execute_vetted(request).await);
             }
             Err(refused) => responses.push(refused.into_response()),
         }
