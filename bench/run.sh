@@ -19,7 +19,8 @@
 # LIMITER_ROUNDS (default 5 each),
 # BACKENDS (default "postgres sqlite"), BENCH_PG_URL (a PostgreSQL server where the script may
 # create and drop databases; default postgres://postgres@127.0.0.1:5432/postgres),
-# CARGO_TARGET_DIR (honoured), SKIP_BUILD=1 (use the existing release binary).
+# CARGO_TARGET_DIR (honoured), PROFILE (cargo profile, default release; `profiling` is the same
+# code generation without LTO and with symbols, for perf), SKIP_BUILD=1 (use the existing binary).
 # Needs: cargo, wrk, curl, jq, psql, pgbench, sqlite3, python3, gnuplot (for the chart).
 set -euo pipefail
 
@@ -36,7 +37,8 @@ BACKENDS=${BACKENDS:-"postgres sqlite"}
 BENCH_PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 PG_BASE=${BENCH_PG_URL%/*}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BIN="$TARGET_DIR/release/apexkit"
+PROFILE=${PROFILE:-release}
+BIN="$TARGET_DIR/$PROFILE/apexkit"
 PORT=${PORT:-47070}
 METRICS_PORT=$((PORT + 1))
 METRICS_URL=""
@@ -58,8 +60,8 @@ for tool in wrk curl jq psql pgbench sqlite3 python3; do
 done
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-  echo "# building the release binary"
-  cargo build --release -q
+  echo "# building the $PROFILE binary"
+  cargo build --profile "$PROFILE" -q
 fi
 
 seconds() { local d=$1; case $d in *m) echo $(( ${d%m} * 60 ));; *s) echo "${d%s}";; *) echo "$d";; esac; }
@@ -140,7 +142,7 @@ row() { # row BACKEND SCENARIO CONC RESULT-LINE [BEFORE AFTER] [CPU_US]
 }
 
 echo "# machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# duration per measurement: $DURATION; wrk on the same machine"
+echo "# binary: $BIN ($PROFILE profile); duration per measurement: $DURATION; wrk on the same machine"
 hash_ceiling() { # sets hash_ms, sign_in_ceiling_per_s, parallel_per_s (measured now, server idle)
   eval "$("$BIN" bench-hash --iterations 20 --threads "$(nproc)")"
 }

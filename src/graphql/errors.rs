@@ -1,28 +1,9 @@
 //! The single place where errors become GraphQL errors: every error leaving the schema carries
 //! `extensions.code` from the contract, and internal causes go to the log, never to the client.
 
-use std::sync::Arc;
+use async_graphql::{ErrorExtensionValues, Response, ServerError};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
-};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{
-    ErrorExtensionValues, Response, ServerError, ServerResult, ValidationResult, Variables,
-};
-
-use super::cache::{Pending, Validated};
 use crate::error::{Code, Error};
-
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
 
 fn with_code(mut err: ServerError, code: Code) -> ServerError {
     let ext = err
@@ -88,48 +69,25 @@ fn parse_error_code(err: &ServerError) -> Code {
     }
 }
 
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        response.errors = response.errors.into_iter().map(classify).collect();
-        response
-    }
+/// Every error of a response gets its code (the `request` hook of [`super::hooks`]).
+pub(super) fn classify_all(response: &mut Response) {
+    let errors = std::mem::take(&mut response.errors);
+    response.errors = errors.into_iter().map(classify).collect();
+}
 
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| {
-            if has_code(&e) {
-                return e;
-            }
-            let code = parse_error_code(&e);
-            with_code(e, code)
-        })
+/// A parse failure gets its code unless it has one (NUL refusals do).
+pub(super) fn parse_failure(e: ServerError) -> ServerError {
+    if has_code(&e) {
+        return e;
     }
+    let code = parse_error_code(&e);
+    with_code(e, code)
+}
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        // A document the cache knows valid (the same text and operation, no variables).
-        if let Some(Validated(result)) = ctx.data_opt::<Validated>() {
-            return Ok(*result);
-        }
-        let result = next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| with_code(e, Code::GraphqlValidationFailed))
-                .collect()
-        });
-        if let (Ok(result), Some(pending)) = (&result, ctx.data_opt::<Pending>()) {
-            pending.record(result);
-        }
-        result
-    }
+/// async-graphql's validation errors get `GRAPHQL_VALIDATION_FAILED`.
+pub(super) fn validation_failure(errors: Vec<ServerError>) -> Vec<ServerError> {
+    errors
+        .into_iter()
+        .map(|e| with_code(e, Code::GraphqlValidationFailed))
+        .collect()
 }

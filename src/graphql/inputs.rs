@@ -5,9 +5,6 @@
 //! so refusing it here keeps both databases alike and covers new fields without per-resolver
 //! code. The walk is iterative and visits each fragment once (no expansion, no recursion).
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{
     Directive, ExecutableDocument, Selection, SelectionSet, VariableDefinition,
 };
@@ -17,33 +14,19 @@ use async_graphql::{
 
 use crate::error::Code;
 
-pub struct CleanStrings;
-
-impl ExtensionFactory for CleanStrings {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(CleanStringsExtension)
+/// Refuses a NUL in the variables (before parsing) or in the document's literals (after): the
+/// `parse_query` hook of [`super::hooks`].
+pub(super) fn check_variables(variables: &Variables) -> ServerResult<()> {
+    match nul_in_variables(variables) {
+        Some(field) => Err(refusal(field, None)),
+        None => Ok(()),
     }
 }
 
-struct CleanStringsExtension;
-
-#[async_trait::async_trait]
-impl Extension for CleanStringsExtension {
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        if let Some(field) = nul_in_variables(variables) {
-            return Err(refusal(field, None));
-        }
-        let document = next.run(ctx, query, variables).await?;
-        if let Some((field, pos)) = nul_in_document(&document) {
-            return Err(refusal(field, Some(pos)));
-        }
-        Ok(document)
+pub(super) fn check_document(document: &ExecutableDocument) -> ServerResult<()> {
+    match nul_in_document(document) {
+        Some((field, pos)) => Err(refusal(field, Some(pos))),
+        None => Ok(()),
     }
 }
 

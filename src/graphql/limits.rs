@@ -12,7 +12,7 @@ use crate::throttle::RateLimiter;
 
 /// Counts every executed root field against the client's budget *before* its resolver runs:
 /// aliases and batch entries count one each, and a refused field does no work (no hash).
-/// Called from the one per-field hook ([`super::observe::Observe`]): a second extension with a
+/// Called from the one per-field hook ([`super::hooks::Hooks`]): a second extension with a
 /// `resolve` hook would box a future for every field of every response.
 #[derive(Clone)]
 pub struct RateLimit(pub RateLimiter);

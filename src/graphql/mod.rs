@@ -7,9 +7,9 @@ mod auth;
 mod cache;
 pub mod document;
 pub mod errors;
+mod hooks;
 pub mod inputs;
 mod limits;
-mod observe;
 mod passkeys;
 mod sessions;
 pub mod social;
@@ -194,10 +194,9 @@ fn finish<M: ObjectType + 'static>(
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .limit_directives(limits.max_directives)
-        .extension(errors::ErrorCodes)
-        // issue 13: NUL in any string input → BAD_USER_INPUT, before any resolver.
-        .extension(inputs::CleanStrings)
-        .extension(observe::Observe(limits.rate_limiter.map(limits::RateLimit)));
+        // One extension for every hook (error codes, NUL-free inputs, the document cache, spans,
+        // metrics, the rate limit): async-graphql calls each extension once per field.
+        .extension(hooks::Hooks(limits.rate_limiter.map(limits::RateLimit)));
     if !limits.introspection {
         // `__schema`/`__type` are refused outright by `document::vet` (async-graphql's switch
         // alone answers them with a silent null).
