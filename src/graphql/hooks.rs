@@ -105,6 +105,21 @@ impl Extension for HooksExtension {
         if info.path_node.parent.is_some() {
             return next.run(ctx, info).await;
         }
+        // Boxed apart: this hook's own future (boxed for every field of every response) stays
+        // a pointer wide instead of carrying the limiter's and the metrics' state, which every
+        // field used to allocate and copy (perf: 3.7 % of the session query's CPU in memmove).
+        Box::pin(self.root_field(ctx, info, next)).await
+    }
+}
+
+impl HooksExtension {
+    /// A root field: admitted by the limiter, run in its span, counted and timed.
+    async fn root_field(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
         let field = info.name;
         let span = tracing::info_span!("field", name = field);
         let started = Instant::now();

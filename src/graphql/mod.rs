@@ -124,11 +124,6 @@ impl ApiSchema {
         }
     }
 
-    /// Documents held by the parsed-document cache.
-    pub fn cached_documents(&self) -> usize {
-        self.cache.len()
-    }
-
     pub fn sdl(&self) -> String {
         match &self.inner {
             Inner::Development(s) => s.sdl(),
