@@ -14,9 +14,11 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use webauthn_rs_core::WebauthnCore;
 use webauthn_rs_core::error::WebauthnError;
+use webauthn_rs_core::internals::AuthenticatorData;
 use webauthn_rs_core::proto::{
     AttestationConveyancePreference, AuthenticationState, AuthenticatorAttachment, Credential,
-    PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState, UserVerificationPolicy,
+    PublicKeyCredential, RegisterPublicKeyCredential, Registration, RegistrationState,
+    UserVerificationPolicy,
 };
 
 use super::audit::{AuditEvent, AuditKind};
@@ -160,6 +162,35 @@ fn challenge_of(client_data_json: &[u8]) -> Option<String> {
     serde_json::from_slice::<ClientData>(client_data_json)
         .ok()
         .map(|c| c.challenge)
+}
+
+/// The authenticator's AAGUID (its make and model; all zeros when it does not say) from the
+/// attested credential data of a registration response, as a hyphenated lower-case UUID — the
+/// form Better Auth stores. Read after the verifier accepted the response, from the same bytes:
+/// webauthn-rs-core keeps the AAGUID only for attestation formats it verifies, and registration
+/// asks for `none`. `None` if the data has none (the verifier would have refused that).
+fn aaguid(response: &RegisterPublicKeyCredential) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct AttestationObject<'a> {
+        #[serde(rename = "authData", borrow)]
+        auth_data: &'a [u8],
+    }
+    let object: AttestationObject<'_> =
+        serde_cbor_2::from_slice(&response.response.attestation_object).ok()?;
+    let data = AuthenticatorData::<Registration>::try_from(object.auth_data).ok()?;
+    Some(uuid_text(&data.acd?.aaguid))
+}
+
+/// 16 bytes as `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+fn uuid_text(bytes: &[u8; 16]) -> String {
+    let mut out = String::with_capacity(36);
+    for (i, byte) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
 }
 
 /// A passkey's name: trimmed, 1 to [`MAX_NAME_CHARS`] characters.
@@ -339,6 +370,7 @@ impl Passkeys<'_> {
                         .join(",")
                 })
             });
+        let aaguid = aaguid(&response);
         let id = token::new_id()?;
         let row = NewPasskey {
             id: &id,
@@ -356,7 +388,7 @@ impl Passkeys<'_> {
             transports: transports.as_deref(),
             created_at: now(),
             last_used_at: None,
-            aaguid: None,
+            aaguid: aaguid.as_deref(),
         };
         let passkey = match passkeys::insert(&mut self.conn().await?, &row).await {
             Ok(passkey) => passkey,
@@ -618,6 +650,16 @@ mod tests {
         assert!(ceremony_id(&challenge).is_some());
         assert_eq!(ceremony_id("not base64!"), None);
         assert_eq!(ceremony_id("AAAA"), None, "too short to be one of ours");
+    }
+
+    #[test]
+    fn aaguids_read_as_uuids() {
+        let bytes = [
+            0xad, 0xce, 0x00, 0x02, 0x35, 0xbc, 0xc6, 0x0a, 0x64, 0x8b, 0x0b, 0x25, 0xf1, 0xf0,
+            0x55, 0x03,
+        ];
+        assert_eq!(uuid_text(&bytes), "adce0002-35bc-c60a-648b-0b25f1f05503");
+        assert_eq!(uuid_text(&[0; 16]), "00000000-0000-0000-0000-000000000000");
     }
 
     #[test]

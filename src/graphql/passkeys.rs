@@ -21,6 +21,10 @@ pub struct Passkey {
     pub device_type: String,
     /// Whether it is backed up (synced) now.
     pub backed_up: bool,
+    /// The authenticator model's AAGUID from its registration (a UUID, as in the FIDO
+    /// metadata; all zeros when the authenticator does not say). Null for a passkey registered
+    /// before Apexkit recorded it.
+    pub aaguid: Option<String>,
 }
 
 impl From<passkey::Passkey> for Passkey {
@@ -32,6 +36,7 @@ impl From<passkey::Passkey> for Passkey {
             last_used_at: p.last_used_at.map(utc),
             device_type: p.device_type,
             backed_up: p.backed_up,
+            aaguid: p.aaguid,
         }
     }
 }

@@ -16,6 +16,17 @@ use crate::mail::compose::escape_html;
 const MAX_FORM_BYTES: usize = 4096;
 
 pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+    page_with_form_action(status, title, body_html, "'self'")
+}
+
+/// [`page`] whose form may end on other origins: `form-action` also governs the redirects
+/// that answer a form's POST, so a form redirecting to a trusted origin must list it.
+fn page_with_form_action(
+    status: StatusCode,
+    title: &str,
+    body_html: &str,
+    form_action: &str,
+) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\
@@ -30,7 +41,9 @@ pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response
         .header(header::X_FRAME_OPTIONS, "DENY")
         .header(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
+            ),
         )
         .body(html)
 }
@@ -213,16 +226,24 @@ pub async fn reset_password(
     }
 }
 
-/// `GET /magic-link`: only a button (a mail scanner's prefetch spends nothing).
+/// `GET /magic-link`: only a button (a mail scanner's prefetch spends nothing). Its POST
+/// redirects to the flow's `callbackURL`, which may be on any trusted origin (a frontend's):
+/// the page's `form-action` lists them, or the browser would stop at the redirect.
 #[handler]
-pub async fn magic_link_page(req: &Request) -> Response {
+pub async fn magic_link_page(req: &Request, Data(state): Data<&Arc<HttpState>>) -> Response {
     if token(req).is_none() {
         return no_token();
     }
-    page(
+    // Origins are validated `scheme://host[:port]` (no spaces or semicolons).
+    let form_action = std::iter::once("'self'")
+        .chain(state.origins.all().iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ");
+    page_with_form_action(
         StatusCode::OK,
         "Sign in",
         "<form method=\"post\"><button type=\"submit\">Sign in</button></form>",
+        &form_action,
     )
 }
 

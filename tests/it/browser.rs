@@ -3,7 +3,8 @@
 //! another (`http://localhost:A`), an untrusted page on a third site (`http://127.0.0.1:U`).
 //! The scenarios are `examples/web/e2e/run.mjs` (playwright-core driving Debian's `chromium`,
 //! which `.ci/run` installs); screenshots land in `target/browser/screenshots/`. SQLite only:
-//! the ceremonies run on both databases in `passkeys.rs`.
+//! the ceremonies run on both databases in `passkeys.rs`, two-factor and passwordless sign-in in
+//! `two_factor.rs` and `passwordless.rs`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -35,19 +36,26 @@ impl Drop for Killed {
     }
 }
 
-/// Writes each recipient's mailed links to `dir/<address>.txt`, for the browser script to open.
+/// Writes each recipient's mailed links to `dir/<address>.txt` and the text of their mail to
+/// `dir/<address>.mail.txt`, for the browser script to open the links and type the codes.
 fn bridge_mail(sink: SmtpSink, dir: PathBuf) {
     tokio::spawn(async move {
         loop {
             for mail in sink.all() {
                 for to in &mail.to {
-                    let links = sink
-                        .for_address(to)
+                    let received = sink.for_address(to);
+                    let links = received
                         .iter()
                         .flat_map(|m| m.links())
                         .collect::<Vec<_>>()
                         .join("\n");
                     let _ = std::fs::write(dir.join(format!("{to}.txt")), links);
+                    let texts = received
+                        .iter()
+                        .map(|m| format!("Subject: {}\n\n{}", m.subject, m.text))
+                        .collect::<Vec<_>>()
+                        .join("\n\n");
+                    let _ = std::fs::write(dir.join(format!("{to}.mail.txt")), texts);
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -58,11 +66,14 @@ fn bridge_mail(sink: SmtpSink, dir: PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_frontend_in_chromium() {
     let chromium = chromium();
-    crate::support::npm_ci("examples/web", "playwright-core");
+    // The newest of the example's packages: a checkout whose node_modules predates it reinstalls.
+    crate::support::npm_ci("examples/web", "jsqr");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser");
     let mail_dir = out.join("mail");
     let shots = out.join("screenshots");
     let _ = std::fs::remove_dir_all(&mail_dir);
+    // Only this run's screenshots (a failed scenario adds `failed-*.png`).
+    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&mail_dir).expect("mail dir");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
 
@@ -147,5 +158,5 @@ async fn example_frontend_in_chromium() {
         status.success(),
         "browser scenarios failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
 }

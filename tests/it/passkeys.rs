@@ -24,7 +24,13 @@ fn configure(c: &mut apexkit::Config) {
     c.webauthn.rp_id = Some("localhost".to_owned());
 }
 
-const PASSKEY_FIELDS: &str = "id name createdAt lastUsedAt deviceType backedUp";
+const PASSKEY_FIELDS: &str = "id name createdAt lastUsedAt deviceType backedUp aaguid";
+
+/// A made-up authenticator model, and its AAGUID as a UUID.
+const LAPTOP_AAGUID: [u8; 16] = [
+    0x08, 0x98, 0x70, 0x58, 0xca, 0xdc, 0x4b, 0x81, 0xb6, 0xe1, 0x30, 0xde, 0x50, 0xdc, 0xbe, 0x96,
+];
+const LAPTOP_AAGUID_TEXT: &str = "08987058-cadc-4b81-b6e1-30de50dcbe96";
 
 async fn registration_options(app: &TestApp, token: &str) -> Value {
     let body = app
@@ -126,12 +132,21 @@ async fn registers_and_signs_in(backend: Backend) {
     assert!(options["challenge"].as_str().unwrap().len() >= 43);
 
     let mut laptop = SoftAuthenticator::new(ORIGIN);
+    laptop.aaguid = LAPTOP_AAGUID;
     let body = register(&app, &token, laptop.create(&options), Some("  Laptop ")).await;
     let passkey = data(&body, "registerPasskey");
     assert_eq!(passkey["name"], "Laptop");
     assert_eq!(passkey["deviceType"], "singleDevice");
     assert_eq!(passkey["backedUp"], false);
     assert!(passkey["lastUsedAt"].is_null());
+    // The authenticator's AAGUID from the attested credential data, stored as Better Auth does.
+    assert_eq!(passkey["aaguid"], LAPTOP_AAGUID_TEXT, "{body}");
+    assert_eq!(
+        app.db
+            .strings("SELECT aaguid AS s FROM passkey WHERE name = 'Laptop'")
+            .await,
+        [LAPTOP_AAGUID_TEXT]
+    );
 
     // A second one: a user may hold several; the first is excluded from the new options.
     let options = registration_options(&app, &token).await;
@@ -143,6 +158,11 @@ async fn registers_and_signs_in(backend: Backend) {
     let body = register(&app, &token, phone.create(&options), None).await;
     assert_eq!(data(&body, "registerPasskey")["deviceType"], "multiDevice");
     assert_eq!(data(&body, "registerPasskey")["backedUp"], true);
+    // An authenticator that does not say what it is (zeros, as synced passkeys often do).
+    assert_eq!(
+        data(&body, "registerPasskey")["aaguid"],
+        "00000000-0000-0000-0000-000000000000"
+    );
 
     // Discoverable: no email, empty allowCredentials; the user handle names the user.
     let options = authentication_options(&app, None).await;

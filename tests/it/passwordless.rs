@@ -15,6 +15,7 @@ on_both!(
     magic_link_verify_mutation_expiry_and_reuse,
     unknown_address_gets_the_same_answer_and_queue_work,
     untrusted_redirect_targets_are_refused,
+    magic_link_page_may_redirect_to_a_trusted_origin,
     email_code_right_wrong_three_times_and_expired,
     passwordless_sign_in_stops_at_the_second_factor,
     passwordless_senders_and_verifiers_are_rate_limited,
@@ -283,6 +284,47 @@ async fn untrusted_redirect_targets_are_refused(backend: Backend) {
             "nothing queued for a refused target"
         );
     }
+}
+
+/// The `/magic-link` button's POST redirects to a frontend on another trusted origin: the
+/// page's CSP `form-action` must allow it, or browsers stop at the redirect (Chromium does; the
+/// browser test in `browser.rs` goes through it).
+async fn magic_link_page_may_redirect_to_a_trusted_origin(backend: Backend) {
+    const APP: &str = "http://localhost:5173";
+    let sink = SmtpSink::start();
+    let app = TestApp::builder(backend)
+        .smtp(&sink)
+        .config(|c| c.server.trusted_origins = vec![APP.to_owned()])
+        .spawn()
+        .await;
+    let email = "spa@example.com";
+    let body = app
+        .gql(
+            MAGIC,
+            json!({ "i": { "email": email, "callbackURL": format!("{APP}/"), "newUserCallbackURL": format!("{APP}/") } }),
+        )
+        .await;
+    assert_eq!(data(&body, "signInMagicLink"), true, "{body}");
+    let link = sink.latest(email, "Your sign-in link").await.link();
+    let client = no_redirects();
+    let page = client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let form_action = csp
+        .split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("form-action "))
+        .unwrap_or_else(|| panic!("form-action in {csp}"));
+    let allowed: Vec<&str> = form_action.split(' ').collect();
+    assert!(allowed.contains(&"'self'"), "{csp}");
+    assert!(allowed.contains(&APP), "{csp}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    let resp = client.post(&link).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], format!("{APP}/"));
 }
 
 async fn email_code_right_wrong_three_times_and_expired(backend: Backend) {

@@ -12,6 +12,8 @@ import {
   signUpPage,
   verifyEmailPage,
 } from "./pages/auth";
+import { emailCodePage, magicLinkPage } from "./pages/passwordless";
+import { twoFactorPage, twoFactorStepPage } from "./pages/two-factor";
 import { h, link, setNavigate } from "./ui";
 
 const main = document.getElementById("main") as HTMLElement;
@@ -20,16 +22,27 @@ const nav = document.getElementById("nav") as HTMLElement;
 const titles: Record<string, string> = {
   "/": "Home",
   "/sign-in": "Sign in",
+  "/sign-in/magic-link": "Sign in with a link",
+  "/sign-in/email-code": "Sign in with a code",
+  "/sign-in/two-factor": "Two-factor authentication",
   "/sign-up": "Create an account",
   "/forgot-password": "Reset your password",
   "/reset-password": "Choose a new password",
   "/verify-email": "Verify your email",
   "/passkeys": "Passkeys",
   "/change-password": "Change password",
+  "/two-factor": "Two-factor authentication",
 };
 
-const signedInOnly = new Set(["/", "/passkeys", "/change-password"]);
-const signedOutOnly = new Set(["/sign-in", "/sign-up", "/forgot-password"]);
+const signedInOnly = new Set(["/", "/passkeys", "/change-password", "/two-factor"]);
+const signedOutOnly = new Set([
+  "/sign-in",
+  "/sign-up",
+  "/forgot-password",
+  "/sign-in/magic-link",
+  "/sign-in/email-code",
+  "/sign-in/two-factor",
+]);
 
 async function render(): Promise<void> {
   const path = location.pathname in titles ? location.pathname : "/";
@@ -42,6 +55,11 @@ async function render(): Promise<void> {
     main.replaceChildren(h("p", { class: "status error", role: "alert" }, `Cannot reach the service: ${errorMessage(e)}`));
     return;
   }
+  // A redirect flow (magic link, social sign-in) that stopped at the second factor comes back
+  // to its callbackURL with `?twoFactorRequired=true` and the `apexkit.two_factor` cookie set.
+  if (!me && new URLSearchParams(location.search).get("twoFactorRequired") === "true") {
+    return go("/sign-in/two-factor", true);
+  }
   if (!me && signedInOnly.has(path)) return go("/sign-in", true);
   if (me && signedOutOnly.has(path)) return go("/", true);
 
@@ -50,6 +68,7 @@ async function render(): Promise<void> {
       ? [
           link("/", "Home"),
           link("/passkeys", "Passkeys"),
+          link("/two-factor", "Two-factor"),
           link("/change-password", "Password"),
           h("button", { type: "button", class: "link", id: "sign-out", onclick: signOut as EventListener }, "Sign out"),
         ]
@@ -59,22 +78,21 @@ async function render(): Promise<void> {
     if (a.getAttribute("href") === path) a.setAttribute("aria-current", "page");
   }
 
-  const page =
-    path === "/" && me
-      ? homePage(me)
-      : path === "/passkeys"
-        ? passkeysPage()
-        : path === "/change-password"
-          ? changePasswordPage()
-          : path === "/sign-up"
-            ? signUpPage()
-            : path === "/forgot-password"
-              ? forgotPasswordPage()
-              : path === "/reset-password"
-                ? resetPasswordPage()
-                : path === "/verify-email"
-                  ? verifyEmailPage()
-                  : signInPage();
+  const pages: Record<string, () => HTMLElement> = {
+    "/": () => (me ? homePage(me) : signInPage()),
+    "/passkeys": passkeysPage,
+    "/two-factor": () => (me ? twoFactorPage(me) : signInPage()),
+    "/change-password": changePasswordPage,
+    "/sign-up": signUpPage,
+    "/sign-in": signInPage,
+    "/sign-in/magic-link": magicLinkPage,
+    "/sign-in/email-code": emailCodePage,
+    "/sign-in/two-factor": twoFactorStepPage,
+    "/forgot-password": forgotPasswordPage,
+    "/reset-password": resetPasswordPage,
+    "/verify-email": verifyEmailPage,
+  };
+  const page = (pages[path] ?? signInPage)();
   main.replaceChildren(page);
   // Move focus to the new page's heading, for keyboard and screen-reader users.
   const heading = main.querySelector("h1");

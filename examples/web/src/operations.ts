@@ -8,6 +8,8 @@ export const UserFields = graphql(`
     name
     email
     emailVerified
+    twoFactorEnabled
+    backupCodesRemaining
   }
 `);
 
@@ -44,6 +46,7 @@ export const SignUp = graphql(`
 export const SignIn = graphql(`
   mutation SignIn($input: SignInEmailInput!) {
     signInEmail(input: $input) {
+      twoFactorRequired
       user {
         ...UserFields
       }
@@ -114,6 +117,12 @@ export const ResetPassword = graphql(`
   }
 `);
 
+export const SendVerificationEmail = graphql(`
+  mutation SendVerificationEmail($input: SendVerificationEmailInput!) {
+    sendVerificationEmail(input: $input)
+  }
+`);
+
 export const VerifyEmail = graphql(`
   mutation VerifyEmail($token: String!) {
     verifyEmail(token: $token) {
@@ -178,9 +187,76 @@ export const PasskeyAuthenticationOptions = graphql(`
 export const SignInPasskey = graphql(`
   mutation SignInPasskey($input: SignInPasskeyInput!) {
     signInPasskey(input: $input) {
+      twoFactorRequired
       user {
         ...UserFields
       }
     }
+  }
+`);
+
+export const SignInMagicLink = graphql(`
+  mutation SignInMagicLink($input: SignInMagicLinkInput!) {
+    signInMagicLink(input: $input)
+  }
+`);
+
+export const SendSignInOtp = graphql(`
+  mutation SendSignInOtp($input: SendSignInOtpInput!) {
+    sendSignInOtp(input: $input)
+  }
+`);
+
+export const SignInEmailOtp = graphql(`
+  mutation SignInEmailOtp($input: SignInEmailOtpInput!) {
+    signInEmailOtp(input: $input) {
+      twoFactorRequired
+      user {
+        ...UserFields
+      }
+    }
+  }
+`);
+
+export const EnableTwoFactor = graphql(`
+  mutation EnableTwoFactor($input: EnableTwoFactorInput!) {
+    enableTwoFactor(input: $input) {
+      totpURI
+      backupCodes
+    }
+  }
+`);
+
+// Both enrolment (signed in, no token) and the sign-in's second step (the `apexkit.two_factor`
+// cookie, so no token either): the service tells them apart.
+export const VerifyTotp = graphql(`
+  mutation VerifyTotp($input: VerifyTotpInput!) {
+    verifyTotp(input: $input) {
+      user {
+        ...UserFields
+      }
+    }
+  }
+`);
+
+export const VerifyBackupCode = graphql(`
+  mutation VerifyBackupCode($input: VerifyBackupCodeInput!) {
+    verifyBackupCode(input: $input) {
+      user {
+        ...UserFields
+      }
+    }
+  }
+`);
+
+export const GenerateBackupCodes = graphql(`
+  mutation GenerateBackupCodes($input: GenerateBackupCodesInput!) {
+    generateBackupCodes(input: $input)
+  }
+`);
+
+export const DisableTwoFactor = graphql(`
+  mutation DisableTwoFactor($input: DisableTwoFactorInput!) {
+    disableTwoFactor(input: $input)
   }
 `);

@@ -23,19 +23,19 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-/** A labelled input. */
+/** A labelled input (id `f-NAME` unless `extra.id` names another). */
 export function field(
   label: string,
   name: string,
   type = "text",
   extra: Attrs = {},
 ): HTMLElement {
-  const id = `f-${name}`;
+  const id = typeof extra.id === "string" ? extra.id : `f-${name}`;
   return h(
     "div",
     { class: "field" },
     h("label", { for: id }, label),
-    h("input", { id, name, type, ...extra }),
+    h("input", { name, type, ...extra, id }),
   );
 }
 

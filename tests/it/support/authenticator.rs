@@ -34,6 +34,8 @@ pub struct SoftAuthenticator {
     pub user_verified: bool,
     /// A synced passkey: backup eligible and backed up.
     pub synced: bool,
+    /// The make and model it reports in its attested credential data (zeros: it does not say).
+    pub aaguid: [u8; 16],
 }
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -68,6 +70,7 @@ impl SoftAuthenticator {
             origin: origin.to_owned(),
             user_verified: true,
             synced: false,
+            aaguid: [0; 16],
         }
     }
 
@@ -109,7 +112,7 @@ impl SoftAuthenticator {
             self.counter += 1;
         }
         if let Some(credential) = attested {
-            data.extend_from_slice(&[0u8; 16]); // AAGUID: none
+            data.extend_from_slice(&self.aaguid);
             data.extend_from_slice(&(self.credential_id.len() as u16).to_be_bytes());
             data.extend_from_slice(&self.credential_id);
             data.extend_from_slice(&credential);

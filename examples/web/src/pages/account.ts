@@ -1,4 +1,5 @@
-// Signed-in pages: home (the user and their sessions), passkeys, change password.
+// Signed-in pages: home (the user, their sessions, a verification link to ask for), passkeys,
+// change password. Two-factor settings are in two-factor.ts.
 import { client, errorCode, errorMessage } from "../api";
 import type { MeQuery, PasskeyFieldsFragment } from "../gql/graphql";
 import {
@@ -10,9 +11,10 @@ import {
   RenamePasskey,
   RevokeOtherSessions,
   RevokeSession,
+  SendVerificationEmail,
   Sessions,
 } from "../operations";
-import { field, h, navigate, onSubmit, status, when } from "../ui";
+import { field, h, link, navigate, onSubmit, status, when } from "../ui";
 import { createCredential, supported } from "../webauthn";
 
 type Me = NonNullable<MeQuery["me"]>;
@@ -78,6 +80,24 @@ export function homePage(me: Me): HTMLElement {
     }
   });
 
+  // Ask for a verification link; it lands on /verify-email in this app (a trusted origin).
+  const verifyOut = status();
+  const verify = h("button", { type: "button", class: "secondary", id: "send-verification" }, "Send me a verification link");
+  verify.addEventListener("click", async () => {
+    verify.disabled = true;
+    try {
+      await client.mutate({
+        mutation: SendVerificationEmail,
+        variables: { input: { email: me.email, callbackURL: `${location.origin}/verify-email` } },
+      });
+      verifyOut.ok(`Check your inbox: a verification link is on its way to ${me.email}.`);
+    } catch (e) {
+      verifyOut.fail(errorMessage(e));
+    } finally {
+      verify.disabled = false;
+    }
+  });
+
   return h(
     "section",
     { class: "card" },
@@ -87,7 +107,16 @@ export function homePage(me: Me): HTMLElement {
       {},
       "Signed in as ",
       h("strong", { id: "me-email" }, me.email),
-      me.emailVerified ? " (verified)" : " (not verified yet)",
+      h("span", { id: "me-verified" }, me.emailVerified ? " (verified)" : " (not verified yet)"),
+    ),
+    me.emailVerified ? null : h("div", { class: "verify" }, verify, verifyOut.node),
+    h(
+      "p",
+      { id: "me-two-factor" },
+      me.twoFactorEnabled
+        ? `Two-factor authentication is on (${me.backupCodesRemaining} backup codes left). `
+        : "Two-factor authentication is off. ",
+      link("/two-factor", me.twoFactorEnabled ? "Manage" : "Turn it on"),
     ),
     h("h2", {}, "Sessions"),
     list,
@@ -232,10 +261,14 @@ export function changePasswordPage(): HTMLElement {
             input: { currentPassword, newPassword, revokeOtherSessions: data.has("revokeOtherSessions") },
           },
         });
-        out.ok("Your password was changed.");
+        out.ok(
+          data.has("revokeOtherSessions")
+            ? "Your password was changed, and every other session was signed out."
+            : "Your password was changed.",
+        );
         form.reset();
       } catch (e) {
-        out.fail(errorMessage(e));
+        out.fail(errorCode(e) === "INVALID_PASSWORD" ? "Your current password is not right." : errorMessage(e));
       }
     },
   );

@@ -1,5 +1,6 @@
 // Signed-out pages: sign up, sign in (password, passkey, social), forgot password, and the
-// landing pages of mailed links (reset password, verify email).
+// landing pages of mailed links (reset password, verify email). Magic link and email code are in
+// passwordless.ts, the second step of a sign-in in two-factor.ts.
 import { client, errorCode, errorMessage } from "../api";
 import {
   PasskeyAuthenticationOptions,
@@ -14,6 +15,15 @@ import {
 } from "../operations";
 import { field, h, link, navigate, onSubmit, status } from "../ui";
 import { getCredential, supported } from "../webauthn";
+
+/**
+ * Where a sign-in goes on: home, or — for a user with two-factor on, whose sign-in answered
+ * `twoFactorRequired` and no session — the second step. The service has set the HttpOnly
+ * `apexkit.two_factor` cookie, so the page carries no token.
+ */
+export function afterSignIn(payload: { twoFactorRequired: boolean } | null | undefined): void {
+  navigate(payload?.twoFactorRequired ? "/sign-in/two-factor" : "/");
+}
 
 export function signUpPage(): HTMLElement {
   const out = status();
@@ -66,8 +76,8 @@ export function signInPage(): HTMLElement {
     ),
     async ({ email, password }) => {
       try {
-        await client.mutate({ mutation: SignIn, variables: { input: { email, password } } });
-        navigate("/");
+        const { data } = await client.mutate({ mutation: SignIn, variables: { input: { email, password } } });
+        afterSignIn(data?.signInEmail);
       } catch (e) {
         out.fail(errorMessage(e));
       }
@@ -90,8 +100,9 @@ export function signInPage(): HTMLElement {
         variables: { input: email ? { email } : {} },
       });
       const response = await getCredential(data?.passkeyAuthenticationOptions);
-      await client.mutate({ mutation: SignInPasskey, variables: { input: { response } } });
-      navigate("/");
+      const { data: signed } = await client.mutate({ mutation: SignInPasskey, variables: { input: { response } } });
+      // Without user verification, a user with two-factor on still has a second step.
+      afterSignIn(signed?.signInPasskey);
     } catch (e) {
       out.fail(errorMessage(e));
     } finally {
@@ -135,7 +146,21 @@ export function signInPage(): HTMLElement {
     { class: "card" },
     h("h1", { id: "title" }, "Sign in"),
     form,
-    h("div", { class: "alternatives" }, supported() ? passkeyButton : null, social),
+    h(
+      "div",
+      { class: "alternatives" },
+      supported() ? passkeyButton : null,
+      social,
+      h(
+        "p",
+        { class: "by-mail" },
+        "No password? ",
+        link("/sign-in/magic-link", "Email me a sign-in link"),
+        " or ",
+        link("/sign-in/email-code", "a sign-in code"),
+        ".",
+      ),
+    ),
     h("p", {}, link("/forgot-password", "Forgot your password?")),
     h("p", {}, "New here? ", link("/sign-up", "Create an account")),
   );
