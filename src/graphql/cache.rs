@@ -125,16 +125,7 @@ impl DocumentCache {
             Some(result) if request.variables.is_empty() => {
                 request.data.insert(Validated(result));
             }
-            _ if request.variables.is_empty() => {
-                let operation = request.operation_name.clone();
-                request.data.insert(Pending {
-                    cache: self.clone(),
-                    hash,
-                    text,
-                    operation,
-                });
-            }
-            _ => {}
+            _ => self.await_validation(request, hash, text),
         }
         Lookup::Hit
     }
@@ -163,6 +154,11 @@ impl DocumentCache {
                 used: false,
             });
         }
+        self.await_validation(request, hash, text);
+    }
+
+    /// Leaves a [`Pending`] in a request without variables, for the validation hook to fill.
+    fn await_validation(self: &Arc<Self>, request: &mut Request, hash: u64, text: Arc<str>) {
         if request.variables.is_empty() {
             let operation = request.operation_name.clone();
             request.data.insert(Pending {
@@ -236,7 +232,10 @@ mod tests {
         for i in 0..CAPACITY * 4 {
             // The popular document is used between every few hostile ones.
             if i % 8 == 0 {
-                assert!(matches!(vetted(&cache, popular), Lookup::Hit), "evicted at {i}");
+                assert!(
+                    matches!(vetted(&cache, popular), Lookup::Hit),
+                    "evicted at {i}"
+                );
             }
             vetted(&cache, &format!("{{ me {{ id a{i}: name }} }}"));
             assert!(cache.len() <= CAPACITY);
@@ -285,11 +284,12 @@ mod tests {
         let mut other = Request::new(text).operation_name("B");
         assert!(matches!(cache.lookup(&mut other), Lookup::Hit));
         assert!(!validated(&other));
-        let mut with_variables = Request::new(text)
-            .operation_name("A")
-            .variables(async_graphql::Variables::from_json(
-                serde_json::json!({"x": 1}),
-            ));
+        let mut with_variables =
+            Request::new(text)
+                .operation_name("A")
+                .variables(async_graphql::Variables::from_json(
+                    serde_json::json!({"x": 1}),
+                ));
         assert!(matches!(cache.lookup(&mut with_variables), Lookup::Hit));
         assert!(!validated(&with_variables));
     }

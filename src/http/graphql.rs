@@ -383,10 +383,7 @@ async fn execute(req: &Request, batch: BatchRequest, state: &HttpState) -> Respo
     }
     // Every document is vetted (bounded nesting and cost) before anything parses it
     // recursively; a refused one gets its error and runs nothing.
-    let vetted = requests
-        .into_iter()
-        .map(|r| state.schema.vet(r))
-        .collect();
+    let vetted = requests.into_iter().map(|r| state.schema.vet(r)).collect();
     execute_vetted(req, vetted, is_batch, state).await
 }
 
