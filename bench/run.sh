@@ -329,39 +329,7 @@ if (( IDLE_CONNECTIONS > 0 )) && [[ " $BACKENDS " == *" postgres "* ]]; then
 fi
 
 if [[ -n "$CHART" ]] && command -v gnuplot >/dev/null; then
-  mkdir -p "$(dirname "$CHART")"
-  for b in postgres sqlite; do for m in production development; do
-    awk -v b=$b -v m=$m '$1 == b && $2 == m' "$DATA" >"$WORK/$b-$m.dat"
-  done; done
-  plots() { # plots COLUMN: one line per backend and mode that has data
-    local sep="" b m t
-    for b in postgres sqlite; do for m in production development; do
-      [[ -s "$WORK/$b-$m.dat" ]] || continue
-      t="PostgreSQL"; [[ $b == sqlite ]] && t="SQLite"
-      [[ $m == development ]] && t="$t (development)"
-      printf '%s"%s" using 3:%s with linespoints title "%s" dt %s lw 2' "$sep" "$WORK/$b-$m.dat" "$1" "$t" \
-        "$([[ $m == production ]] && echo 1 || echo 2)"
-      sep=", "
-    done; done
-  }
-  gnuplot <<GNUPLOT
-set terminal svg size 960,420 dynamic font "sans,12" background "#ffffff"
-set output "$CHART"
-set multiplot layout 1,2 title "session query, $(nproc)-core machine (wrk, service and database on the same cores), $(date -u +%Y-%m-%d)"
-set logscale x 2
-set xlabel "connections"
-set key top left
-set grid
-set ylabel "requests/s"
-set yrange [0:*]
-plot $(plots 4)
-set ylabel "p99 latency (ms)"
-set logscale y
-set yrange [*:*]
-set key top left
-plot $(plots 5)
-unset multiplot
-GNUPLOT
+  "$BENCH_DIR/chart.sh" "$DATA" "$CHART"
   echo "# chart: $CHART"
 fi
 echo
