@@ -101,6 +101,13 @@ impl Passwordless<'_> {
                 .await?;
             return Ok(());
         }
+        // Spent links are kept only until they would have expired.
+        verifications::delete_expired(
+            &mut self.conn().await?,
+            purpose::MAGIC_LINK_SPENT,
+            now(),
+        )
+        .await?;
         let secret = SessionToken::generate()?;
         let link = links::with_token(
             &format!("{}{MAGIC_LINK_PATH}", self.flows()?.base_url),
@@ -152,19 +159,40 @@ impl Passwordless<'_> {
         let Some(secret) = SessionToken::parse(raw_token.trim()) else {
             return Err(dead(Error::InvalidToken, None));
         };
+        // Spent by marking it, not deleting it: a second use still knows its errorCallbackURL.
+        let hash = secret.hash();
         let taken = async {
-            verifications::take_row(&mut self.conn().await?, &secret.hash(), purpose::MAGIC_LINK)
-                .await
-                .map_err(Error::from)
+            let mut conn = self.conn().await?;
+            let row = verifications::spend_row(
+                &mut conn,
+                &hash,
+                purpose::MAGIC_LINK,
+                purpose::MAGIC_LINK_SPENT,
+            )
+            .await?;
+            let spent = match row {
+                Some(_) => None,
+                None => {
+                    verifications::find_row(&mut conn, &hash, purpose::MAGIC_LINK_SPENT).await?
+                }
+            };
+            Ok::<_, Error>((row, spent))
         }
         .await
         .map_err(|e| dead(e, None))?;
-        let Some(row) = taken else {
-            self.record_failure(AuditKind::MagicLinkSignIn, None, "invalid_token", client)
-                .await;
-            return Err(dead(Error::InvalidToken, None));
+        let flow_of = |row: &verifications::Verification| {
+            serde_json::from_str::<LinkFlow>(&row.value).ok()
         };
-        let Ok(flow) = serde_json::from_str::<LinkFlow>(&row.value) else {
+        let row = match taken {
+            (Some(row), _) => row,
+            (None, spent) => {
+                self.record_failure(AuditKind::MagicLinkSignIn, None, "invalid_token", client)
+                    .await;
+                let error_callback = spent.as_ref().and_then(flow_of).map(|f| f.error_callback);
+                return Err(dead(Error::InvalidToken, error_callback));
+            }
+        };
+        let Some(flow) = flow_of(&row) else {
             return Err(dead(Error::InvalidToken, None));
         };
         if row.expires_at <= now() {

@@ -19,6 +19,9 @@ pub mod purpose {
     pub const OAUTH_STATE: &str = "oauth-state";
     /// A magic sign-in link (`signInMagicLink`); `value` holds the flow as JSON.
     pub const MAGIC_LINK: &str = "magic-link";
+    /// A magic link already used, kept until it would have expired: a second use still knows
+    /// the flow's `errorCallbackURL`.
+    pub const MAGIC_LINK_SPENT: &str = "magic-link-spent";
     /// A passkey registration in progress (`identifier`: SHA-256 of its challenge).
     pub const PASSKEY_REGISTRATION: &str = "passkey-registration";
     /// A passkey sign-in in progress (`identifier`: SHA-256 of its challenge).
@@ -299,22 +302,41 @@ pub async fn delete_expired(
     })
 }
 
-/// Consumes a one-time row of `purpose` by its identifier and returns it whatever its expiry
-/// (the caller tells an expired row apart, and may still use its non-secret fields).
-pub async fn take_row(
+/// Spends a token of `token_purpose` by turning it into one of `spent_purpose` in one statement
+/// (of two concurrent spenders, one gets the row) and returns it.
+pub async fn spend_row(
+    conn: &mut Conn,
+    identifier: &str,
+    token_purpose: &str,
+    spent_purpose: &str,
+) -> Result<Option<Verification>, DbError> {
+    run!(conn, |c| {
+        diesel::update(
+            verification::table
+                .filter(verification::identifier.eq(identifier))
+                .filter(verification::purpose.eq(token_purpose)),
+        )
+        .set(verification::purpose.eq(spent_purpose))
+        .returning(Verification::as_returning())
+        .get_result(c)
+        .await
+        .optional()
+    })
+}
+
+/// A row by its identifier and purpose, left in place.
+pub async fn find_row(
     conn: &mut Conn,
     identifier: &str,
     token_purpose: &str,
 ) -> Result<Option<Verification>, DbError> {
     run!(conn, |c| {
-        diesel::delete(
-            verification::table
-                .filter(verification::identifier.eq(identifier))
-                .filter(verification::purpose.eq(token_purpose)),
-        )
-        .returning(Verification::as_returning())
-        .get_result(c)
-        .await
-        .optional()
+        verification::table
+            .filter(verification::identifier.eq(identifier))
+            .filter(verification::purpose.eq(token_purpose))
+            .select(Verification::as_select())
+            .first(c)
+            .await
+            .optional()
     })
 }

@@ -47,7 +47,7 @@ async fn magic_link_signs_up_and_in_and_works_once(backend: Backend) {
     let body = app
         .gql(
             MAGIC,
-            json!({ "i": { "email": email, "name": "Newcomer", "callbackURL": "/home", "newUserCallbackURL": "/welcome" } }),
+            json!({ "i": { "email": email, "name": "Newcomer", "callbackURL": "/home", "newUserCallbackURL": "/welcome", "errorCallbackURL": "/oops" } }),
         )
         .await;
     assert_eq!(data(&body, "signInMagicLink"), true, "{body}");
@@ -100,11 +100,26 @@ async fn magic_link_signs_up_and_in_and_works_once(backend: Backend) {
     );
     assert_eq!(data(&me, "me")["name"], "Newcomer");
 
-    // Used twice: the second POST lands on the error page.
+    // Used twice: the second POST lands on the flow's errorCallbackURL (the spent link is kept
+    // until it would have expired, so its flow is still known), and signs nobody in.
     let again = client.post(&link).send().await.unwrap();
     assert_eq!(again.status(), 302);
     let to = again.headers()["location"].to_str().unwrap().to_owned();
-    assert!(to.ends_with("/error?error=invalid_token"), "{to}");
+    assert_eq!(to, app.url("/oops?error=invalid_token"));
+    assert!(
+        !set_cookies(again.headers())
+            .iter()
+            .any(|c| c.starts_with("apexkit.session_token=") && !c.contains("Max-Age=0")),
+        "no session for a spent link"
+    );
+    // And through GraphQL, the same answer as any dead token.
+    let reuse = app
+        .gql(
+            "mutation($t: String!) { verifyMagicLink(token: $t) { token } }",
+            json!({ "t": token }),
+        )
+        .await;
+    assert_eq!(code(&reuse), "INVALID_TOKEN", "{reuse}");
 
     // A returning user goes to callbackURL.
     app.gql(
