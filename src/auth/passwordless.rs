@@ -102,12 +102,8 @@ impl Passwordless<'_> {
             return Ok(());
         }
         // Spent links are kept only until they would have expired.
-        verifications::delete_expired(
-            &mut self.conn().await?,
-            purpose::MAGIC_LINK_SPENT,
-            now(),
-        )
-        .await?;
+        verifications::delete_expired(&mut self.conn().await?, purpose::MAGIC_LINK_SPENT, now())
+            .await?;
         let secret = SessionToken::generate()?;
         let link = links::with_token(
             &format!("{}{MAGIC_LINK_PATH}", self.flows()?.base_url),
@@ -180,9 +176,8 @@ impl Passwordless<'_> {
         }
         .await
         .map_err(|e| dead(e, None))?;
-        let flow_of = |row: &verifications::Verification| {
-            serde_json::from_str::<LinkFlow>(&row.value).ok()
-        };
+        let flow_of =
+            |row: &verifications::Verification| serde_json::from_str::<LinkFlow>(&row.value).ok();
         let row = match taken {
             (Some(row), _) => row,
             (None, spent) => {
