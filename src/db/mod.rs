@@ -641,10 +641,31 @@ pub async fn connect_sqlite(
     busy_timeout_ms: u128,
 ) -> diesel::ConnectionResult<SqliteConn> {
     let mut conn = SqliteConn::establish(path).await?;
-    conn.batch_execute(&sqlite_pragmas(busy_timeout_ms))
-        .await
-        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
-    Ok(conn)
+    let started = std::time::Instant::now();
+    loop {
+        match conn.batch_execute(&sqlite_pragmas(busy_timeout_ms)).await {
+            Ok(()) => return Ok(conn),
+            Err(e) if sqlite_setup_may_retry(&e, started, busy_timeout_ms) => {
+                tokio::time::sleep(SQLITE_SETUP_RETRY).await;
+            }
+            Err(e) => return Err(diesel::ConnectionError::BadConnection(e.to_string())),
+        }
+    }
+}
+
+/// How long to wait before configuring a new SQLite connection again.
+pub(crate) const SQLITE_SETUP_RETRY: Duration = Duration::from_millis(50);
+
+/// Whether setting a new SQLite connection up failed only because another one holds the lock.
+/// Switching a new file to WAL while other processes open it can answer "database is locked"
+/// without waiting on `busy_timeout` (SQLite refuses to wait where waiting could deadlock), so
+/// the setup is retried for as long as `busy_timeout` would have waited.
+pub(crate) fn sqlite_setup_may_retry(
+    error: &DieselError,
+    started: std::time::Instant,
+    busy_timeout_ms: u128,
+) -> bool {
+    error.to_string().contains("locked") && started.elapsed().as_millis() < busy_timeout_ms
 }
 
 /// Per-connection settings: WAL, the busy timeout, foreign keys, and a 512 KiB page cache (a
