@@ -2,9 +2,10 @@
 //! app on one loopback origin (`http://localhost:W`, its Vite dev server), the service on
 //! another (`http://localhost:A`), an untrusted page on a third site (`http://127.0.0.1:U`).
 //! The scenarios are `examples/web/e2e/run.mjs` (playwright-core driving Debian's `chromium`,
-//! which `.ci/run` installs); screenshots land in `target/browser/screenshots/`. SQLite only:
-//! the ceremonies run on both databases in `passkeys.rs`, two-factor and passwordless sign-in in
-//! `two_factor.rs` and `passwordless.rs`.
+//! which `.ci/run` installs), run twice: as fast as loopback answers, then with every request to
+//! the service held 150 ms. Screenshots land in `target/browser/screenshots/` (and
+//! `screenshots-slow-network/`). SQLite only: the ceremonies run on both databases in
+//! `passkeys.rs`, two-factor and passwordless sign-in in `two_factor.rs` and `passwordless.rs`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -72,10 +73,7 @@ async fn example_frontend_in_chromium() {
     let mail_dir = out.join("mail");
     let shots = out.join("screenshots");
     let _ = std::fs::remove_dir_all(&mail_dir);
-    // Only this run's screenshots (a failed scenario adds `failed-*.png`).
-    let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&mail_dir).expect("mail dir");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
 
     let sink = SmtpSink::start();
     let (api_port, web_port) = (free_port(), free_port());
@@ -123,20 +121,48 @@ async fn example_frontend_in_chromium() {
     }
     assert!(up, "the example's dev server did not come up on {web}");
 
+    // Twice: as fast as loopback answers, then with every request to the service held 150 ms,
+    // as on a slow network. The second pass turns a scenario that acts on a page before the app
+    // has drawn it (a race CI once lost) into a failure every time.
+    for (pass, slow_api_ms, shots) in [
+        ("loopback", 0, shots.clone()),
+        ("slow network", 150, out.join("screenshots-slow-network")),
+    ] {
+        let stdout = run_scenarios(&web, &api, &mail_dir, &shots, &chromium, slow_api_ms).await;
+        assert!(
+            stdout.contains("10 passed, 0 failed"),
+            "{pass} pass:\n{stdout}"
+        );
+    }
+}
+
+/// Runs `e2e/run.mjs` and returns what it printed; panics if it fails or hangs.
+async fn run_scenarios(
+    web: &str,
+    api: &str,
+    mail_dir: &Path,
+    shots: &Path,
+    chromium: &str,
+    slow_api_ms: u64,
+) -> String {
+    // Only this run's screenshots (a failed scenario adds `failed-*.png`).
+    let _ = std::fs::remove_dir_all(shots);
+    std::fs::create_dir_all(shots).expect("screenshot dir");
+    let mut command = Command::new("node");
+    command
+        .arg("e2e/run.mjs")
+        .current_dir(WEB_DIR)
+        .env("WEB_URL", web)
+        .env("API_URL", api)
+        .env("MAIL_DIR", mail_dir)
+        .env("SHOTS_DIR", shots)
+        .env("CHROMIUM", chromium)
+        .env("SLOW_API_MS", slow_api_ms.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let run = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("node")
-            .arg("e2e/run.mjs")
-            .current_dir(WEB_DIR)
-            .env("WEB_URL", &web)
-            .env("API_URL", &api)
-            .env("MAIL_DIR", &mail_dir)
-            .env("SHOTS_DIR", &shots)
-            .env("CHROMIUM", &chromium)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("node runs e2e/run.mjs");
+        let mut child = command.spawn().expect("node runs e2e/run.mjs");
         let mut stdout = String::new();
         let mut stderr = String::new();
         child
@@ -156,7 +182,7 @@ async fn example_frontend_in_chromium() {
     println!("{stdout}");
     assert!(
         status.success(),
-        "browser scenarios failed:\n{stdout}\n{stderr}"
+        "browser scenarios failed (SLOW_API_MS={slow_api_ms}):\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("10 passed, 0 failed"), "{stdout}");
+    stdout
 }

@@ -7,6 +7,8 @@
 //                their mail (<email>.mail.txt)
 //   SHOTS_DIR    where screenshots go (under target/)
 //   CHROMIUM     the browser binary (default /usr/bin/chromium)
+//   SLOW_API_MS  optional: hold every request to the service this long, to shake out scenarios
+//                that act on a page before the app has finished drawing it
 // Prints one line per scenario and `N passed, M failed`; exits non-zero on any failure.
 import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
@@ -20,6 +22,7 @@ const API = process.env.API_URL ?? "http://localhost:4000";
 const MAIL_DIR = process.env.MAIL_DIR ?? "mail";
 const SHOTS = process.env.SHOTS_DIR ?? "screenshots";
 const PASSWORD = "correct horse battery staple";
+const SLOW_API_MS = Number(process.env.SLOW_API_MS ?? 0);
 mkdirSync(SHOTS, { recursive: true });
 
 const browser = await chromium.launch({
@@ -35,6 +38,12 @@ const only = process.env.ONLY;
 async function scenario(name, body) {
   if (only && !name.includes(only)) return;
   const context = await browser.newContext();
+  if (SLOW_API_MS > 0) {
+    await context.route(`${API}/**`, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, SLOW_API_MS));
+      await route.continue();
+    });
+  }
   try {
     await body(context);
     passed++;

@@ -44,14 +44,25 @@ const signedOutOnly = new Set([
   "/sign-in/two-factor",
 ]);
 
+// Each navigation's render gets a ticket; one that a later navigation overtook draws nothing.
+let rendering = 0;
+
 async function render(): Promise<void> {
+  const ticket = ++rendering;
   const path = location.pathname in titles ? location.pathname : "/";
   document.title = `${titles[path]} · Apexkit example`;
+  // The page being left goes at once: its form must not take input meant for the next page
+  // while the service is asked who is signed in.
+  main.setAttribute("aria-busy", "true");
+  main.replaceChildren(h("p", { class: "status" }, "Loading…"));
   let me = null;
   try {
     const { data } = await client.query({ query: Me });
+    if (ticket !== rendering) return;
     me = data?.me ?? null;
   } catch (e) {
+    if (ticket !== rendering) return;
+    main.removeAttribute("aria-busy");
     main.replaceChildren(h("p", { class: "status error", role: "alert" }, `Cannot reach the service: ${errorMessage(e)}`));
     return;
   }
@@ -94,6 +105,7 @@ async function render(): Promise<void> {
   };
   const page = (pages[path] ?? signInPage)();
   main.replaceChildren(page);
+  main.removeAttribute("aria-busy");
   // Move focus to the new page's heading, for keyboard and screen-reader users.
   const heading = main.querySelector("h1");
   if (heading) {
