@@ -32,13 +32,16 @@ pub struct ServerConfig {
     )]
     pub listen: SocketAddr,
 
-    /// Public URL of the service (issuer, mail links, trusted origin). Required in production;
-    /// development default: http:// + the listen address.
+    /// Public URL of the service (issuer, mail links, trusted origin, passkeys' relying party).
+    /// Required in production; development default: http://localhost:PORT when listening on a
+    /// loopback address (browsers refuse an IP address as a passkey's relying party), else
+    /// http:// + the listen address.
     #[arg(long, env = "APEXKIT_BASE_URL", help_heading = "Server")]
     pub base_url: Option<String>,
 
     /// Comma-separated origins trusted for CORS with credentials, cookie-authenticated mutations
-    /// and redirect targets; APEXKIT_BASE_URL's origin is always trusted.
+    /// and redirect targets; APEXKIT_BASE_URL's origin is always trusted. Development default
+    /// (when unset): http://localhost:5173, the example app's Vite dev server.
     #[arg(
         long,
         env = "APEXKIT_TRUSTED_ORIGINS",
@@ -115,6 +118,10 @@ pub struct ServerConfig {
     )]
     pub hsts_max_age: u64,
 }
+
+/// Trusted in development when APEXKIT_TRUSTED_ORIGINS is unset: where `npm run dev` serves the
+/// example app (`examples/web`), so `cargo run` and it work together with nothing configured.
+pub const DEV_FRONTEND_ORIGIN: &str = "http://localhost:5173";
 
 /// The server settings, validated.
 pub struct Server {
@@ -194,7 +201,13 @@ impl ServerConfig {
                 .base_url
                 .as_deref()
                 .map(|url| url.trim_end_matches('/').to_owned()),
-            trusted_origins: self.trusted_origins.clone(),
+            trusted_origins: if self.environment == Environment::Development
+                && self.trusted_origins.iter().all(|s| s.trim().is_empty())
+            {
+                vec![DEV_FRONTEND_ORIGIN.to_owned()]
+            } else {
+                self.trusted_origins.clone()
+            },
             secret: self.secret.clone(),
             trusted_proxies,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
@@ -232,6 +245,7 @@ impl Server {
     pub fn site(&self, bound: SocketAddr) -> Result<Site, String> {
         let base_url = match &self.base_url {
             Some(url) => url.clone(),
+            None if bound.ip().is_loopback() => format!("http://localhost:{}", bound.port()),
             None => format!("http://{bound}"),
         };
         let origins = TrustedOrigins::new(&base_url, &self.trusted_origins)?;

@@ -207,9 +207,113 @@ async fn boots_the_way_the_dockerfile_starts_it() {
         "{cookie}"
     );
 
+    // No development defaults in production: the example app's origin is not trusted.
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, api.url("/graphql"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+
     // SIGTERM as PID 1 would get it: a clean exit 0.
     server.terminate();
     let (exited, _) = tokio::task::block_in_place(|| server.wait_exit(Duration::from_secs(10)));
     let status = exited.expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
+}
+
+/// `cargo run` plus `npm --prefix examples/web run dev` work with nothing configured: in
+/// development the base URL is `http://localhost:PORT` (a passkey's relying party cannot be an
+/// IP address, and a magic link's cookie must land on the host the app calls) and the example
+/// app's origin, `http://localhost:5173`, is trusted while `APEXKIT_TRUSTED_ORIGINS` is unset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_defaults_serve_the_example_app() {
+    const APP: &str = "http://localhost:5173";
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("dev.db").display());
+    let mut server = Proc::start(&[("DATABASE_URL", &db), ("APEXKIT_LISTEN", "127.0.0.1:0")]);
+    let addr = tokio::task::block_in_place(|| server.listening(Duration::from_secs(90)));
+    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let ready = tokio::task::block_in_place(|| {
+        server.wait_for_logged("apexkit ready", Duration::from_secs(10))
+    })
+    .expect("ready line");
+    assert!(
+        ready.contains(&format!("http://localhost:{port}")) && ready.contains(APP),
+        "{ready}"
+    );
+
+    let api = Api::at(format!("http://localhost:{port}"));
+    let preflight = api
+        .client
+        .request(reqwest::Method::OPTIONS, api.url("/graphql"))
+        .header("origin", APP)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(preflight.headers()["access-control-allow-origin"], APP);
+    assert_eq!(
+        preflight.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    // A cookie-setting mutation from the app's origin goes through, and a reset link may point
+    // back to the app.
+    let (status, headers, body) = api
+        .post_raw(
+            &serde_json::json!({ "query": "mutation { signUpEmail(input: {name: \"A\", email: \"a@example.com\", password: \"correct horse battery staple\"}) { user { id } } }" }),
+            &[("origin", APP)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["data"]["signUpEmail"]["user"]["id"].is_string(),
+        "{body}"
+    );
+    assert_eq!(headers["access-control-allow-origin"], APP);
+    assert!(headers.get("set-cookie").is_some());
+    let reset = api
+        .gql(
+            "mutation($input: RequestPasswordResetInput!) { requestPasswordReset(input: $input) }",
+            serde_json::json!({ "input": { "email": "a@example.com", "redirectTo": format!("{APP}/reset-password") } }),
+        )
+        .await;
+    assert_eq!(reset["data"]["requestPasswordReset"], true, "{reset}");
+    // Development prints the mail: the link goes to the app.
+    let mailed = tokio::task::block_in_place(|| {
+        server.wait_for_logged(
+            &format!("{APP}/reset-password?token="),
+            Duration::from_secs(10),
+        )
+    });
+    assert!(mailed.is_some(), "{}", server.log_text());
+
+    // Listing any origin replaces the default.
+    let other = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", other.path().join("dev.db").display());
+    let mut listed = Proc::start(&[
+        ("DATABASE_URL", &db),
+        ("APEXKIT_LISTEN", "127.0.0.1:0"),
+        ("APEXKIT_TRUSTED_ORIGINS", "http://localhost:3000"),
+    ]);
+    let api = Api::at(format!(
+        "http://{}",
+        tokio::task::block_in_place(|| listed.listening(Duration::from_secs(90)))
+    ));
+    let preflight = |origin: &'static str| {
+        api.client
+            .request(reqwest::Method::OPTIONS, api.url("/graphql"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    assert_eq!(preflight(APP).await.unwrap().status(), 403);
+    assert_eq!(
+        preflight("http://localhost:3000").await.unwrap().status(),
+        204
+    );
 }
