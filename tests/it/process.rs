@@ -5,6 +5,18 @@ use std::time::Duration;
 
 use crate::support::{Api, Backend, Proc, TestDb, apexkit_cmd, get_status, on_both};
 
+/// A browser's CORS preflight for a POST to `/graphql` from `origin`.
+async fn preflight(api: &Api, origin: &str) -> reqwest::Response {
+    api.client
+        .request(reqwest::Method::OPTIONS, api.url("/graphql"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Waits (90 s at most) until a started server listens; returns its base URL.
 fn base_of(server: &mut Proc) -> String {
     format!("http://{}", server.listening(Duration::from_secs(90)))
@@ -208,14 +220,7 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     );
 
     // No development defaults in production: the example app's origin is not trusted.
-    let preflight = client
-        .request(reqwest::Method::OPTIONS, api.url("/graphql"))
-        .header("origin", "http://localhost:5173")
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 403);
+    assert_eq!(preflight(&api, "http://localhost:5173").await.status(), 403);
 
     // SIGTERM as PID 1 would get it: a clean exit 0.
     server.terminate();
@@ -246,21 +251,10 @@ async fn development_defaults_serve_the_example_app() {
     );
 
     let api = Api::at(format!("http://localhost:{port}"));
-    let preflight = api
-        .client
-        .request(reqwest::Method::OPTIONS, api.url("/graphql"))
-        .header("origin", APP)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 204);
-    assert_eq!(preflight.headers()["access-control-allow-origin"], APP);
-    assert_eq!(
-        preflight.headers()["access-control-allow-credentials"],
-        "true"
-    );
+    let answer = preflight(&api, APP).await;
+    assert_eq!(answer.status(), 204);
+    assert_eq!(answer.headers()["access-control-allow-origin"], APP);
+    assert_eq!(answer.headers()["access-control-allow-credentials"], "true");
     // A cookie-setting mutation from the app's origin goes through, and a reset link may point
     // back to the app.
     let (status, headers, body) = api
@@ -304,16 +298,6 @@ async fn development_defaults_serve_the_example_app() {
         "http://{}",
         tokio::task::block_in_place(|| listed.listening(Duration::from_secs(90)))
     ));
-    let preflight = |origin: &'static str| {
-        api.client
-            .request(reqwest::Method::OPTIONS, api.url("/graphql"))
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .send()
-    };
-    assert_eq!(preflight(APP).await.unwrap().status(), 403);
-    assert_eq!(
-        preflight("http://localhost:3000").await.unwrap().status(),
-        204
-    );
+    assert_eq!(preflight(&api, APP).await.status(), 403);
+    assert_eq!(preflight(&api, "http://localhost:3000").await.status(), 204);
 }
