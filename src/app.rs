@@ -220,15 +220,6 @@ impl App {
     /// The boot: settings → migrations → pool → hasher → listeners → signing keys → domain →
     /// mail worker → schema and routes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_on(config, None).await
-    }
-
-    /// [`App::build`] serving on a listener bound beforehand (`APEXKIT_LISTEN` is then unused):
-    /// whoever binds knows the port before the base URL is settled, as the tests do.
-    pub async fn build_on(
-        config: Config,
-        listener: Option<std::net::TcpListener>,
-    ) -> anyhow::Result<Self> {
         let settings = config.resolve().map_err(anyhow::Error::msg)?;
         let (_, pool) = migrate_settled(&settings).await?;
         let production = settings.is_production();
@@ -238,18 +229,10 @@ impl App {
 
         let conn_limits = fit_to_open_files(settings.server.conn_limits);
         let metrics_listener = bind_metrics(settings.metrics_listen).await?;
-        let listener = match listener {
-            Some(bound) => {
-                bound.set_nonblocking(true)?;
-                tokio::net::TcpListener::from_std(bound)?
-            }
-            None => {
-                let listen = settings.server.listen;
-                tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?
-            }
-        };
+        let listen = settings.server.listen;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         // Built once: mailed-link targets and the HTTP layer's CORS/CSRF checks share it.
         let site = settings.server.site(addr).map_err(anyhow::Error::msg)?;

@@ -33,15 +33,13 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
 
     /// Public URL of the service (issuer, mail links, trusted origin, passkeys' relying party).
-    /// Required in production; development default: http://localhost:PORT when listening on a
-    /// loopback address (browsers refuse an IP address as a passkey's relying party), else
-    /// http:// + the listen address.
+    /// Required in production; development default: http:// + the listen address.
     #[arg(long, env = "APEXKIT_BASE_URL", help_heading = "Server")]
     pub base_url: Option<String>,
 
     /// Comma-separated origins trusted for CORS with credentials, cookie-authenticated mutations
     /// and redirect targets; APEXKIT_BASE_URL's origin is always trusted. Development default
-    /// (when unset): http://localhost:5173, the example app's Vite dev server.
+    /// (when unset): http://127.0.0.1:5173, the example app's Vite dev server.
     #[arg(
         long,
         env = "APEXKIT_TRUSTED_ORIGINS",
@@ -121,7 +119,9 @@ pub struct ServerConfig {
 
 /// Trusted in development when APEXKIT_TRUSTED_ORIGINS is unset: where `npm run dev` serves the
 /// example app (`examples/web`), so `cargo run` and it work together with nothing configured.
-pub const DEV_FRONTEND_ORIGIN: &str = "http://localhost:5173";
+/// The same host as development's base URL (`http://127.0.0.1:4000`), hence the same site: the
+/// session cookie goes along with the app's requests.
+pub const DEV_FRONTEND_ORIGIN: &str = "http://127.0.0.1:5173";
 
 /// The server settings, validated.
 pub struct Server {
@@ -245,7 +245,6 @@ impl Server {
     pub fn site(&self, bound: SocketAddr) -> Result<Site, String> {
         let base_url = match &self.base_url {
             Some(url) => url.clone(),
-            None if bound.ip().is_loopback() => format!("http://localhost:{}", bound.port()),
             None => format!("http://{bound}"),
         };
         let origins = TrustedOrigins::new(&base_url, &self.trusted_origins)?;

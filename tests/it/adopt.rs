@@ -302,23 +302,34 @@ async fn adopts(kind: Kind) {
     assert!(none["data"]["session"].is_null(), "{none}");
 
     // Wrong passwords: the same answer for a known (legacy hash) and an unknown email, one
-    // hashing job each; interleaved, three times, the quickest of each compared.
-    let mut answers = Vec::new();
-    let mut took = [Duration::MAX; 2];
-    for _ in 0..3 {
-        for (i, email) in ["uma@example.com", "nobody@example.com"].iter().enumerate() {
-            let jobs = app.hash_count();
-            let started = Instant::now();
-            let body = app.sign_in(email, "not the password at all").await;
-            took[i] = took[i].min(started.elapsed());
-            assert_eq!(app.hash_count() - jobs, 1);
-            answers.push((code(&body).to_owned(), body["errors"][0]["message"].clone()));
+    // hashing job each; interleaved, three times, the quickest of each compared. The unknown
+    // email pays for a scrypt too (the legacy padding): not much quicker. Other tests share the
+    // two cores and can stall a round (CI once saw 652 ms against 192), so a round may be
+    // repeated, up to five: a real difference (an unpadded path skips a 32 MiB scrypt) shows
+    // in every round.
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let mut answers = Vec::new();
+        let mut took = [Duration::MAX; 2];
+        for _ in 0..3 {
+            for (i, email) in ["uma@example.com", "nobody@example.com"].iter().enumerate() {
+                let jobs = app.hash_count();
+                let started = Instant::now();
+                let body = app.sign_in(email, "not the password at all").await;
+                took[i] = took[i].min(started.elapsed());
+                assert_eq!(app.hash_count() - jobs, 1);
+                answers.push((code(&body).to_owned(), body["errors"][0]["message"].clone()));
+            }
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        assert_eq!(answers[0].0, "INVALID_EMAIL_OR_PASSWORD");
+        rounds.push(took);
+        if took[1] * 2 > took[0] {
+            break;
         }
     }
-    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
-    assert_eq!(answers[0].0, "INVALID_EMAIL_OR_PASSWORD");
-    // The unknown email pays for a scrypt too (the legacy padding): not much quicker.
-    assert!(took[1] * 2 > took[0], "{took:?}");
+    let took = rounds[rounds.len() - 1];
+    assert!(took[1] * 2 > took[0], "every round: {rounds:?}");
 
     // Everyone signs in with their Better Auth password; the hash becomes argon2id.
     let ada_token = {

@@ -92,7 +92,14 @@ async fn example_frontend_in_chromium() {
     bridge_mail(sink, mail_dir.clone());
 
     let vite = Command::new("node")
-        .args(["node_modules/vite/bin/vite.js", "--strictPort", "--port"])
+        // On localhost, as the service: passkeys need a domain name, not 127.0.0.1.
+        .args([
+            "node_modules/vite/bin/vite.js",
+            "--host",
+            "localhost",
+            "--strictPort",
+            "--port",
+        ])
         .arg(web_port.to_string())
         .current_dir(WEB_DIR)
         .env("VITE_APEXKIT_URL", &api)

@@ -220,7 +220,7 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     );
 
     // No development defaults in production: the example app's origin is not trusted.
-    assert_eq!(preflight(&api, "http://localhost:5173").await.status(), 403);
+    assert_eq!(preflight(&api, "http://127.0.0.1:5173").await.status(), 403);
 
     // SIGTERM as PID 1 would get it: a clean exit 0.
     server.terminate();
@@ -229,28 +229,23 @@ async fn boots_the_way_the_dockerfile_starts_it() {
     assert!(status.success(), "{status:?}");
 }
 
-/// `cargo run` plus `npm --prefix examples/web run dev` work with nothing configured: in
-/// development the base URL is `http://localhost:PORT` (a passkey's relying party cannot be an
-/// IP address, and a magic link's cookie must land on the host the app calls) and the example
-/// app's origin, `http://localhost:5173`, is trusted while `APEXKIT_TRUSTED_ORIGINS` is unset.
+/// `cargo run` plus `npm --prefix examples/web run dev` work with nothing configured: the
+/// service on `http://127.0.0.1:4000` (its base URL, as the contract says) and the app on
+/// `http://127.0.0.1:5173`, an origin development trusts while `APEXKIT_TRUSTED_ORIGINS` is
+/// unset. Same host, so one site: the session cookie goes along with the app's requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn development_defaults_serve_the_example_app() {
-    const APP: &str = "http://localhost:5173";
+    const APP: &str = "http://127.0.0.1:5173";
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("dev.db").display());
     let mut server = Proc::start(&[("DATABASE_URL", &db), ("APEXKIT_LISTEN", "127.0.0.1:0")]);
-    let addr = tokio::task::block_in_place(|| server.listening(Duration::from_secs(90)));
-    let port = addr.rsplit(':').next().unwrap().to_owned();
+    let api = Api::at(tokio::task::block_in_place(|| base_of(&mut server)));
     let ready = tokio::task::block_in_place(|| {
         server.wait_for_logged("apexkit ready", Duration::from_secs(10))
     })
     .expect("ready line");
-    assert!(
-        ready.contains(&format!("http://localhost:{port}")) && ready.contains(APP),
-        "{ready}"
-    );
+    assert!(ready.contains(&api.base) && ready.contains(APP), "{ready}");
 
-    let api = Api::at(format!("http://localhost:{port}"));
     let answer = preflight(&api, APP).await;
     assert_eq!(answer.status(), 204);
     assert_eq!(answer.headers()["access-control-allow-origin"], APP);
@@ -294,10 +289,7 @@ async fn development_defaults_serve_the_example_app() {
         ("APEXKIT_LISTEN", "127.0.0.1:0"),
         ("APEXKIT_TRUSTED_ORIGINS", "http://localhost:3000"),
     ]);
-    let api = Api::at(format!(
-        "http://{}",
-        tokio::task::block_in_place(|| listed.listening(Duration::from_secs(90)))
-    ));
+    let api = Api::at(tokio::task::block_in_place(|| base_of(&mut listed)));
     assert_eq!(preflight(&api, APP).await.status(), 403);
     assert_eq!(preflight(&api, "http://localhost:3000").await.status(), 204);
 }

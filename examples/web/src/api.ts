@@ -3,7 +3,7 @@
 import { ApolloClient, CombinedGraphQLErrors, HttpLink, InMemoryCache } from "@apollo/client";
 
 export const API_URL: string =
-  (import.meta.env.VITE_APEXKIT_URL as string | undefined) ?? "http://localhost:4000";
+  (import.meta.env.VITE_APEXKIT_URL as string | undefined) ?? "http://127.0.0.1:4000";
 
 export const client = new ApolloClient({
   link: new HttpLink({ uri: `${API_URL}/graphql`, credentials: "include" }),

@@ -40,6 +40,19 @@ export function supported(): boolean {
   return typeof window.PublicKeyCredential === "function";
 }
 
+/** Why passkeys cannot work on this page's address, if they cannot: browsers refuse an IP
+ * address as the relying party (`npm run dev` serves the app on http://127.0.0.1:5173). */
+export function hostProblem(): string | null {
+  const host = location.hostname;
+  const isIp = /^\d{1,3}(\.\d{1,3}){3}$/.test(host) || host.startsWith("[");
+  return isIp
+    ? `Passkeys need a domain name, and this page is on the IP address ${host}. ` +
+        "Run the service with APEXKIT_BASE_URL=http://localhost:4000 and " +
+        "APEXKIT_TRUSTED_ORIGINS=http://localhost:5173, and the app with " +
+        "VITE_APEXKIT_URL=http://localhost:4000 npm run dev -- --host localhost, then open http://localhost:5173."
+    : null;
+}
+
 function creationOptions(json: Json): PublicKeyCredentialCreationOptions {
   const native = PublicKeyCredential as WithJson;
   if (native.parseCreationOptionsFromJSON) return native.parseCreationOptionsFromJSON(json);

@@ -193,18 +193,8 @@ impl<'a> TestAppBuilder<'a> {
             Database::Fresh(backend) => TestDb::new(*backend).await,
             Database::At(url) => TestDb::at(url.clone()),
         };
-        let mut config = self.configure(&db.url);
-        // Bound here so that the base URL can name the port: `http://127.0.0.1:PORT`, the
-        // address the client uses, rather than development's `http://localhost:PORT` (which
-        // `development_defaults_serve_the_example_app` covers).
-        let listener = std::net::TcpListener::bind(config.server.listen).expect("bind");
-        if config.server.base_url.is_none() {
-            let addr = listener.local_addr().expect("bound address");
-            config.server.base_url = Some(format!("http://{addr}"));
-        }
-        let app = App::build_on(config, Some(listener))
-            .await
-            .expect("app builds");
+        let config = self.configure(&db.url);
+        let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let metrics = app.metrics_addr().map(|a| format!("http://{a}"));
         let hashes = app.hash_counter();

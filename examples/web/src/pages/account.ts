@@ -15,7 +15,7 @@ import {
   Sessions,
 } from "../operations";
 import { field, h, link, navigate, onSubmit, status, when } from "../ui";
-import { createCredential, supported } from "../webauthn";
+import { createCredential, hostProblem, supported } from "../webauthn";
 
 type Me = NonNullable<MeQuery["me"]>;
 
@@ -231,7 +231,11 @@ export function passkeysPage(): HTMLElement {
     h("h1", {}, "Passkeys"),
     h("p", {}, "Sign in with your fingerprint, face or device PIN instead of a password."),
     list,
-    supported() ? add : h("p", {}, "This browser does not support passkeys."),
+    !supported()
+      ? h("p", {}, "This browser does not support passkeys.")
+      : hostProblem()
+        ? h("p", { class: "status error" }, hostProblem())
+        : add,
     out.node,
   );
 }

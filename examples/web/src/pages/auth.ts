@@ -14,7 +14,7 @@ import {
   VerifyEmail,
 } from "../operations";
 import { field, h, link, navigate, onSubmit, status } from "../ui";
-import { getCredential, supported } from "../webauthn";
+import { getCredential, hostProblem, supported } from "../webauthn";
 
 /**
  * Where a sign-in goes on: home, or — for a user with two-factor on, whose sign-in answered
@@ -149,7 +149,7 @@ export function signInPage(): HTMLElement {
     h(
       "div",
       { class: "alternatives" },
-      supported() ? passkeyButton : null,
+      supported() && !hostProblem() ? passkeyButton : null,
       social,
       h(
         "p",
