@@ -56,10 +56,8 @@ pub fn markdown() -> String {
             let mut meaning = arg
                 .get_long_help()
                 .or(arg.get_help())
-                .map(|h| h.to_string())
-                .unwrap_or_default()
-                .replace('\n', " ")
-                .replace('|', "\\|");
+                .map(|h| table_text(&h.to_string()))
+                .unwrap_or_default();
             if !meaning.is_empty() && !meaning.ends_with('.') {
                 meaning.push('.');
             }
@@ -73,9 +71,43 @@ pub fn markdown() -> String {
         // Per-provider variables have dynamic names clap cannot describe.
         if heading == Some("Social sign-in") {
             for (env, meaning) in super::social::ENV_TABLE {
-                let _ = writeln!(out, "| `{env}` | | | {} |", meaning.replace('|', "\\|"));
+                let _ = writeln!(out, "| `{env}` | | | {} |", table_text(meaning));
             }
         }
     }
     out
+}
+
+/// Help text as one Markdown table cell: on one line, `|` escaped, and `<` outside code spans
+/// written as `&lt;` — else `APEXKIT_OAUTH_<ID>_*` is an HTML tag to the book and shows as
+/// `APEXKIT_OAUTH__*`.
+fn table_text(help: &str) -> String {
+    let mut out = String::with_capacity(help.len());
+    let mut in_code = false;
+    for c in help.chars() {
+        match c {
+            '`' => {
+                in_code = !in_code;
+                out.push(c);
+            }
+            '\n' => out.push(' '),
+            '|' => out.push_str("\\|"),
+            '<' if !in_code => out.push_str("&lt;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table_text;
+
+    #[test]
+    fn help_text_becomes_one_safe_table_cell() {
+        assert_eq!(
+            table_text("set by APEXKIT_OAUTH_<ID>_* or `<APEXKIT_BASE_URL>/x`; a | b\nnext"),
+            "set by APEXKIT_OAUTH_&lt;ID>_* or `<APEXKIT_BASE_URL>/x`; a \\| b next"
+        );
+    }
 }
