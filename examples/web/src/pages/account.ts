@@ -225,17 +225,14 @@ export function passkeysPage(): HTMLElement {
     },
   );
 
+  const passkeysUnavailable = supported() ? hostProblem() : "This browser does not support passkeys.";
   return h(
     "section",
     { class: "card" },
     h("h1", {}, "Passkeys"),
     h("p", {}, "Sign in with your fingerprint, face or device PIN instead of a password."),
     list,
-    !supported()
-      ? h("p", {}, "This browser does not support passkeys.")
-      : hostProblem()
-        ? h("p", { class: "status error" }, hostProblem())
-        : add,
+    passkeysUnavailable ? h("p", { class: "status error" }, passkeysUnavailable) : add,
     out.node,
   );
 }
