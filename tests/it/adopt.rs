@@ -304,9 +304,9 @@ async fn adopts(kind: Kind) {
     // Wrong passwords: the same answer for a known (legacy hash) and an unknown email, one
     // hashing job each; interleaved, three times, the quickest of each compared. The unknown
     // email pays for a scrypt too (the legacy padding): not much quicker. Other tests share the
-    // two cores and can stall a round (CI once saw 652 ms against 192), so a round may be
-    // repeated, up to five: a real difference (an unpadded path skips a 32 MiB scrypt) shows
-    // in every round.
+    // two cores and can stall a round (a full local run once saw 652 ms against 192), so a
+    // round may be repeated, up to five: a real difference (an unpadded path skips a 32 MiB
+    // scrypt) shows in every round.
     let mut rounds = Vec::new();
     for _ in 0..5 {
         let mut answers = Vec::new();
