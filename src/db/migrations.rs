@@ -193,6 +193,8 @@ where
             let mut conn = connect_postgres(url, 0)
                 .await
                 .context("cannot connect to PostgreSQL")?;
+            // Said before the wait, which has no bound: a boot that hangs here shows where.
+            tracing::info!("taking the migration lock (waits while another instance migrates)");
             diesel::sql_query("SELECT pg_advisory_lock($1)")
                 .bind::<BigInt, _>(ADVISORY_LOCK_KEY)
                 .execute(&mut conn)
